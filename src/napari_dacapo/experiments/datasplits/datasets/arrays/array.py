@@ -1,0 +1,237 @@
+"""Arrays with geometry: the one way the engine reads image data.
+
+An :class:`Array` has spatial axes with a voxel size and an offset in world units (as a
+napari layer has ``scale`` and ``translate``), an optional leading channel axis, and reads
+regions by world-unit :class:`~funlib.geometry.Roi`. Reads are lazy: a zarr- or dask-backed
+array is only read where asked, so no full-volume copy is ever made.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+
+CHANNEL_AXIS_NAMES = ("c^", "c", "channel", "channels")
+
+
+def is_channel_axis(name: str) -> bool:
+    return name.lower() in CHANNEL_AXIS_NAMES or name.endswith("^")
+
+
+def default_axis_names(spatial_dims: int, channels: bool) -> list[str]:
+    names = ["z", "y", "x"][-spatial_dims:] if spatial_dims <= 3 else [
+        f"d{i}" for i in range(spatial_dims)
+    ]
+    return (["c^"] if channels else []) + names
+
+
+class Array(ABC):
+    """A lazily read array with a channel axis (optional, first) and spatial axes."""
+
+    @property
+    @abstractmethod
+    def axis_names(self) -> list[str]: ...
+
+    @property
+    @abstractmethod
+    def voxel_size(self) -> Coordinate: ...
+
+    @property
+    @abstractmethod
+    def offset(self) -> Coordinate: ...
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """Full shape, channel axis included."""
+
+    @property
+    @abstractmethod
+    def dtype(self) -> np.dtype: ...
+
+    @abstractmethod
+    def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
+        """Read the voxels in ``spatial_slices`` (all channels) as a numpy array."""
+
+    @property
+    def units(self) -> list[str]:
+        return [""] * self.dims
+
+    @property
+    def channel_dims(self) -> int:
+        return sum(is_channel_axis(a) for a in self.axis_names)
+
+    @property
+    def dims(self) -> int:
+        """Number of spatial dimensions."""
+        return len(self.axis_names) - self.channel_dims
+
+    @property
+    def num_channels(self) -> int | None:
+        return self.shape[0] if self.channel_dims else None
+
+    @property
+    def spatial_shape(self) -> Coordinate:
+        return Coordinate(self.shape[self.channel_dims :])
+
+    @property
+    def roi(self) -> Roi:
+        return Roi(self.offset, self.voxel_size * self.spatial_shape)
+
+    @property
+    def data(self) -> np.ndarray:
+        """All voxels (reads everything: use for small arrays only)."""
+        return self.read_voxels(tuple(slice(0, s) for s in self.spatial_shape))
+
+    def to_slices(self, roi: Roi) -> tuple[slice, ...]:
+        """Voxel slices of a world ROI; the ROI must lie on this array's voxel grid."""
+        if not roi.offset.is_multiple_of(self.voxel_size) or not roi.shape.is_multiple_of(
+            self.voxel_size
+        ):
+            raise ValueError(
+                f"ROI {roi} is not aligned with the voxel size {self.voxel_size} of this "
+                f"array; snap it with roi.snap_to_grid(voxel_size) first."
+            )
+        begin = (roi.begin - self.offset) / self.voxel_size
+        shape = roi.shape / self.voxel_size
+        return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, shape))
+
+    def __getitem__(self, roi: Roi) -> np.ndarray:
+        """Read a world ROI that lies inside :attr:`roi`."""
+        if not self.roi.contains(roi):
+            raise ValueError(f"ROI {roi} is not inside the array's ROI {self.roi}.")
+        return self.read_voxels(self.to_slices(roi))
+
+    def read(self, roi: Roi, fill: float = 0) -> np.ndarray:
+        """Read a world ROI; voxels outside the array are ``fill`` (used to pad borders)."""
+        inside = roi.intersect(self.roi)
+        out_shape = (
+            (self.shape[0],) if self.channel_dims else ()
+        ) + tuple(roi.shape / self.voxel_size)
+        if inside == roi:
+            return self[roi]
+        out = np.full(out_shape, fill, dtype=self.dtype)
+        if not inside.empty:
+            target = tuple(
+                slice(int(b), int(b + s))
+                for b, s in zip((inside.begin - roi.begin) / self.voxel_size,
+                                inside.shape / self.voxel_size)
+            )
+            out[(slice(None),) * self.channel_dims + target] = self[inside]
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, "
+            f"voxel_size={tuple(self.voxel_size)}, offset={tuple(self.offset)}, "
+            f"axes={self.axis_names})"
+        )
+
+
+class SourceArray(Array):
+    """An array backed by anything that slices like numpy (numpy, zarr, dask, a napari
+    layer's data), with its geometry given alongside."""
+
+    def __init__(
+        self,
+        data: Any,
+        voxel_size: Sequence[int] | None = None,
+        offset: Sequence[int] | None = None,
+        axis_names: Sequence[str] | None = None,
+        units: Sequence[str] | None = None,
+    ) -> None:
+        self._data = data
+        ndim = len(data.shape)
+        if axis_names is None:
+            axis_names = default_axis_names(ndim, channels=False)
+        if len(axis_names) != ndim:
+            raise ValueError(
+                f"axis_names {list(axis_names)} has {len(axis_names)} entries but the data "
+                f"has {ndim} dimensions {tuple(data.shape)}."
+            )
+        self._axis_names = list(axis_names)
+        dims = self.dims
+        self._voxel_size = Coordinate(voxel_size if voxel_size is not None else (1,) * dims)
+        self._offset = Coordinate(offset if offset is not None else (0,) * dims)
+        for label, value in (("voxel_size", self._voxel_size), ("offset", self._offset)):
+            if len(value) != dims:
+                raise ValueError(
+                    f"{label} {tuple(value)} has {len(value)} entries but the data has "
+                    f"{dims} spatial dimensions (axes {self._axis_names})."
+                )
+        if any(v <= 0 for v in self._voxel_size):
+            raise ValueError(f"voxel_size {tuple(self._voxel_size)} must be positive.")
+        self._units = list(units) if units is not None else [""] * dims
+
+    @property
+    def source(self) -> Any:
+        return self._data
+
+    @property
+    def axis_names(self) -> list[str]:
+        return self._axis_names
+
+    @property
+    def voxel_size(self) -> Coordinate:
+        return self._voxel_size
+
+    @property
+    def offset(self) -> Coordinate:
+        return self._offset
+
+    @property
+    def units(self) -> list[str]:
+        return self._units
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self._data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._data.dtype)
+
+    def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
+        key = (slice(None),) * self.channel_dims + tuple(spatial_slices)
+        return np.asarray(self._data[key])
+
+
+class DerivedArray(Array):
+    """An array computed voxel-wise from one source array (same geometry)."""
+
+    def __init__(self, source: Array) -> None:
+        self.source = source
+
+    @property
+    def axis_names(self) -> list[str]:
+        return self.source.axis_names
+
+    @property
+    def voxel_size(self) -> Coordinate:
+        return self.source.voxel_size
+
+    @property
+    def offset(self) -> Coordinate:
+        return self.source.offset
+
+    @property
+    def units(self) -> list[str]:
+        return self.source.units
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.source.dtype
+
+    def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
+        return self.transform(self.source.read_voxels(spatial_slices))
+
+    @abstractmethod
+    def transform(self, data: np.ndarray) -> np.ndarray: ...

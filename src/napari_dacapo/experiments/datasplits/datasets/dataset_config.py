@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from napari_dacapo.experiments.configs import Config
+
+from .dataset import Dataset
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetConfig(Config):
+    dataset_type: ClassVar[type[Dataset]]

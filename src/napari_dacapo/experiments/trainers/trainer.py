@@ -1,0 +1,56 @@
+"""The Trainer ABC (DaCapo's interface)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
+    from napari_dacapo.experiments.model import Model
+    from napari_dacapo.experiments.tasks.task import Task
+    from napari_dacapo.experiments.training_iteration_stats import TrainingIterationStats
+    from napari_dacapo.store.array_store import LocalContainerIdentifier
+
+
+class Trainer(ABC):
+    iteration: int
+    batch_size: int
+    learning_rate: float
+
+    @abstractmethod
+    def create_optimizer(self, model: Model) -> torch.optim.Optimizer: ...
+
+    def create_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """A learning-rate scheduler stepped once per iteration (None for a constant rate)."""
+        return None
+
+    @abstractmethod
+    def iterate(
+        self,
+        num_iterations: int,
+        model: Model,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+    ) -> Iterator[TrainingIterationStats]: ...
+
+    @abstractmethod
+    def can_train(self, datasets: list[Dataset]) -> bool: ...
+
+    @abstractmethod
+    def build_batch_provider(
+        self,
+        datasets: list[Dataset],
+        model: Model,
+        task: Task,
+        snapshot_container: LocalContainerIdentifier | None = None,
+    ) -> None: ...
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop background batch preparation."""
