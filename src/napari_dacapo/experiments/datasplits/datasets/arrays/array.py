@@ -235,3 +235,14 @@ class DerivedArray(Array):
 
     @abstractmethod
     def transform(self, data: np.ndarray) -> np.ndarray: ...
+
+
+def raw_as_float32(data: np.ndarray) -> np.ndarray:
+    """Raw intensities as the network sees them, in training and prediction alike:
+    integer dtypes are divided by their dtype's maximum (as gunpowder's Normalize does),
+    floats pass through. Use an IntensitiesArrayConfig for any other scaling."""
+    if np.issubdtype(data.dtype, np.integer):
+        return data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max)
+    if data.dtype == np.bool_:
+        return data.astype(np.float32)
+    return data.astype(np.float32, copy=False)
