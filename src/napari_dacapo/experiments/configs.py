@@ -111,6 +111,8 @@ class Config:
 
 def config_class(name: str) -> type[Config]:
     """The config class registered under ``name`` (a class name or a DaCapo alias)."""
+    if name not in _REGISTRY:
+        import napari_dacapo.experiments  # noqa: F401  (registers every config class)
     try:
         return _REGISTRY[name]
     except KeyError:

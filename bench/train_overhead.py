@@ -1,0 +1,112 @@
+"""Pipeline overhead of training: full ``train_run`` iterations versus pure model steps.
+
+Both are timed in one process, on the same network, shapes, batch size, precision and
+memory format, alternating in rounds so that the noise of a shared machine hits both alike.
+The pure step runs on pre-made tensors: forward, loss, backward, optimizer step. The full
+iteration includes sampling, augmentation, targets and weights (prepared ahead on a thread),
+the stats bookkeeping and the events.
+
+Prints one line per example and ``overhead_ratio=<max over examples>`` last.
+Target: <= 1.10 on 2 CPU cores.
+
+    python bench/train_overhead.py [--dims 2 3] [--iterations 30] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+
+import torch
+
+
+def pure_steps(run, plan, device, iterations: int) -> float:
+    """Seconds per pure model step on pre-made tensors."""
+    model, optimizer, loss = run.model, run.optimizer, run.task.loss
+    batch = run.trainer.batch_size
+    x = torch.rand(batch, model.num_in_channels, *model.input_shape, device=device)
+    out_shape = (batch, model.num_out_channels, *model.output_shape)
+    target = torch.rand(out_shape, device=device) * 2 - 1
+    weight = torch.ones(out_shape, device=device)
+    if plan.channels_last:
+        fmt = torch.channels_last if len(model.input_shape) == 2 else torch.channels_last_3d
+        x = x.contiguous(memory_format=fmt)
+    model.train()
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=plan.autocast_dtype,
+                            enabled=plan.autocast_dtype is not None):
+            prediction = model(x)
+        value = loss.compute(prediction.float(), target, weight)
+        value.backward()
+        optimizer.step()
+        value.item()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def train_run_steps(run, store, iterations: int) -> float:
+    """Seconds per iteration of the real training operation (median of iteration gaps)."""
+    from napari_dacapo.train import IterationDone, train_run
+
+    run.train_until = run.trainer.iteration + iterations
+    stamps = []
+    for event in train_run(run, store=store, stop=threading.Event(), validate=False):
+        if isinstance(event, IterationDone):
+            stamps.append(time.perf_counter())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return statistics.median(gaps)
+
+
+def measure(dims: int, iterations: int, rounds: int) -> float:
+    from napari_dacapo.examples import example_run_config
+    from napari_dacapo.experiments.device import choose_device, choose_precision, describe_device
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+
+    config = example_run_config(
+        dims, name=f"bench_overhead_{dims}d", iterations=10**6, validation_interval=10**6,
+        snapshot_interval=None,
+    )
+    with tempfile.TemporaryDirectory() as root:
+        store = FileStore(root)
+        run = Run(config, store=store)
+        device = choose_device(None)
+        plan = choose_precision(device, "auto")
+        run.model.to(device)
+        pure, full = [], []
+        train_run_steps(run, store, 5)  # warm-up: threads, allocator, first batches
+        pure_steps(run, plan, device, 3)
+        for _ in range(rounds):
+            pure.append(pure_steps(run, plan, device, iterations))
+            full.append(train_run_steps(run, store, iterations))
+    p, f = statistics.median(pure), statistics.median(full)
+    ratio = f / p
+    print(
+        f"{dims}D input {tuple(config.architecture_config.input_shape)} batch "
+        f"{config.trainer_config.batch_size} on {describe_device(device, plan)}: "
+        f"pure step {p * 1000:.1f} ms, train_run iteration {f * 1000:.1f} ms, "
+        f"ratio {ratio:.3f}",
+        flush=True,
+    )
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    ratios = [measure(d, args.iterations, args.rounds) for d in args.dims]
+    print(f"overhead_ratio={max(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()

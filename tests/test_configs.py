@@ -1,0 +1,116 @@
+"""The config machinery: validation when made, tagged YAML round trips, DaCapo YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from funlib.geometry import Coordinate, Roi
+
+from napari_dacapo.experiments.configs import (
+    Config,
+    ConfigError,
+    config_class,
+    from_dict,
+    load_config,
+    option,
+    save_config,
+    to_dict,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Part(Config):
+    size: Coordinate = option(help="A shape.")
+    factor: int = option(2, help="A factor.", min=1, max=8)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _OtherPart(_Part):
+    aliases: ClassVar[tuple[str, ...]] = ("_DaCapoOtherPart",)
+    field_aliases: ClassVar[dict[str, str]] = {"_mode": "mode"}
+    mode: str = option("a", help="A mode.", choices=("a", "b"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Whole(Config):
+    part: _Part = option(help="Polymorphic part.")
+    parts: list[_Part] = option(factory=list, help="More parts.")
+    roi: Roi | None = option(None, help="A region.")
+    path: Path | None = option(None, help="A path.")
+
+
+def test_values_are_coerced_and_bounds_refused_with_the_fix():
+    part = _Part(name="p", size=[4, 5])
+    assert part.size == Coordinate(4, 5)
+    with pytest.raises(ConfigError, match=r"factor must be <= 8 \(got 9\).*at most 8"):
+        _Part(name="p", size=(1,), factor=9)
+    with pytest.raises(ConfigError, match="factor must be >= 1"):
+        _Part(name="p", size=(1,), factor=0)
+    with pytest.raises(ConfigError, match="Choose one of 'a', 'b'"):
+        _OtherPart(name="p", size=(1,), mode="c")
+    with pytest.raises(ConfigError, match="name must be a non-empty string"):
+        _Part(name=" ", size=(1,))
+
+
+def test_tagged_round_trip_keeps_subclasses(tmp_path):
+    whole = _Whole(
+        name="w",
+        part=_OtherPart(name="o", size=(2, 3), mode="b"),
+        parts=[_Part(name="q", size=(1, 1)), _OtherPart(name="r", size=(3,))],
+        roi=Roi((0, 4), (10, 20)),
+        path=Path("/data/x.zarr"),
+    )
+    data = to_dict(whole)
+    assert data["part"]["__type__"] == "_OtherPart"
+    assert data["roi"] == [[0, 4], [10, 20]]
+    path = save_config(whole, tmp_path / "w.yaml")
+    loaded = load_config(path)
+    assert loaded == whole
+    assert type(loaded.parts[1]) is _OtherPart
+    assert not list(tmp_path.glob(".*tmp")), "atomic write left a temporary file"
+
+
+def test_dacapo_yaml_loads_with_python_tags_aliases_and_reported_extras(tmp_path, caplog):
+    (tmp_path / "run.yaml").write_text(
+        """
+__type__: _Whole
+name: w
+part:
+  __type__: _DaCapoOtherPart
+  name: o
+  size: !!python/tuple [4, 4]
+  _mode: b
+  num_data_fetchers: 20
+path: !!python/object/apply:pathlib.PosixPath ['/', data, x.zarr]
+roi: !!python/tuple [!!python/tuple [0, 0], !!python/tuple [8, 8]]
+"""
+    )
+    ignored: list[str] = []
+    with caplog.at_level(logging.WARNING):
+        whole = load_config(tmp_path / "run.yaml", ignored=ignored)
+    assert isinstance(whole.part, _OtherPart) and whole.part.mode == "b"
+    assert whole.part.size == Coordinate(4, 4)
+    assert whole.path == Path("/data/x.zarr")
+    assert whole.roi == Roi((0, 0), (8, 8))
+    assert ignored == ["part.num_data_fetchers"]
+    assert "num_data_fetchers" in caplog.text
+
+
+def test_bad_files_and_data_are_refused_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="missing required field.*size"):
+        from_dict({"__type__": "_Part", "name": "p"})
+    with pytest.raises(ConfigError, match="Unknown config type 'Nope'"):
+        config_class("Nope")
+    with pytest.raises(ConfigError, match="has no __type__ tag"):
+        from_dict({"name": "x"})
+    with pytest.raises(ConfigError, match="must be a _OtherPart, got _Part"):
+        from_dict({"__type__": "_Part", "name": "p", "size": [1]}, _OtherPart)
