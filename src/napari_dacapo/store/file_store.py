@@ -1,0 +1,625 @@
+"""Where a run lives on disk: one folder per run under a root folder.
+
+Layout of ``<root>/<run name>/``::
+
+    config.yaml               the run config (in-memory arrays replaced by data/*.zarr)
+    checkpoints/<i>.pt        model, optimizer and scheduler state after iteration i
+    training_stats.json       the loss of every iteration
+    validation_scores.json    the scores of every validated iteration
+    best.json                 the best iteration per dataset and criterion
+    snapshots.zarr/           training snapshots
+    validation.zarr/          validation predictions and post-processed outputs
+    data/<array>.zarr         arrays of in-memory (napari layer) configs
+    lock                      held by the process training the run (holds its pid)
+
+Every file is written atomically (a temporary file, then a rename), so a crash never
+leaves half a file; an exclusive lock on ``lock`` stops two trainers from writing one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePath
+from typing import IO, TYPE_CHECKING, Any
+
+from napari_dacapo.experiments.configs import Config, load_config, save_config, to_dict
+from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import NumpyArrayConfig
+from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
+from napari_dacapo.experiments.training_stats import TrainingStats
+from napari_dacapo.experiments.validation_iteration_scores import ValidationIterationScores
+from napari_dacapo.experiments.validation_scores import ValidationScores, dataset_name
+
+from .array_store import LocalContainerIdentifier
+from .atomic import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FileStore", "StoreError", "CheckpointError", "RunLockedError", "ROOT_ENV"]
+
+#: Environment variable naming the store root (read whenever a FileStore is made).
+ROOT_ENV = "NAPARI_DACAPO_ROOT"
+#: Dataset key of the best scores over all validation datasets together.
+ALL_DATASETS = "__all__"
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS_DIR = "checkpoints"
+TRAINING_STATS_FILE = "training_stats.json"
+VALIDATION_SCORES_FILE = "validation_scores.json"
+BEST_FILE = "best.json"
+SNAPSHOTS_CONTAINER = "snapshots.zarr"
+VALIDATION_CONTAINER = "validation.zarr"
+DATA_DIR = "data"
+LOCK_FILE = "lock"
+#: Dataset path inside each ``data/<array>.zarr`` container.
+DATA_DATASET = "data"
+
+_CHECKPOINT_FILE = re.compile(r"^(\d+)\.pt$")
+_CHECKPOINT_KEYS = frozenset({"iteration", "model", "optimizer", "scheduler"})
+_FIX_ROOT = f"Set {ROOT_ENV} (or pass --store) to a writable folder."
+
+
+class StoreError(Exception):
+    """Reading or writing the run store failed; the message names the path and the fix."""
+
+
+class CheckpointError(StoreError):
+    """A checkpoint is missing or unreadable."""
+
+
+class RunLockedError(StoreError):
+    """Another process holds the run's lock (it is training that run)."""
+
+
+class FileStore:
+    """All runs under one root folder; see the module docstring for the layout.
+
+    Parameters
+    ----------
+    root
+        The root folder. Default: the environment variable ``NAPARI_DACAPO_ROOT`` (read
+        now, when the store is made), else ``<user data dir>/napari-dacapo/runs``. Nothing
+        is created until something is stored.
+    """
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        if root is None:
+            root = os.environ.get(ROOT_ENV) or None
+        if root is None:
+            import platformdirs
+
+            root = platformdirs.user_data_path("napari-dacapo") / "runs"
+        # Absolute, because stored configs name files inside it (data/*.zarr).
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.root)!r})"
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run_dir(self, name: str) -> Path:
+        """The folder of run ``name`` (which need not exist)."""
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or name != name.strip()
+            or name.startswith(".")
+            or any(c in name for c in "/\\\0")
+        ):
+            raise StoreError(
+                f"{name!r} cannot be a run name: it names a folder under {self.root}. Use a "
+                f"name without slashes or surrounding spaces that does not start with '.'."
+            )
+        return self.root / name
+
+    def list_runs(self) -> list[str]:
+        """Names of the stored runs (folders holding a config), sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).is_file())
+
+    def has_run(self, name: str) -> bool:
+        """Whether a config is stored for run ``name``."""
+        return (self.run_dir(name) / CONFIG_FILE).is_file()
+
+    # -- configs -----------------------------------------------------------------------------
+
+    def store_run_config(self, config: Config, *, allow_longer: bool = True) -> Config:
+        """Store a run config under its name and return the config as stored.
+
+        Every :class:`NumpyArrayConfig` in the config (in-memory layer data) is written to
+        ``data/<array name>.zarr`` in the run's folder and replaced by a config reading
+        that zarr array, so the stored run never depends on a napari session. Storing a
+        run again with in-memory arrays of the same names replaces that data (e.g. labels
+        painted since).
+
+        Raises
+        ------
+        StoreError
+            If a different config is stored under that name (see
+            :meth:`check_run_config`), or the store is not writable.
+        """
+        if self.has_run(config.name):
+            self.check_run_config(config, allow_longer=allow_longer)
+        config = self._materialise(config)
+        path = self.run_dir(config.name) / CONFIG_FILE
+        with self._writing(path):
+            save_config(config, path)
+        return config
+
+    def check_run_config(self, config: Config, *, allow_longer: bool = True) -> None:
+        """Refuse ``config`` if it differs from the config stored under its name.
+
+        Differences are found on :func:`~napari_dacapo.experiments.configs.to_dict`. A larger
+        ``num_iterations`` alone is allowed with ``allow_longer`` (training for longer). An
+        in-memory array matches the stored array of the same name that was written from
+        it; its data is not compared.
+
+        Raises
+        ------
+        StoreError
+            Naming the run, the differing top-level fields and the fix.
+        """
+        name = config.name
+        data_dir = f"{self.run_dir(name) / DATA_DIR}{os.sep}"
+        old, new = (
+            _comparable(to_dict(c), data_dir) for c in (self.retrieve_run_config(name), config)
+        )
+        differ = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        if not differ:
+            return
+        stored_n, new_n = old.get("num_iterations"), new.get("num_iterations")
+        longer = isinstance(stored_n, int) and isinstance(new_n, int) and new_n > stored_n
+        if allow_longer and differ == ["num_iterations"] and longer:
+            return
+        details = [_describe_change(k, old.get(k), new.get(k)) for k in differ]
+        hint = (
+            " A stored run can only be continued with a larger num_iterations."
+            if "num_iterations" in differ and allow_longer
+            else ""
+        )
+        raise StoreError(
+            f"Run '{name}' is already stored in {self.run_dir(name)} with a different config; "
+            f"these fields differ: {', '.join(details)}.{hint} Choose another run name for "
+            f"this config, or delete that folder to start the run over."
+        )
+
+    def retrieve_run_config(self, name: str) -> Config:
+        """The config stored for run ``name``."""
+        path = self.run_dir(name) / CONFIG_FILE
+        if not path.is_file():
+            runs = ", ".join(self.list_runs()) or "none"
+            raise StoreError(
+                f"No run named '{name}' in the store {self.root} (stored runs: {runs}). Check "
+                f"the name, or point {ROOT_ENV} (or --store) at the store that holds it."
+            )
+        return load_config(path)
+
+    def _materialise(self, config: Config) -> Config:
+        data_dir = self.run_dir(config.name) / DATA_DIR
+        written: dict[int, Config] = {}
+        stems: set[str] = set()
+
+        def materialise(array: NumpyArrayConfig) -> Config:
+            # The same array object used twice (e.g. for training and validation) is written
+            # once; different arrays with one name get distinct files.
+            if id(array) not in written:
+                base = re.sub(r"[^A-Za-z0-9._-]", "_", array.name).lstrip(".") or "array"
+                stem, suffix = base, 1
+                while stem in stems:
+                    stem, suffix = f"{base}_{suffix}", suffix + 1
+                stems.add(stem)
+                written[id(array)] = self._write_array(array, data_dir / f"{stem}.zarr")
+            return written[id(array)]
+
+        return _replace_in_memory_arrays(config, materialise)
+
+    def _write_array(self, array: NumpyArrayConfig, target: Path) -> Config:
+        """Write ``array`` to the zarr container ``target`` (replacing it whole, so readers
+        never see a half-written array) and return the config that reads it."""
+        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+            write_zarr_array,
+        )
+
+        geometry = array.array()  # voxel size, offset, axis names and units with defaults
+        tag = uuid.uuid4().hex[:8]
+        staging = target.with_name(f".{target.name}.{tag}.tmp")
+        replaced = target.with_name(f".{target.name}.{tag}.old")
+        with self._writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                written = write_zarr_array(
+                    staging,
+                    DATA_DATASET,
+                    array.data,
+                    geometry.voxel_size,
+                    geometry.offset,
+                    geometry.axis_names,
+                    units=geometry.units,
+                    name=array.name,
+                )
+                if target.exists():
+                    os.replace(target, replaced)
+                os.replace(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(replaced, ignore_errors=True)
+        moved = {
+            f.name: type(value)(target) if isinstance(value, PurePath) else str(target)
+            for f in dataclasses.fields(written)
+            if f.init
+            and isinstance(value := getattr(written, f.name), (str, PurePath))
+            and Path(value) == staging
+        }
+        if not moved:
+            raise StoreError(
+                f"write_zarr_array returned {type(written).__name__} without the path it "
+                f"wrote ({staging}); it must return a config that reads that file."
+            )
+        return dataclasses.replace(written, **moved)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_path(self, name: str, iteration: int) -> Path:
+        """The file of run ``name``'s checkpoint after ``iteration``."""
+        return self.run_dir(name) / CHECKPOINTS_DIR / f"{int(iteration)}.pt"
+
+    def store_checkpoint(
+        self,
+        name: str,
+        iteration: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
+        """Save a checkpoint atomically and return its path.
+
+        The file is a ``torch.save`` dict with ``iteration``, ``model`` (state dict),
+        ``optimizer`` (state dict), ``scheduler`` (state dict or None) and the items of
+        ``extra`` (plain data: numbers, strings, lists, dicts, tensors, as checkpoints are
+        loaded with ``weights_only=True``).
+        """
+        import torch
+
+        extra = dict(extra or {})
+        if reserved := sorted(_CHECKPOINT_KEYS & set(extra)):
+            raise ValueError(
+                f"Extra checkpoint metadata uses the reserved key(s) {reserved}; rename them."
+            )
+        state = {
+            "iteration": int(iteration),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            **extra,
+        }
+        path = self.checkpoint_path(name, iteration)
+        with self._writing(path):
+            atomic_write(path, lambda fh: torch.save(state, fh))
+        return path
+
+    def checkpoint_iterations(self, name: str) -> list[int]:
+        """The iterations with a stored checkpoint, ascending."""
+        folder = self.run_dir(name) / CHECKPOINTS_DIR
+        if not folder.is_dir():
+            return []
+        found = (_CHECKPOINT_FILE.match(p.name) for p in folder.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest_iteration(self, name: str) -> int | None:
+        """The iteration of the latest checkpoint, None without checkpoints."""
+        return max(self.checkpoint_iterations(name), default=None)
+
+    def retrieve_checkpoint(
+        self, name: str, iteration: int | str = "latest", map_location: Any = "cpu"
+    ) -> dict[str, Any]:
+        """Load a checkpoint dict (see :meth:`store_checkpoint`).
+
+        Parameters
+        ----------
+        iteration
+            An iteration number, or ``"latest"``.
+        map_location
+            Passed to ``torch.load`` (default: load tensors on the CPU).
+
+        Raises
+        ------
+        CheckpointError
+            If the checkpoint does not exist (listing those that do) or cannot be read.
+        """
+        import torch
+
+        stored = self.checkpoint_iterations(name)
+        if iteration == "latest":
+            if not stored:
+                raise CheckpointError(
+                    f"Run '{name}' has no checkpoints in {self.run_dir(name) / CHECKPOINTS_DIR}."
+                    f" Train it first, or pick another run."
+                )
+            iteration = stored[-1]
+        elif isinstance(iteration, str) and iteration.isdigit():
+            iteration = int(iteration)
+        elif not isinstance(iteration, int):
+            raise ValueError(f"iteration must be 'latest' or a number, not {iteration!r}.")
+        if iteration not in stored:
+            raise CheckpointError(
+                f"Run '{name}' has no checkpoint at iteration {iteration}; stored iterations: "
+                f"{stored or 'none'}. Pick one of those, or 'latest'."
+            )
+        path = self.checkpoint_path(name, iteration)
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # torch raises many types for truncated or foreign files
+            raise CheckpointError(
+                f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}). Delete that file,"
+                f" or load another iteration ({[i for i in stored if i != iteration]})."
+            ) from e
+        if not isinstance(checkpoint, dict) or not {"model", "optimizer"} <= checkpoint.keys():
+            raise CheckpointError(
+                f"Checkpoint {path} is not a napari-dacapo checkpoint (no model and optimizer "
+                f"state). Delete that file, or load another iteration."
+            )
+        return checkpoint
+
+    def prune_checkpoints(self, name: str, keep: Iterable[int]) -> list[int]:
+        """Delete the checkpoints not in ``keep`` and return their iterations.
+
+        Callers pass the iterations their retention rule keeps (the latest and the best
+        ones); the latest checkpoint is kept in any case, since resuming needs it.
+        """
+        stored = self.checkpoint_iterations(name)
+        keep = set(keep) | set(stored[-1:])
+        deleted = [i for i in stored if i not in keep]
+        for iteration in deleted:
+            path = self.checkpoint_path(name, iteration)
+            with self._writing(path):
+                path.unlink(missing_ok=True)
+        return deleted
+
+    # -- stats and scores ------------------------------------------------------------------
+
+    def store_training_stats(self, name: str, stats: TrainingStats) -> None:
+        """Save the run's training stats (replacing those stored)."""
+        self._write_json(self.run_dir(name) / TRAINING_STATS_FILE, stats.to_dict())
+
+    def retrieve_training_stats(self, name: str) -> TrainingStats:
+        """The stored training stats (empty if none)."""
+        path = self.run_dir(name) / TRAINING_STATS_FILE
+        return self._parse(path, TrainingStats.from_dict, TrainingStats)
+
+    def store_validation_iteration_scores(
+        self, name: str, validation_scores: ValidationScores
+    ) -> None:
+        """Save the scores of every validated iteration (replacing those stored).
+
+        Dataset names, parameter sets and criteria are written alongside for readers of
+        the file; retrieval returns the iteration scores only.
+        """
+        self._write_json(
+            self.run_dir(name) / VALIDATION_SCORES_FILE,
+            {
+                "datasets": validation_scores.dataset_names,
+                "parameters": [str(p) for p in validation_scores.parameters],
+                "parameter_ids": [p.id for p in validation_scores.parameters],
+                "criteria": validation_scores.criteria,
+                "scores": [s.to_dict() for s in validation_scores.scores],
+            },
+        )
+
+    def retrieve_validation_iteration_scores(self, name: str) -> list[ValidationIterationScores]:
+        """The stored scores of every validated iteration (empty if none)."""
+        path = self.run_dir(name) / VALIDATION_SCORES_FILE
+        return self._parse(
+            path, lambda d: [ValidationIterationScores.from_dict(s) for s in d["scores"]], list
+        )
+
+    def store_best(
+        self,
+        name: str,
+        dataset: Dataset | str | None,
+        criterion: str,
+        iteration: int,
+        parameters_id: int | None,
+        value: float,
+    ) -> None:
+        """Record the best iteration and parameter set for one dataset and criterion.
+
+        ``dataset=None`` records the best over all validation datasets together.
+        """
+        path = self.run_dir(name) / BEST_FILE
+        bests = self._parse(path, dict, dict)
+        key = ALL_DATASETS if dataset is None else dataset_name(dataset)
+        bests.setdefault(key, {})[criterion] = {
+            "iteration": int(iteration),
+            "parameters_id": None if parameters_id is None else int(parameters_id),
+            "value": float(value),
+        }
+        self._write_json(path, bests)
+
+    def retrieve_best(
+        self, name: str, criterion: str, dataset: Dataset | str | None = None
+    ) -> dict[str, Any] | None:
+        """The recorded best for ``criterion``, or None if none is recorded.
+
+        Returns a dict with ``dataset``, ``criterion``, ``iteration``, ``parameters_id``
+        and ``value``. ``dataset=None`` asks for the best over all datasets together,
+        falling back to the only dataset when bests were recorded for one dataset only.
+        """
+        bests = self._parse(self.run_dir(name) / BEST_FILE, dict, dict)
+        if dataset is not None:
+            key = dataset_name(dataset)
+        elif ALL_DATASETS not in bests and len(bests) == 1:
+            key = next(iter(bests))
+        else:
+            key = ALL_DATASETS
+        record = bests.get(key, {}).get(criterion)
+        if record is None:
+            return None
+        return {"dataset": None if key == ALL_DATASETS else key, "criterion": criterion, **record}
+
+    # -- arrays ------------------------------------------------------------------------------
+
+    def snapshot_container(self, name: str) -> LocalContainerIdentifier:
+        """The zarr container for run ``name``'s training snapshots."""
+        return LocalContainerIdentifier(self.run_dir(name) / SNAPSHOTS_CONTAINER)
+
+    def validation_container(self, name: str) -> LocalContainerIdentifier:
+        """The zarr container for run ``name``'s validation outputs."""
+        return LocalContainerIdentifier(self.run_dir(name) / VALIDATION_CONTAINER)
+
+    # -- lock --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold run ``name``'s exclusive lock while the block runs (e.g. while training).
+
+        The operating system releases the lock when the holder exits or is killed, so a
+        crashed trainer never leaves a stale lock behind.
+
+        Raises
+        ------
+        RunLockedError
+            If another process (or another ``lock`` in this one) holds it.
+        """
+        path = self.run_dir(name) / LOCK_FILE
+        with self._writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")  # noqa: SIM115
+        try:
+            if not _try_lock(fh):
+                fh.seek(_PID_OFFSET)
+                holder = fh.read().strip() or "unknown"
+                raise RunLockedError(
+                    f"Run '{name}' is being trained by another process (pid {holder}). Wait "
+                    f"for it to finish or stop it, or train under another run name. (Lock "
+                    f"file: {path}; it is released when that process ends.)"
+                )
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"\n{os.getpid()}\n")
+                fh.flush()
+                yield
+            finally:
+                _unlock(fh)
+        finally:
+            fh.close()
+
+    # -- files -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """Turn an OS error while writing ``path`` into a StoreError with the fix."""
+        try:
+            yield
+        except OSError as e:
+            raise StoreError(
+                f"Cannot write {path} in the run store {self.root}: {e.strerror or e}. "
+                f"{_FIX_ROOT}"
+            ) from e
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        # NaN is written as the JSON extension NaN, which Python's json reads back.
+        with self._writing(path):
+            atomic_write_text(path, json.dumps(data, indent=1))
+
+    def _parse(self, path: Path, parse: Callable[[Any], Any], empty: Callable[[], Any]) -> Any:
+        """``parse`` the JSON file at ``path``; ``empty()`` if it does not exist."""
+        if not path.is_file():
+            return empty()
+        try:
+            return parse(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise StoreError(
+                f"{path} cannot be read ({type(e).__name__}: {e}). Delete it to start that "
+                f"record afresh."
+            ) from e
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _replace_in_memory_arrays(value: Any, replace: Callable[[NumpyArrayConfig], Config]) -> Any:
+    """``value`` with every NumpyArrayConfig in it (at any depth) replaced."""
+    if isinstance(value, NumpyArrayConfig):
+        return replace(value)
+    if isinstance(value, Config):
+        changes = {
+            f.name: new
+            for f in dataclasses.fields(value)
+            if f.init
+            and (new := _replace_in_memory_arrays(old := getattr(value, f.name), replace))
+            is not old
+        }
+        return dataclasses.replace(value, **changes) if changes else value
+    if isinstance(value, (list, tuple)):
+        items = [_replace_in_memory_arrays(v, replace) for v in value]
+        return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
+    if isinstance(value, dict):
+        items_ = {k: _replace_in_memory_arrays(v, replace) for k, v in value.items()}
+        return items_ if any(items_[k] is not value[k] for k in value) else value
+    return value
+
+
+def _describe_change(field: str, old: Any, new: Any) -> str:
+    """``field``, with both values when they are short enough to show."""
+    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)):
+        return field
+    return f"{field} (stored {old!r}, new {new!r})"
+
+
+def _comparable(value: Any, data_dir: str) -> Any:
+    """Config data where in-memory arrays, and arrays stored from them under ``data_dir``,
+    are reduced to their name, so a re-stored in-memory array matches its stored copy."""
+    if isinstance(value, dict):
+        if "__type__" in value and (
+            value["__type__"] == NumpyArrayConfig.__name__
+            or any(isinstance(v, str) and v.startswith(data_dir) for v in value.values())
+        ):
+            return {"in-memory array": value.get("name")}
+        return {k: _comparable(v, data_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v, data_dir) for v in value]
+    return value
+
+
+# The lock covers byte 0 of the lock file and the holder's pid follows it: Windows locks
+# byte ranges (and others cannot read a locked range), POSIX flock locks the whole file.
+_PID_OFFSET = 1
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fh: IO[str]) -> bool:
+        fh.seek(0)
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fh: IO[str]) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fh: IO[str]) -> bool:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fh: IO[str]) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,339 @@
+"""FileStore: where a run lives on disk, how it refuses conflicting writes, and its lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import platformdirs
+import pytest
+import torch
+
+from napari_dacapo.experiments.configs import Config, option
+from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import (
+    ArrayConfig,
+    NumpyArrayConfig,
+)
+from napari_dacapo.experiments.tasks.evaluators.evaluation_scores import EvaluationScores
+from napari_dacapo.experiments.tasks.post_processors.post_processor_parameters import (
+    PostProcessorParameters,
+)
+from napari_dacapo.experiments.training_iteration_stats import TrainingIterationStats
+from napari_dacapo.experiments.training_stats import TrainingStats
+from napari_dacapo.experiments.validation_iteration_scores import ValidationIterationScores
+from napari_dacapo.experiments.validation_scores import ValidationScores
+from napari_dacapo.store import (
+    CheckpointError,
+    FileStore,
+    LocalArrayIdentifier,
+    RunLockedError,
+    StoreError,
+)
+from napari_dacapo.store.file_store import ROOT_ENV
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoreTestRunConfig(Config):
+    """A run-shaped config: num_iterations plus nested array configs."""
+
+    num_iterations: int = option(help="Iterations to train.", min=1)
+    learning_rate: float = option(1e-3, help="Step size.")
+    arrays: list[ArrayConfig] = option(factory=list, help="Arrays at any depth.")
+
+
+def _config(**changes) -> StoreTestRunConfig:
+    return StoreTestRunConfig(**{"name": "run", "num_iterations": 10, **changes})
+
+
+# -- root --------------------------------------------------------------------------------------
+
+
+def test_root_is_read_from_the_environment_when_the_store_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path / "a"))
+    assert FileStore().root == tmp_path / "a"
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path / "b"))
+    assert FileStore().root == tmp_path / "b"
+    assert FileStore(tmp_path / "c").root == tmp_path / "c"  # an argument wins
+    monkeypatch.delenv(ROOT_ENV)
+    assert FileStore().root == platformdirs.user_data_path("napari-dacapo") / "runs"
+
+
+def test_unwritable_root_names_the_path_and_the_fix(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    store = FileStore(tmp_path / "file" / "runs")
+    with pytest.raises(StoreError, match=rf"{ROOT_ENV}.*--store") as error:
+        store.store_run_config(_config())
+    assert str(tmp_path / "file" / "runs") in str(error.value)
+    with pytest.raises(StoreError, match=ROOT_ENV):
+        store.store_training_stats("run", TrainingStats())
+
+
+@pytest.mark.parametrize("name", ["", " run", "a/b", "..", ".hidden"])
+def test_run_names_must_be_folder_names(store, name):
+    with pytest.raises(StoreError, match="cannot be a run name"):
+        store.run_dir(name)
+
+
+# -- configs -------------------------------------------------------------------------------------
+
+
+def test_config_round_trip_and_listing(store):
+    assert store.list_runs() == [] and not store.has_run("run")
+    stored = store.store_run_config(_config())
+    assert stored == _config()
+    assert (store.root / "run" / "config.yaml").is_file()
+    assert store.retrieve_run_config("run") == _config()
+    assert store.list_runs() == ["run"] and store.has_run("run")
+    store.store_run_config(_config())  # the same config again is fine
+    with pytest.raises(StoreError, match=r"No run named 'other'.*stored runs: run"):
+        store.retrieve_run_config("other")
+
+
+def test_a_different_config_under_a_stored_name_is_refused(store):
+    store.store_run_config(_config())
+    with pytest.raises(StoreError) as error:
+        store.store_run_config(_config(learning_rate=0.1))
+    message = str(error.value)
+    assert "Run 'run'" in message and "learning_rate" in message
+    assert "another run name" in message
+    assert store.retrieve_run_config("run") == _config()  # untouched
+
+
+def test_only_a_larger_num_iterations_continues_a_stored_run(store):
+    store.store_run_config(_config())
+    assert store.store_run_config(_config(num_iterations=20)).num_iterations == 20
+    assert store.retrieve_run_config("run").num_iterations == 20
+    with pytest.raises(StoreError, match=r"num_iterations \(stored 20, new 5\).*larger"):
+        store.store_run_config(_config(num_iterations=5))
+    with pytest.raises(StoreError, match="num_iterations"):
+        store.store_run_config(_config(num_iterations=30), allow_longer=False)
+    with pytest.raises(StoreError, match="num_iterations.*learning_rate"):
+        store.check_run_config(_config(num_iterations=30, learning_rate=1.0))
+
+
+def test_in_memory_arrays_are_written_into_the_run(store):
+    raw = NumpyArrayConfig(
+        name="raw", data=np.arange(48, dtype=np.float32).reshape(6, 8), voxel_size=(2, 2)
+    )
+    other = NumpyArrayConfig(name="raw", data=np.ones((6, 8), dtype=np.uint8))
+    stored = store.store_run_config(_config(arrays=[raw, raw, other]))
+
+    assert not any(isinstance(a, NumpyArrayConfig) for a in stored.arrays)
+    assert stored.arrays[0] == stored.arrays[1]  # one array used twice is written once
+    assert {p.name for p in (store.root / "run" / "data").iterdir()} == {
+        "raw.zarr",
+        "raw_1.zarr",
+    }
+    assert store.retrieve_run_config("run") == stored
+    array = stored.arrays[0].array()
+    assert tuple(array.voxel_size) == (2, 2)
+    np.testing.assert_array_equal(array[array.roi], raw.data)
+    other_array = stored.arrays[2].array()
+    np.testing.assert_array_equal(other_array[other_array.roi], other.data)
+
+    # Storing the run again from a session (e.g. after painting) replaces the data.
+    painted = dataclasses.replace(raw, data=raw.data + 1)
+    again = store.store_run_config(_config(arrays=[painted, painted, other], num_iterations=20))
+    assert again.arrays[0] == stored.arrays[0]
+    np.testing.assert_array_equal(again.arrays[0].array()[array.roi], painted.data)
+    assert not [p for p in (store.root / "run" / "data").iterdir() if p.name.startswith(".")]
+    with pytest.raises(StoreError, match="learning_rate"):
+        store.check_run_config(_config(arrays=[painted, painted, other], learning_rate=1.0))
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+
+def _trained():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    return model, optimizer, scheduler
+
+
+def test_checkpoint_round_trip_and_latest(store):
+    model, optimizer, scheduler = _trained()
+    assert store.checkpoint_iterations("run") == [] and store.latest_iteration("run") is None
+    store.store_checkpoint("run", 3, model, optimizer, scheduler, extra={"loss": 0.25})
+    store.store_checkpoint("run", 12, model, optimizer)
+    assert store.checkpoint_iterations("run") == [3, 12]
+    assert store.latest_iteration("run") == 12
+
+    latest = store.retrieve_checkpoint("run")
+    assert latest["iteration"] == 12 and latest["scheduler"] is None
+    checkpoint = store.retrieve_checkpoint("run", 3)
+    assert checkpoint["iteration"] == 3 and checkpoint["loss"] == 0.25
+    fresh = torch.nn.Linear(3, 2)
+    fresh.load_state_dict(checkpoint["model"])
+    fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=0.1)
+    fresh_optimizer.load_state_dict(checkpoint["optimizer"])
+    fresh_scheduler = torch.optim.lr_scheduler.StepLR(fresh_optimizer, step_size=1)
+    fresh_scheduler.load_state_dict(checkpoint["scheduler"])
+    assert torch.equal(fresh.weight, model.weight)
+    assert torch.equal(
+        fresh_optimizer.state_dict()["state"][0]["exp_avg"],
+        optimizer.state_dict()["state"][0]["exp_avg"],
+    )
+    assert fresh_optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert store.retrieve_checkpoint("run", "3")["iteration"] == 3  # as typed on a CLI
+
+    with pytest.raises(ValueError, match="reserved"):
+        store.store_checkpoint("run", 4, model, optimizer, extra={"model": 1})
+
+
+def test_checkpoint_writes_are_atomic(store, monkeypatch):
+    model, optimizer, _ = _trained()
+    store.store_checkpoint("run", 5, model, optimizer)
+
+    def crash_midway(obj, fh, *args, **kwargs):
+        fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        store.store_checkpoint("run", 5, model, optimizer)
+    monkeypatch.undo()
+    assert store.retrieve_checkpoint("run", 5)["iteration"] == 5  # the old file is intact
+    assert [p.name for p in (store.root / "run" / "checkpoints").iterdir()] == ["5.pt"]
+
+
+def test_missing_and_corrupt_checkpoints_are_explained(store):
+    with pytest.raises(CheckpointError, match="Run 'run' has no checkpoints"):
+        store.retrieve_checkpoint("run")
+    model, optimizer, _ = _trained()
+    for iteration in (1, 3):
+        store.store_checkpoint("run", iteration, model, optimizer)
+    with pytest.raises(CheckpointError, match=r"no checkpoint at iteration 2.*\[1, 3\]"):
+        store.retrieve_checkpoint("run", 2)
+    corrupt = store.checkpoint_path("run", 7)
+    corrupt.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(CheckpointError, match="Delete that file") as error:
+        store.retrieve_checkpoint("run")
+    assert str(corrupt) in str(error.value)
+    with pytest.raises(ValueError, match="'latest' or a number"):
+        store.retrieve_checkpoint("run", "best")
+
+
+def test_prune_keeps_the_requested_and_the_latest(store):
+    model, optimizer, _ = _trained()
+    for iteration in (1, 2, 3, 4):
+        store.store_checkpoint("run", iteration, model, optimizer)
+    assert store.prune_checkpoints("run", keep={2}) == [1, 3]
+    assert store.checkpoint_iterations("run") == [2, 4]
+
+
+# -- stats, scores, bests --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdParameters(PostProcessorParameters):
+    threshold: float
+
+
+def test_training_stats_round_trip(store):
+    assert store.retrieve_training_stats("run").trained_until() == 0
+    stats = TrainingStats(
+        [TrainingIterationStats(0, 0.5, 0.1), TrainingIterationStats(1, math.nan)]
+    )
+    store.store_training_stats("run", stats)
+    again = store.retrieve_training_stats("run")
+    assert again.iteration_stats[0] == stats.iteration_stats[0]
+    assert math.isnan(again.iteration_stats[1].loss)
+    (store.root / "run" / "training_stats.json").write_text("{broken")
+    with pytest.raises(StoreError, match="training_stats.json cannot be read.*Delete it"):
+        store.retrieve_training_stats("run")
+
+
+def test_validation_scores_round_trip(store):
+    assert store.retrieve_validation_iteration_scores("run") == []
+    scores = ValidationScores(
+        [ThresholdParameters(0, 0.5)],
+        ["a"],
+        EvaluationScores(directions={"f1": True, "voi": False}),
+        [
+            ValidationIterationScores(10, [[[0.5, math.nan]]]),
+            ValidationIterationScores(20, [[[0.75, 0.25]]]),
+        ],
+    )
+    store.store_validation_iteration_scores("run", scores)
+    again = store.retrieve_validation_iteration_scores("run")
+    assert [s.iteration for s in again] == [10, 20]
+    assert again[1].scores == [[[0.75, 0.25]]]
+    assert math.isnan(again[0].scores[0][0][1])
+    assert scores.subscores(again).best("f1") == (20, ThresholdParameters(0, 0.5), 0.75)
+
+
+def test_bests_per_dataset_and_over_all(store):
+    assert store.retrieve_best("run", "f1") is None
+    store.store_best("run", "a", "f1", 200, 1, 0.9)
+    store.store_best("run", "a", "voi", 100, 0, 0.1)
+    assert store.retrieve_best("run", "f1", "a") == {
+        "dataset": "a", "criterion": "f1", "iteration": 200, "parameters_id": 1, "value": 0.9
+    }
+    assert store.retrieve_best("run", "voi")["iteration"] == 100  # the only dataset
+    store.store_best("run", "b", "f1", 300, 0, 0.8)
+    assert store.retrieve_best("run", "f1") is None  # two datasets, no overall best yet
+    store.store_best("run", None, "f1", 300, 0, 0.85)
+    assert store.retrieve_best("run", "f1")["dataset"] is None
+    assert store.retrieve_best("run", "f1")["iteration"] == 300
+    assert store.retrieve_best("run", "f1", "a")["iteration"] == 200
+
+
+def test_containers(store):
+    snapshots = store.snapshot_container("run")
+    assert snapshots.container == store.root / "run" / "snapshots.zarr"
+    assert snapshots.array_identifier("100/raw") == LocalArrayIdentifier(
+        snapshots.container, "100/raw"
+    )
+    assert store.validation_container("run").container == store.root / "run" / "validation.zarr"
+
+
+# -- lock ------------------------------------------------------------------------------------------
+
+_HOLD_LOCK = """
+import sys, time
+from napari_dacapo.store import FileStore
+with FileStore(sys.argv[1]).lock("run"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_lock_refuses_a_second_trainer_in_this_process(store):
+    with store.lock("run"):
+        with pytest.raises(RunLockedError, match="Run 'run'.*another run name"):
+            with FileStore(store.root).lock("run"):
+                pass
+    with store.lock("run"):  # released on leaving the block
+        pass
+
+
+def test_lock_names_the_holder_and_dies_with_it(store):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(store.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked", holder.stderr.read()
+        with pytest.raises(RunLockedError, match=rf"pid {holder.pid}\)"):
+            with store.lock("run"):
+                pass
+        holder.kill()  # SIGKILL: no cleanup code runs in the holder
+        holder.wait(timeout=10)
+        with store.lock("run"):
+            assert (store.root / "run" / "lock").read_text().split() == [str(os.getpid())]
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+        holder.stderr.close()
