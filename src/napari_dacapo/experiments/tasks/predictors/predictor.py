@@ -27,6 +27,10 @@ class Predictor(ABC):
     def channels(self) -> list[str]:
         """Names of the output channels (used to carry head rows over when fine-tuning)."""
 
+    #: Size of the prediction head's convolution; odd, zero-padded so the head keeps the
+    #: architecture's output shape (which :meth:`Architecture.output_shape_for` gives).
+    head_kernel_size: int = 1
+
     @property
     def embedding_dims(self) -> int:
         return len(self.channels)
@@ -39,7 +43,12 @@ class Predictor(ABC):
         from napari_dacapo.experiments.model import Model
 
         conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[architecture.dims]
-        head = conv(architecture.num_out_channels, self.embedding_dims, kernel_size=1)
+        head = conv(
+            architecture.num_out_channels,
+            self.embedding_dims,
+            kernel_size=self.head_kernel_size,
+            padding=self.head_kernel_size // 2,
+        )
         return Model(architecture, head, eval_activation=self.eval_activation())
 
     @abstractmethod

@@ -1,0 +1,4 @@
+from .binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .dummy_evaluator import DummyEvaluator
+from .instance_evaluator import InstanceEvaluator
+from .one_hot_evaluator import OneHotEvaluator

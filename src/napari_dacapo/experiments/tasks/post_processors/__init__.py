@@ -1,0 +1,4 @@
+from .threshold_post_processor import ThresholdPostProcessor, ThresholdPostProcessorParameters
+from .argmax_post_processor import ArgmaxPostProcessor, ArgmaxPostProcessorParameters
+from .dummy_post_processor import DummyPostProcessor, DummyPostProcessorParameters
+from .watershed_post_processor import WatershedPostProcessor, WatershedPostProcessorParameters

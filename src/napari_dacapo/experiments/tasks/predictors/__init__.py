@@ -1,0 +1,6 @@
+from .distance_predictor import DistancePredictor
+from .hot_distance_predictor import HotDistancePredictor
+from .inner_distance_predictor import InnerDistancePredictor
+from .affinities_predictor import AffinitiesPredictor
+from .dummy_predictor import DummyPredictor
+from .one_hot_predictor import OneHotPredictor

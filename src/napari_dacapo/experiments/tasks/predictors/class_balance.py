@@ -1,0 +1,48 @@
+"""Class-balanced loss weights, shared by the predictors that classify voxels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def balanced_weights(
+    labels: np.ndarray,
+    known: np.ndarray,
+    num_classes: int,
+    clip: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Per-voxel weights that give every class present in ``labels`` the same total weight.
+
+    A class that covers a fraction ``f`` of the known voxels gets weight ``1 / (n * f)``,
+    ``n`` being the number of classes present, so the weights of the known voxels average to
+    one and a rare class (a thin boundary, a small organelle) is not drowned by a common one.
+
+    Parameters
+    ----------
+    labels
+        Integer class of every voxel, ``0 <= labels < num_classes``.
+    known
+        Boolean array of ``labels``'s shape; voxels where it is False get weight 0 and are
+        not counted.
+    num_classes
+        Number of classes.
+    clip
+        ``(min, max)`` bounds on the class fractions before inversion, which bounds the
+        weights (DaCapo's ``*_weight_clipmin`` / ``*_weight_clipmax``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 weights of ``labels``'s shape.
+    """
+    counts = np.bincount(labels[known].ravel(), minlength=num_classes).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return np.zeros(labels.shape, dtype=np.float32)
+    present = counts > 0
+    fraction = counts / total
+    if clip is not None:
+        fraction = np.clip(fraction, *clip)
+    class_weight = np.zeros(num_classes, dtype=np.float64)
+    class_weight[present] = 1.0 / (present.sum() * fraction[present])
+    return (class_weight[labels] * known).astype(np.float32)
