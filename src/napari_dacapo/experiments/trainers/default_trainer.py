@@ -1,0 +1,294 @@
+"""The default trainer: batches from annotated samples, prepared in a background thread,
+and a model step with mixed precision and channels-last where the hardware gains from it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from napari_dacapo.experiments.device import PrecisionPlan, choose_precision, describe_device
+from napari_dacapo.experiments.training_iteration_stats import TrainingIterationStats
+
+from .batch_provider import Batch, BatchProvider
+from .prefetch import Prefetcher
+from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
+from .trainer import Trainer
+
+if TYPE_CHECKING:
+    from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
+    from napari_dacapo.experiments.model import Model
+    from napari_dacapo.experiments.tasks.task import Task
+    from napari_dacapo.store.array_store import LocalContainerIdentifier
+
+    from .default_trainer_config import DefaultTrainerConfig
+
+__all__ = ["DefaultTrainer"]
+
+_Tensors = dict[str, torch.Tensor]
+
+
+class _LinearWarmup:
+    """Learning-rate factor rising linearly to 1 over ``iterations`` scheduler steps (a
+    class, not a lambda, so the scheduler's state dict can hold it)."""
+
+    def __init__(self, iterations: int) -> None:
+        self.iterations = iterations
+
+    def __call__(self, step: int) -> float:
+        return min(1.0, (step + 1) / self.iterations)
+
+
+class DefaultTrainer(Trainer):
+    """Trains a model on samples centred on annotated voxels (DaCapo's ``GunpowderTrainer``).
+
+    Use as a context manager around :meth:`iterate` so that batch preparation runs ahead
+    in a background thread and stops cleanly::
+
+        trainer.build_batch_provider(datasets, model, task)
+        with trainer:
+            for stats in trainer.iterate(100, model, optimizer, device):
+                ...
+
+    Invariant: :attr:`iteration` is the number of iterations the model has completed (the
+    index of the next one). On GPUs the loss is read back only every
+    ``loss_sync_interval`` iterations, so stats are yielded in groups after the steps were
+    taken. When a stats object for iteration ``i`` is yielded and
+    ``trainer.iteration == i + 1``, the model and optimizer state are exactly those at the
+    end of iteration ``i``: the moment to checkpoint or validate. Groups end at multiples of
+    ``loss_sync_interval``, at snapshots and at the end of each :meth:`iterate` call.
+
+    Parameters
+    ----------
+    config
+        The trainer's config.
+
+    Attributes
+    ----------
+    latest_snapshot
+        The most recent :class:`Snapshot` (every ``snapshot_interval`` iterations).
+    device_description
+        E.g. ``"cpu (bf16 autocast, channels-last)"``, set by :meth:`iterate`.
+    """
+
+    def __init__(self, config: DefaultTrainerConfig) -> None:
+        self.config = config
+        self.iteration = 0
+        self.batch_size = config.batch_size
+        self.learning_rate = config.learning_rate
+        self.augments = [augment.augment() for augment in config.augments]
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.latest_snapshot: Snapshot | None = None
+        self.device_description: str | None = None
+        self.provider: BatchProvider | None = None
+        self._task: Task | None = None
+        self._snapshot_container: LocalContainerIdentifier | None = None
+        self._prefetcher: Prefetcher[tuple[Batch, _Tensors]] | None = None
+        self._pin_memory = False
+        self._scaler: torch.amp.GradScaler | None = None
+        self._rng = np.random.default_rng(config.seed)
+
+    # -- optimizer -------------------------------------------------------------------------
+
+    def create_optimizer(self, model: Model) -> torch.optim.Optimizer:
+        optimizers = {"radam": torch.optim.RAdam, "adamw": torch.optim.AdamW}
+        return optimizers[self.config.optimizer](
+            model.parameters(), lr=self.learning_rate, weight_decay=self.config.weight_decay
+        )
+
+    def create_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        """Linear warm-up over ``warmup_iterations`` (``None`` without warm-up). The
+        trainer steps it once per iteration; store its state with the optimizer's."""
+        if self.config.warmup_iterations == 0:
+            self.scheduler = None
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, _LinearWarmup(self.config.warmup_iterations)
+            )
+        return self.scheduler
+
+    # -- data ------------------------------------------------------------------------------
+
+    def can_train(self, datasets: list[Dataset]) -> bool:
+        """Whether every dataset has ground truth (and there is at least one)."""
+        return bool(datasets) and all(dataset.gt is not None for dataset in datasets)
+
+    def build_batch_provider(
+        self,
+        datasets: list[Dataset],
+        model: Model,
+        task: Task,
+        snapshot_container: LocalContainerIdentifier | None = None,
+    ) -> None:
+        """Prepare sampling from ``datasets`` for ``model`` and ``task``.
+
+        Raises ``ValueError`` (naming dataset, sizes and fix) when the data cannot give
+        samples of the model's shape, and ``ImportError`` when snapshots should be stored
+        but the zarr writer is missing.
+        """
+        self.stop()
+        cfg = self.config
+        self.provider = BatchProvider(
+            datasets, model, task.predictor, cfg.batch_size, self.augments,
+            min_masked=cfg.min_masked, clip_raw=cfg.clip_raw, sample_from=cfg.sample_from,
+            rng=self._rng,
+        )
+        self._task = task
+        self._snapshot_container = snapshot_container
+        if snapshot_container is not None and cfg.snapshot_interval:
+            # Fail now rather than at the first snapshot, after minutes of training.
+            snapshot_writer()
+        self._prefetcher = Prefetcher(self._produce, cfg.prefetch, name="napari-dacapo batches")
+
+    def _produce(self) -> tuple[Batch, _Tensors]:
+        assert self.provider is not None
+        batch = self.provider.batch()
+        tensors = {
+            key: torch.from_numpy(getattr(batch, key)) for key in ("raw", "target", "weight")
+        }
+        if self._pin_memory:
+            # Page-locked memory makes the host-to-GPU copy asynchronous.
+            tensors = {key: tensor.pin_memory() for key, tensor in tensors.items()}
+        return batch, tensors
+
+    def __enter__(self) -> DefaultTrainer:
+        if self._prefetcher is not None:
+            self._prefetcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop background batch preparation (also done on leaving ``with``)."""
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
+
+    # -- training --------------------------------------------------------------------------
+
+    def iterate(
+        self,
+        num_iterations: int,
+        model: Model,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+    ) -> Iterator[TrainingIterationStats]:
+        """Train ``num_iterations`` iterations, yielding their stats (see the class
+        docstring for when the model state matches the yielded iteration)."""
+        if self.provider is None or self._prefetcher is None or self._task is None:
+            raise RuntimeError(
+                "Call build_batch_provider(datasets, model, task) before iterate()."
+            )
+        cfg = self.config
+        plan = choose_precision(device, cfg.precision, cfg.channels_last)
+        self.device_description = describe_device(device, plan)
+        memory_format = plan.memory_format(self.provider.dims)
+        model.to(device)
+        if memory_format is not torch.contiguous_format:
+            model.to(memory_format=memory_format)
+        model.train()
+        self._pin_memory = device.type == "cuda"
+        if plan.needs_grad_scaler and self._scaler is None:
+            self._scaler = torch.amp.GradScaler(device.type)
+        sync_every = _sync_interval(device, cfg.loss_sync_interval)
+        started_here = not self._prefetcher.running
+        if started_here:
+            self._prefetcher.start()
+        try:
+            pending: list[tuple[int, torch.Tensor]] = []
+            window_start = time.perf_counter()
+            for step in range(num_iterations):
+                batch, tensors = self._prefetcher.get()
+                loss, prediction = self._step(
+                    model, optimizer, tensors, device, plan, memory_format
+                )
+                index = self.iteration
+                self.iteration += 1
+                pending.append((index, loss))
+                snapshot = cfg.snapshot_interval is not None and index % cfg.snapshot_interval == 0
+                if snapshot:
+                    self._take_snapshot(index, batch, prediction, model)
+                if snapshot or self.iteration % sync_every == 0 or step == num_iterations - 1:
+                    losses = torch.stack([value for _, value in pending]).tolist()  # one sync
+                    seconds = (time.perf_counter() - window_start) / len(pending)
+                    for (i, _), value in zip(pending, losses):
+                        yield TrainingIterationStats(i, float(value), seconds)
+                    pending = []
+                    window_start = time.perf_counter()
+        finally:
+            if started_here:
+                self._prefetcher.stop()
+
+    def _step(
+        self,
+        model: Model,
+        optimizer: torch.optim.Optimizer,
+        tensors: _Tensors,
+        device: torch.device,
+        plan: PrecisionPlan,
+        memory_format: torch.memory_format,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the loss and the prediction (both detached)."""
+        assert self._task is not None
+        raw = tensors["raw"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        target = tensors["target"].to(device, non_blocking=True)
+        weight = tensors["weight"].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        autocast = (
+            torch.autocast(device.type, dtype=plan.autocast_dtype)
+            if plan.autocast_dtype is not None else contextlib.nullcontext()
+        )
+        with autocast:
+            prediction = model(raw)
+        # The loss is computed in float32: low-precision reductions lose small losses.
+        loss = self._task.loss.compute(prediction.float(), target, weight)
+        if self._scaler is not None and plan.needs_grad_scaler:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(optimizer)
+            self._scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        if self.scheduler is not None and self.scheduler.optimizer is optimizer:
+            self.scheduler.step()
+        return loss.detach(), prediction.detach()
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def _take_snapshot(
+        self, iteration: int, batch: Batch, prediction: torch.Tensor, model: Model
+    ) -> None:
+        """Keep (and store, with a snapshot container) the first sample of ``batch``."""
+        assert self.provider is not None
+        with torch.no_grad():
+            first = prediction[:1].float()
+            activation = getattr(model, "eval_activation", None)
+            if activation is not None:
+                first = activation(first)
+            predicted = np.ascontiguousarray(first[0].cpu().numpy())
+        raw_voxel_size = self.provider.raw_voxel_size
+        out_voxel_size = self.provider.output_voxel_size
+        input_begin = batch.input_rois[0].begin
+        output_begin = batch.output_rois[0].begin
+        arrays = {"raw": SnapshotArray(batch.raw[0], input_begin, raw_voxel_size)}
+        for name, data in (("gt", batch.gt[0]), ("mask", batch.mask[0]),
+                           ("target", batch.target[0]), ("weight", batch.weight[0]),
+                           ("prediction", predicted)):
+            arrays[name] = SnapshotArray(data, output_begin, out_voxel_size)
+        self.latest_snapshot = Snapshot(iteration, arrays)
+        if self._snapshot_container is not None:
+            raw = self.provider.datasets[0].raw
+            spatial_axes = raw.axis_names[raw.channel_dims :]
+            write_snapshot(
+                self.latest_snapshot, self._snapshot_container.container, spatial_axes, raw.units
+            )
+
+
+def _sync_interval(device: torch.device, every: int) -> int:
+    """Iterations between loss reads: reading waits for an accelerator to finish its queued
+    work, so it is done every ``every`` iterations; on the CPU there is nothing to wait for."""
+    return 1 if device.type == "cpu" else every

@@ -1,0 +1,117 @@
+"""Items prepared ahead in a background thread (batches, while the model steps)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+__all__ = ["Prefetcher"]
+
+T = TypeVar("T")
+
+#: How often (seconds) blocked waits look at the stop flag and the thread's health.
+_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class Prefetcher(Generic[T]):
+    """Calls ``produce`` in a daemon thread and keeps up to ``size`` results ready.
+
+    An exception in ``produce`` ends the thread and is raised again, in the consumer's
+    thread, by the next :meth:`get`. :meth:`stop` returns within the time of one
+    ``produce`` call; it never waits on a full queue. With ``size == 0`` no thread is
+    started and :meth:`get` calls ``produce`` directly.
+
+    Parameters
+    ----------
+    produce
+        Makes one item.
+    size
+        Items kept ready.
+    name
+        Name of the thread (shown in debuggers and thread dumps).
+
+    Examples
+    --------
+    >>> with Prefetcher(make_batch, size=2) as batches:
+    ...     batch = batches.get()
+    """
+
+    def __init__(self, produce: Callable[[], T], size: int, name: str = "prefetch") -> None:
+        self.produce = produce
+        self.size = size
+        self.name = name
+        self._queue: queue.Queue[T | _Failed] = queue.Queue(maxsize=max(size, 1))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start preparing items (no-op when already running or when ``size == 0``)."""
+        if self.size == 0 or self.running:
+            return
+        self._stop.clear()
+        self._queue = queue.Queue(maxsize=self.size)
+        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: T | _Failed = self.produce()
+            except BaseException as error:  # noqa: BLE001 - handed to the consumer
+                item = _Failed(error)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=_POLL_SECONDS)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, _Failed):
+                return
+
+    def get(self) -> T:
+        """The next item; raises what ``produce`` raised in the thread."""
+        if self.size == 0:
+            return self.produce()
+        if self._thread is None:
+            raise RuntimeError(f"{self.name}: call start() (or use 'with') before get().")
+        while True:
+            try:
+                item = self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not self.running:
+                    raise RuntimeError(f"{self.name}: the preparing thread has stopped.") from None
+                continue
+            if isinstance(item, _Failed):
+                raise item.error
+            return item
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread and drop prepared items."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+    def __enter__(self) -> Prefetcher[T]:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
