@@ -147,8 +147,7 @@ class FileStore:
             If a different config is stored under that name (see
             :meth:`check_run_config`), or the store is not writable.
         """
-        if self.has_run(config.name):
-            self.check_run_config(config, allow_longer=allow_longer)
+        self.check_run_config(config, allow_longer=allow_longer)
         config = self._materialise(config)
         path = self.run_dir(config.name) / CONFIG_FILE
         with self._writing(path):
@@ -156,7 +155,8 @@ class FileStore:
         return config
 
     def check_run_config(self, config: Config, *, allow_longer: bool = True) -> None:
-        """Refuse ``config`` if it differs from the config stored under its name.
+        """Refuse ``config`` if it differs from the config stored under its name (a name
+        with no stored run is always accepted).
 
         Differences are found on :func:`~napari_dacapo.experiments.configs.to_dict`. A larger
         ``num_iterations`` alone is allowed with ``allow_longer`` (training for longer). An
@@ -169,6 +169,8 @@ class FileStore:
             Naming the run, the differing top-level fields and the fix.
         """
         name = config.name
+        if not self.has_run(name):
+            return
         data_dir = f"{self.run_dir(name) / DATA_DIR}{os.sep}"
         old, new = (
             _comparable(to_dict(c), data_dir) for c in (self.retrieve_run_config(name), config)

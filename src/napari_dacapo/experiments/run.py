@@ -1,0 +1,176 @@
+"""A Run: DataSplit + Task + Architecture + Trainer (+ Start), with its model, optimizer,
+training stats and validation scores. Mirrors ``dacapo.experiments.run``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .architectures.architecture import Architecture
+from .datasplits.datasplit import DataSplit
+from .model import Model
+from .run_config import RunConfig
+from .starts.start import Start
+from .tasks.task import Task
+from .trainers.trainer import Trainer
+from .training_stats import TrainingStats
+from .validation_scores import ValidationScores
+
+if TYPE_CHECKING:
+    from napari_dacapo.store.file_store import FileStore
+
+__all__ = [
+    "DataSplit",
+    "Task",
+    "Architecture",
+    "Trainer",
+    "TrainingStats",
+    "ValidationScores",
+    "Start",
+    "Model",
+    "Run",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Run:
+    """One training run.
+
+    Constructing a Run for a run that is already stored resumes it: the model, optimizer
+    and scheduler state, the training stats and the validation scores of the latest
+    checkpoint are loaded (stats past that checkpoint are dropped, none duplicated; the last
+    validation entry is kept). Otherwise, with a ``start_config`` and
+    ``load_starter_model``, the weights are initialised from the starter run.
+
+    Parameters
+    ----------
+    run_config
+        The run's config.
+    load_starter_model
+        Initialise a new run from its ``start_config`` (ignored when resuming).
+    store
+        Where runs live; default :class:`~napari_dacapo.store.FileStore` at the root given
+        by ``NAPARI_DACAPO_ROOT`` or the user data directory.
+    resume
+        Load the latest stored checkpoint of a run with this name (default True).
+    """
+
+    name: str
+    train_until: int
+    validation_interval: int
+    task: Task
+    architecture: Architecture
+    trainer: Trainer
+    model: Model
+    optimizer: torch.optim.Optimizer
+    training_stats: TrainingStats
+
+    def __init__(
+        self,
+        run_config: RunConfig,
+        load_starter_model: bool = True,
+        store: FileStore | None = None,
+        resume: bool = True,
+    ) -> None:
+        self.config = run_config
+        self.name = run_config.name
+        self.train_until = run_config.num_iterations
+        self.validation_interval = run_config.validation_interval
+        self._store = store
+
+        self.task = run_config.task_config.task_type(run_config.task_config)
+        self.architecture = run_config.architecture_config.architecture_type(
+            run_config.architecture_config
+        )
+        self.trainer = run_config.trainer_config.trainer_type(run_config.trainer_config)
+        self.model = self.task.create_model(self.architecture)
+        self.optimizer = self.trainer.create_optimizer(self.model)
+        self.lr_scheduler: Any = self.trainer.create_scheduler(self.optimizer)
+        self.training_stats = TrainingStats()
+        self._datasplit: DataSplit | None = None
+        self._validation_scores: ValidationScores | None = None
+        self.start = (
+            Start(run_config.start_config, store=store) if run_config.start_config else None
+        )
+        self.resumed_from: int | None = None
+
+        if resume and self.store.has_run(self.name):
+            self.store.check_run_config(run_config)
+            if self.store.latest_iteration(self.name) is not None:
+                self.resume()
+                return
+        if self.start is not None and load_starter_model:
+            self.start.initialize_weights(self.model, new_head=self.task.predictor.channels)
+
+    # -- lazily built parts ----------------------------------------------------------------
+
+    @property
+    def store(self) -> FileStore:
+        if self._store is None:
+            from napari_dacapo.store.file_store import FileStore
+
+            self._store = FileStore()
+        return self._store
+
+    @property
+    def datasplit(self) -> DataSplit:
+        if self._datasplit is None:
+            cfg = self.config.datasplit_config
+            self._datasplit = cfg.datasplit_type(cfg)
+        return self._datasplit
+
+    @property
+    def validation_scores(self) -> ValidationScores:
+        if self._validation_scores is None:
+            self._validation_scores = ValidationScores(
+                self.task.parameters, self.datasplit.validate or [], self.task.evaluation_scores
+            )
+        return self._validation_scores
+
+    @staticmethod
+    def get_validation_scores(run_config: RunConfig) -> ValidationScores:
+        """Validation scores of a run config without building the model or optimizer."""
+        task = run_config.task_config.task_type(run_config.task_config)
+        cfg = run_config.datasplit_config
+        datasplit = cfg.datasplit_type(cfg)
+        return ValidationScores(task.parameters, datasplit.validate or [], task.evaluation_scores)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def resume(self, iteration: int | str = "latest") -> int:
+        """Load a stored checkpoint with its optimizer, scheduler, stats and scores."""
+        checkpoint = self.store.retrieve_checkpoint(self.name, iteration)
+        done = int(checkpoint["iteration"])
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.lr_scheduler is not None and checkpoint.get("scheduler") is not None:
+            self.lr_scheduler.load_state_dict(checkpoint["scheduler"])
+        self.trainer.iteration = done
+        stats = self.store.retrieve_training_stats(self.name)
+        stats.delete_after(done)
+        self.training_stats = stats
+        scores = self.validation_scores
+        scores.scores = [
+            s for s in self.store.retrieve_validation_iteration_scores(self.name)
+            if s.iteration <= done
+        ]
+        self.resumed_from = done
+        logger.info("Resumed run '%s' from iteration %d", self.name, done)
+        return done
+
+    def move_optimizer(self, device: torch.device, empty_cuda_cache: bool = False) -> None:
+        """Move the optimizer's state tensors to ``device``."""
+        for state in self.optimizer.state.values():
+            assert isinstance(state, dict)
+            for key, value in state.items():
+                # Adam's step counter stays on the CPU unless the optimizer is capturable.
+                if torch.is_tensor(value) and key != "step":
+                    state[key] = value.to(device)
+        if empty_cuda_cache and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,124 @@
+"""Start: initialise a model from a stored run's checkpoint (fine-tuning)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import torch
+
+from .start_config import StartConfig
+
+if TYPE_CHECKING:
+    from napari_dacapo.experiments.model import Model
+    from napari_dacapo.store.file_store import FileStore
+
+logger = logging.getLogger(__name__)
+
+
+class StartError(RuntimeError):
+    """The starter weights cannot be used; the message says which layers differ."""
+
+
+class Start:
+    """Loads a stored run's weights into a new model.
+
+    Layers of the network body must match in shape (otherwise :class:`StartError` lists the
+    layers that differ). The prediction head may differ: rows of the head for output
+    channels whose names exist in both the old and the new head are copied, the others keep
+    their fresh initialisation.
+    """
+
+    def __init__(self, start_config: StartConfig, store: FileStore | None = None) -> None:
+        self.run = start_config.run
+        self.criterion = start_config.criterion
+        self._store = store
+
+    @property
+    def store(self) -> FileStore:
+        if self._store is None:
+            from napari_dacapo.store.file_store import FileStore
+
+            self._store = FileStore()
+        return self._store
+
+    def checkpoint_iteration(self) -> int:
+        """The stored run's iteration that ``criterion`` names."""
+        from napari_dacapo.store.file_store import CheckpointError
+
+        if self.criterion == "latest":
+            latest = self.store.latest_iteration(self.run)
+            if latest is None:
+                raise CheckpointError(
+                    f"Run '{self.run}' has no checkpoint to start from. Train it first, or "
+                    f"pick another run in the start config."
+                )
+            return latest
+        if self.criterion.startswith("best:"):
+            best = self.store.retrieve_best(self.run, self.criterion[5:])
+            if best is None:
+                raise CheckpointError(
+                    f"Run '{self.run}' has no best checkpoint for '{self.criterion[5:]}'. "
+                    f"Validate it first, or start from 'latest'."
+                )
+            return int(best["iteration"])
+        return int(self.criterion)
+
+    def old_channels(self) -> list[str] | None:
+        try:
+            config = self.store.retrieve_run_config(self.run)
+            task = config.task_config.task_type(config.task_config)
+            return list(task.predictor.channels)
+        except Exception:  # an old run whose task cannot be rebuilt: fall back to shapes
+            logger.warning("Could not read the channels of run '%s'", self.run, exc_info=True)
+            return None
+
+    def initialize_weights(self, model: Model, new_head: list[str] | None = None) -> Model:
+        """Load the starter weights into ``model`` and return it."""
+        iteration = self.checkpoint_iteration()
+        state = self.store.retrieve_checkpoint(self.run, iteration)["model"]
+        load_matching_weights(model, state, self.old_channels(), new_head)
+        logger.info("Initialised weights from run '%s' iteration %d", self.run, iteration)
+        return model
+
+
+def load_matching_weights(
+    model: Model,
+    state: dict[str, torch.Tensor],
+    old_channels: list[str] | None,
+    new_channels: list[str] | None,
+) -> None:
+    """Copy ``state`` into ``model``: the body must match; head rows follow channel names."""
+    own = model.state_dict()
+    head_keys = {f"prediction_head.{k}" for k in model.prediction_head.state_dict()}
+    head_keys |= {f"chain.1.{k}" for k in model.prediction_head.state_dict()}
+    differ = []
+    for key, value in own.items():
+        if key in head_keys:
+            continue
+        old = state.get(key)
+        if old is None or old.shape != value.shape:
+            differ.append(f"{key}: {tuple(value.shape)} vs stored "
+                          f"{tuple(old.shape) if old is not None else 'missing'}")
+    if differ:
+        raise StartError(
+            "The starter run's network does not match this architecture; layers that differ:\n  "
+            + "\n  ".join(differ[:20])
+            + "\nUse the same architecture config as the starter run, or train from scratch."
+        )
+    new_state = {k: (state[k] if k not in head_keys else v) for k, v in own.items()}
+    for key in head_keys & own.keys():
+        old = state.get(key)
+        if old is None:
+            continue
+        new = own[key].clone()
+        if old.shape == new.shape and (old_channels is None or old_channels == new_channels):
+            new_state[key] = old
+            continue
+        if old_channels is None or new_channels is None:
+            continue
+        for row, channel in enumerate(new_channels):
+            if channel in old_channels and old_channels.index(channel) < old.shape[0]:
+                new[row] = old[old_channels.index(channel)]
+        new_state[key] = new
+    model.load_state_dict(new_state)

@@ -1,0 +1,217 @@
+"""Training as one operation: a generator of typed events.
+
+The CLI, the GUI worker and the tests all consume :func:`train_run`; none of them holds
+training logic of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from napari_dacapo.experiments.run import Run
+from napari_dacapo.store.file_store import FileStore
+
+logger = logging.getLogger(__name__)
+
+#: Training stats are written at least this often (seconds), so a run can be followed.
+STATS_WRITE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run: str
+    start_iteration: int
+    train_until: int
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class IterationDone:
+    iteration: int
+    loss: float
+    time: float
+    iterations_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotTaken:
+    iteration: int
+    arrays: dict[str, Any]  # name -> SnapshotArray(data, offset, voxel_size)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSaved:
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationDone:
+    iteration: int
+    scores: Any  # ValidationIterationScores
+    criteria: list[str]
+    best: dict[str, Any] = field(default_factory=dict)  # criterion -> (iteration, value)
+    arrays: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSkipped:
+    iteration: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopped:
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    iteration: int
+
+
+TrainEvent = (
+    RunStarted
+    | IterationDone
+    | SnapshotTaken
+    | CheckpointSaved
+    | ValidationDone
+    | ValidationSkipped
+    | RunStopped
+    | RunFinished
+)
+
+
+def check_run(run: Run) -> None:
+    """Refuse bad input before any work starts, naming the problem and the fix."""
+    from napari_dacapo.experiments.datasplits.datasets.checks import (
+        check_training_dataset,
+        check_validation_dataset,
+    )
+
+    datasets = run.datasplit.train
+    if not datasets:
+        raise ValueError(
+            f"Run '{run.name}' has no training dataset. Add one to the datasplit config."
+        )
+    for dataset in datasets:
+        check_training_dataset(dataset)
+    for dataset in run.datasplit.validate or []:
+        check_validation_dataset(dataset)
+    if not run.trainer.can_train(datasets):
+        raise ValueError(
+            f"The trainer of run '{run.name}' cannot train on {[str(d) for d in datasets]}: "
+            f"every training dataset needs ground truth."
+        )
+    run.architecture.check_input_shape(run.model.input_shape)
+
+
+def train_run(
+    run: Run,
+    store: FileStore | None = None,
+    stop: threading.Event | None = None,
+    device: torch.device | str | None = None,
+    validate: bool = True,
+) -> Iterator[TrainEvent]:
+    """Train ``run`` up to ``run.train_until``, yielding events.
+
+    Validates (and checkpoints) every ``run.validation_interval`` iterations and at the end.
+    Setting ``stop`` ends training within one iteration, after a checkpoint is saved.
+    """
+    from napari_dacapo.experiments.device import choose_device, choose_precision, describe_device
+    from napari_dacapo.validate import validate_run
+
+    store = store or run.store
+    stop = stop or threading.Event()
+    check_run(run)
+    trainer_config = run.config.trainer_config
+    device = torch.device(device) if device is not None else choose_device(
+        getattr(trainer_config, "device", None)
+    )
+    plan = choose_precision(device, getattr(trainer_config, "precision", "auto"))
+
+    # Everything that can refuse the input runs before the store is written.
+    run.trainer.build_batch_provider(
+        run.datasplit.train, run.model, run.task, store.snapshot_container(run.name)
+    )
+    store.check_run_config(run.config)
+
+    with store.lock(run.name):
+        run.config = store.store_run_config(run.config)
+        run.model.to(device)
+        run.move_optimizer(device)
+        start = run.trainer.iteration
+        yield RunStarted(run.name, start, run.train_until, describe_device(device, plan))
+        if start >= run.train_until:
+            yield RunFinished(start)
+            return
+
+        def checkpoint(done: int) -> CheckpointSaved:
+            store.store_checkpoint(
+                run.name, done, run.model, run.optimizer, run.lr_scheduler,
+            )
+            store.store_training_stats(run.name, run.training_stats)
+            return CheckpointSaved(done)
+
+        def validation(done: int) -> Iterator[TrainEvent]:
+            if not validate:
+                yield ValidationSkipped(done, "validation is switched off for this training")
+            elif not run.datasplit.validate:
+                yield ValidationSkipped(
+                    done, "the run has no validation data (add validate_configs to validate)"
+                )
+            else:
+                yield validate_run(run, done, store=store, device=device, plan=plan)
+
+        last_write = time.monotonic()
+        rate = _Rate()
+        last_snapshot = None
+        with run.trainer as trainer:
+            for stats in trainer.iterate(
+                run.train_until - trainer.iteration, run.model, run.optimizer, device
+            ):
+                run.training_stats.add_iteration_stats(stats)
+                yield IterationDone(stats.iteration, stats.loss, stats.time, rate.tick())
+                snapshot = getattr(trainer, "latest_snapshot", None)
+                if snapshot is not None and snapshot is not last_snapshot:
+                    last_snapshot = snapshot
+                    yield SnapshotTaken(snapshot.iteration, dict(snapshot.arrays))
+                done = trainer.iteration
+                if done != stats.iteration + 1:
+                    continue  # stats of steps already taken are still being reported
+                if done % run.validation_interval == 0 or done >= run.train_until:
+                    yield checkpoint(done)
+                    yield from validation(done)
+                    last_write = time.monotonic()
+                elif stop.is_set():
+                    yield checkpoint(done)
+                elif time.monotonic() - last_write > STATS_WRITE_SECONDS:
+                    store.store_training_stats(run.name, run.training_stats)
+                    last_write = time.monotonic()
+                if stop.is_set():
+                    yield RunStopped(done)
+                    return
+                if done >= run.train_until:
+                    break
+        yield RunFinished(run.trainer.iteration)
+
+
+class _Rate:
+    """Iterations per second over a sliding window of recent iterations."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.times: list[float] = []
+        self.window = window
+
+    def tick(self) -> float:
+        self.times.append(time.perf_counter())
+        self.times = self.times[-self.window :]
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)

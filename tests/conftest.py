@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from napari_dacapo.store.file_store import FileStore
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A run store in a temporary folder (also the default root for this test)."""
+    monkeypatch.setenv("NAPARI_DACAPO_ROOT", str(tmp_path / "runs"))
+    return FileStore(tmp_path / "runs")
+
+
+def tiny_config(dims: int = 2, **overrides):
+    """The synthetic example shrunk to run a few iterations in a second or two."""
+    from napari_dacapo.examples import example_run_config
+
+    kwargs = dict(
+        name=f"tiny_{dims}d", iterations=6, validation_interval=3, snapshot_interval=2,
+        input_shape=(32, 32) if dims == 2 else (24, 24, 24), num_fmaps=2, levels=1,
+    )
+    kwargs.update(overrides)
+    return example_run_config(dims, **kwargs)

@@ -1,0 +1,153 @@
+"""End-to-end training: events, checkpoints, stop, resume (also after SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from napari_dacapo.experiments.run import Run
+from napari_dacapo.train import (
+    CheckpointSaved,
+    IterationDone,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    SnapshotTaken,
+    ValidationDone,
+    train_run,
+)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_train_run_yields_events_and_stores_the_run(store, dims):
+    config = tiny_config(dims)
+    run = Run(config, store=store)
+    events = list(train_run(run, store=store))
+
+    assert isinstance(events[0], RunStarted) and events[0].start_iteration == 0
+    assert isinstance(events[-1], RunFinished) and events[-1].iteration == 6
+    iterations = [e.iteration for e in events if isinstance(e, IterationDone)]
+    assert iterations == list(range(6))
+    assert all(np.isfinite(e.loss) for e in events if isinstance(e, IterationDone))
+    assert [e.iteration for e in events if isinstance(e, CheckpointSaved)] == [3, 6]
+    validations = [e for e in events if isinstance(e, ValidationDone)]
+    assert [v.iteration for v in validations] == [3, 6]
+    assert validations[-1].criteria and validations[-1].best
+    snapshots = [e for e in events if isinstance(e, SnapshotTaken)]
+    assert [s.iteration for s in snapshots] == [0, 2, 4]
+    raw = snapshots[0].arrays["raw"]
+    assert raw.data.ndim == dims + 1  # channel + spatial: 2D trains as true 2D
+
+    assert store.checkpoint_iterations(config.name) == [3, 6]
+    assert store.retrieve_training_stats(config.name).trained_until() == 6
+    assert [s.iteration for s in store.retrieve_validation_iteration_scores(config.name)] == [3, 6]
+    stored = store.retrieve_run_config(config.name)
+    assert stored.num_iterations == 6
+    # In-memory (napari layer) arrays were written into the run's folder.
+    raw_config = stored.datasplit_config.train_configs[0].raw_config
+    assert type(raw_config).__name__ == "ZarrArrayConfig"
+    assert str(store.run_dir(config.name)) in str(raw_config.file_name)
+
+
+def test_stop_checkpoints_and_a_new_run_resumes_exactly(store):
+    config = tiny_config(2, iterations=8, validation_interval=100)
+    run = Run(config, store=store)
+    stop = threading.Event()
+    events = []
+    for event in train_run(run, store=store, stop=stop):
+        events.append(event)
+        if isinstance(event, IterationDone) and event.iteration == 2:
+            stop.set()
+    assert isinstance(events[-1], RunStopped) and events[-1].iteration == 3
+    assert store.latest_iteration(config.name) == 3
+    saved_optimizer = run.optimizer.state_dict()
+
+    resumed = Run(config, store=store)
+    assert resumed.resumed_from == 3 and resumed.trainer.iteration == 3
+    assert resumed.training_stats.trained_until() == 3
+    _assert_same_optimizer_state(resumed.optimizer.state_dict(), saved_optimizer)
+    for a, b in zip(resumed.model.parameters(), run.model.parameters()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+    events = list(train_run(resumed, store=store))
+    assert [e.iteration for e in events if isinstance(e, IterationDone)] == [3, 4, 5, 6, 7]
+    stats = store.retrieve_training_stats(config.name)
+    assert [s.iteration for s in stats.iteration_stats] == list(range(8))
+
+
+def test_training_longer_continues_a_finished_run(store):
+    config = tiny_config(2, iterations=3, validation_interval=3)
+    list(train_run(Run(config, store=store), store=store))
+    longer = config.replace(num_iterations=5)
+    run = Run(longer, store=store)
+    assert run.trainer.iteration == 3
+    # DaCapo drops the last validation entry on resume; it is kept here.
+    assert [s.iteration for s in run.validation_scores.scores] == [3]
+    events = list(train_run(run, store=store))
+    assert [e.iteration for e in events if isinstance(e, IterationDone)] == [3, 4]
+    assert store.retrieve_run_config(config.name).num_iterations == 5
+
+
+def test_kill_during_training_then_resume(store, tmp_path):
+    """A trainer killed with SIGKILL leaves a consistent run that resumes where the last
+    checkpoint was: stats continue without gaps or duplicates, the optimizer is restored."""
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+        from conftest import tiny_config
+        from napari_dacapo.experiments.run import Run
+        from napari_dacapo.store.file_store import FileStore
+        from napari_dacapo.train import train_run, IterationDone
+        store = FileStore({str(store.root)!r})
+        config = tiny_config(2, name="killed", iterations=100000, validation_interval=4)
+        for event in train_run(Run(config, store=store), store=store):
+            if isinstance(event, IterationDone):
+                print(event.iteration, flush=True)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while (store.latest_iteration("killed") or 0) < 8:
+            assert proc.poll() is None, "the training process died on its own"
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    latest = store.latest_iteration("killed")
+    checkpoint = store.retrieve_checkpoint("killed", latest)
+    run = Run(store.retrieve_run_config("killed"), store=store)
+    assert run.resumed_from == latest
+    assert [s.iteration for s in run.training_stats.iteration_stats] == list(range(latest))
+    assert run.optimizer.state_dict()["state"], "optimizer state was not restored"
+    _assert_same_optimizer_state(run.optimizer.state_dict(), checkpoint["optimizer"])
+    stored = [s.iteration for s in store.retrieve_validation_iteration_scores("killed")]
+    kept = [s.iteration for s in run.validation_scores.scores]
+    assert kept and kept == [i for i in stored if i <= latest]
+
+    run.train_until = latest + 2
+    events = list(train_run(run, store=store, validate=False))
+    assert [e.iteration for e in events if isinstance(e, IterationDone)] == [latest, latest + 1]
+
+
+def _assert_same_optimizer_state(a: dict, b: dict) -> None:
+    assert a["state"].keys() == b["state"].keys()
+    for key in a["state"]:
+        for name, value in a["state"][key].items():
+            other = b["state"][key][name]
+            if torch.is_tensor(value):
+                assert torch.equal(value.cpu(), other.cpu()), name
+            else:
+                assert value == other, name
