@@ -6,6 +6,7 @@ training logic of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -124,17 +125,13 @@ def train_run(
     Validates (and checkpoints) every ``run.validation_interval`` iterations and at the end.
     Setting ``stop`` ends training within one iteration, after a checkpoint is saved.
     """
-    from napari_dacapo.experiments.device import choose_device, choose_precision, describe_device
+    from napari_dacapo.experiments.device import describe_device, device_plan_for
     from napari_dacapo.validate import validate_run
 
     store = store or run.store
     stop = stop or threading.Event()
     check_run(run)
-    trainer_config = run.config.trainer_config
-    device = torch.device(device) if device is not None else choose_device(
-        getattr(trainer_config, "device", None)
-    )
-    plan = choose_precision(device, getattr(trainer_config, "precision", "auto"))
+    device, plan = device_plan_for(run.config.trainer_config, device)
 
     # Everything that can refuse the input runs before the store is written.
     run.trainer.build_batch_provider(
@@ -142,10 +139,8 @@ def train_run(
     )
     store.check_run_config(run.config)
 
-    with store.lock(run.name):
+    with store.lock(run.name), _on_device(run, device):
         run.config = store.store_run_config(run.config)
-        run.model.to(device)
-        run.move_optimizer(device)
         start = run.trainer.iteration
         yield RunStarted(run.name, start, run.train_until, describe_device(device, plan))
         if start >= run.train_until:
@@ -200,6 +195,24 @@ def train_run(
                 if done >= run.train_until:
                     break
         yield RunFinished(run.trainer.iteration)
+
+
+@contextlib.contextmanager
+def _on_device(run: Run, device: torch.device) -> Iterator[None]:
+    """Train on ``device``; afterwards (finished, stopped, crashed or closed) move the model
+    and optimizer back to the CPU and release the device's cached memory, so a GPU is free
+    for other work as soon as training ends."""
+    from napari_dacapo.experiments.device import release_device_memory
+
+    run.model.to(device)
+    run.move_optimizer(device)
+    try:
+        yield
+    finally:
+        if device.type != "cpu":
+            run.model.to("cpu")
+            run.move_optimizer(torch.device("cpu"))
+            release_device_memory(device)
 
 
 class _Rate:

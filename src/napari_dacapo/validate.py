@@ -33,15 +33,13 @@ def validate_run(
     iteration per criterion so far, and the prediction and post-processed arrays of the
     first dataset's best parameter set (for display).
     """
-    from napari_dacapo.experiments.device import choose_device, choose_precision
+    from napari_dacapo.experiments.device import device_plan_for
     from napari_dacapo.train import ValidationDone
 
     store = store or run.store
-    if device is None:
-        device = choose_device(getattr(run.config.trainer_config, "device", None))
+    if plan is None or device is None:
+        device, plan = device_plan_for(run.config.trainer_config, device)
     device = torch.device(device)
-    if plan is None:
-        plan = choose_precision(device, getattr(run.config.trainer_config, "precision", "auto"))
     run.model.to(device)
 
     scores = run.validation_scores

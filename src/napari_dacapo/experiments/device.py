@@ -200,3 +200,27 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:  # not Linux
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def device_plan_for(
+    trainer_config: object, device: torch.device | str | None = None
+) -> tuple[torch.device, PrecisionPlan]:
+    """The device and precision plan a trainer config asks for (one place for training,
+    validation and prediction). ``device`` overrides the config's own choice."""
+    device = torch.device(device) if device is not None else choose_device(
+        getattr(trainer_config, "device", None)
+    )
+    plan = choose_precision(
+        device,
+        getattr(trainer_config, "precision", "auto"),
+        getattr(trainer_config, "channels_last", "auto"),
+    )
+    return device, plan
+
+
+def release_device_memory(device: torch.device) -> None:
+    """Give cached accelerator memory back to the system (after training ends)."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
