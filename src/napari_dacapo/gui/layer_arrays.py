@@ -1,0 +1,85 @@
+"""napari layers <-> arrays with geometry.
+
+A napari layer places voxel ``i`` at ``translate + i * scale`` in world coordinates, with
+float scales such as 0.5 (µm). The engine uses integer voxel sizes and offsets (funlib
+``Coordinate``), as DaCapo does. All layers of one run are therefore expressed in a common
+integer unit: world values are multiplied by one power of ten (:func:`world_factor`) that
+makes every scale and translate integral, and outputs are mapped back with the same factor.
+No layer data is copied here: arrays wrap ``layer.data`` lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
+from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import NumpyArrayConfig
+
+MAX_FACTOR = 10**6
+
+
+def world_factor(values: Sequence[float]) -> int:
+    """The smallest power of ten that makes all ``values`` integers (to 1e-6 relative)."""
+    factor = 1
+    while factor <= MAX_FACTOR:
+        if all(abs(v * factor - round(v * factor)) <= 1e-6 * max(1.0, abs(v * factor))
+               for v in values):
+            return factor
+        factor *= 10
+    raise ValueError(
+        f"Layer scale/translate values {list(values)} cannot be expressed on a common integer "
+        f"grid; round the layers' scale and translate (Layer > Properties) to at most six "
+        f"decimals."
+    )
+
+
+def layer_geometry_values(layer: Any, dims: int) -> list[float]:
+    return [float(v) for v in (*layer.scale[-dims:], *layer.translate[-dims:])]
+
+
+def spatial_dims(layer: Any) -> int:
+    """Spatial dimensions of a layer (an RGB(A) layer's last axis is its channels)."""
+    return layer.data.ndim - (1 if getattr(layer, "rgb", False) else 0)
+
+
+def layer_array_config(
+    layer: Any, name: str, dims: int, factor: int, channels_first: bool = False
+) -> NumpyArrayConfig:
+    """A :class:`NumpyArrayConfig` wrapping ``layer.data`` (no copy) with its geometry in
+    the common integer unit ``factor``.
+
+    ``dims`` is the number of spatial dimensions the run uses; a layer with one more axis
+    has its first axis as channels (``channels_first``), an RGB layer its last.
+    """
+    data = layer.data
+    if getattr(layer, "rgb", False):
+        data = np.moveaxis(np.asarray(data), -1, 0)
+        channels = True
+    else:
+        channels = data.ndim == dims + 1 and channels_first
+        if data.ndim != dims + (1 if channels else 0):
+            raise ValueError(
+                f"Layer '{layer.name}' has {data.ndim} dimensions {tuple(data.shape)} but the "
+                f"run is {dims}D. Pick a {dims}D layer, or change the network's input shape "
+                f"to {data.ndim}D."
+            )
+    scale = [round(float(s) * factor) for s in layer.scale[-dims:]]
+    translate = [round(float(t) * factor) for t in layer.translate[-dims:]]
+    return NumpyArrayConfig(
+        name=name,
+        data=data,
+        voxel_size=scale,
+        offset=translate,
+        axis_names=default_axis_names(dims, channels=channels),
+    )
+
+
+def napari_geometry(voxel_size: Sequence[int], offset: Sequence[int], factor: int) -> dict:
+    """``scale`` and ``translate`` keyword arguments for an output layer."""
+    return {
+        "scale": tuple(v / factor for v in voxel_size),
+        "translate": tuple(o / factor for o in offset),
+    }
