@@ -39,7 +39,7 @@ from napari_dacapo.experiments.trainers import (
 )
 from napari_dacapo.experiments.trainers import default_trainer, snapshot
 from napari_dacapo.experiments.trainers.augments import AugmentPipeline, SampleArray, crop_center
-from napari_dacapo.experiments.trainers.batch_provider import normalize_raw
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import raw_as_float32
 from napari_dacapo.experiments.trainers.prefetch import Prefetcher
 
 CPU = torch.device("cpu")
@@ -425,11 +425,11 @@ def test_raw_channels_dims_and_masks_must_match_the_model():
     assert not trainer.can_train([])
 
 
-def test_normalize_raw_divides_integers_by_their_maximum():
-    assert normalize_raw(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
-    assert normalize_raw(np.array([65535], np.uint16)).tolist() == [1.0]
+def test_raw_as_float32_divides_integers_by_their_maximum():
+    assert raw_as_float32(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
+    assert raw_as_float32(np.array([65535], np.uint16)).tolist() == [1.0]
     floats = np.array([-3.5, 7.0], np.float32)
-    assert normalize_raw(floats) is floats
+    assert raw_as_float32(floats) is floats
 
 
 def test_2d_batches_are_truly_2d():

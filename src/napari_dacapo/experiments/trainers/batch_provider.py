@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import raw_as_float32
+
 from .augments.augment import AugmentPipeline, Augment, Sample, SampleArray
 from .sampling import CentreSampler, annotated
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from napari_dacapo.experiments.model import Model
     from napari_dacapo.experiments.tasks.predictors.predictor import Predictor
 
-__all__ = ["Batch", "BatchProvider", "normalize_raw", "SAMPLE_TRIES"]
+__all__ = ["Batch", "BatchProvider", "SAMPLE_TRIES"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +64,6 @@ class Batch:
     weight: np.ndarray
     input_rois: list[Roi]
     output_rois: list[Roi]
-
-
-def normalize_raw(data: np.ndarray) -> np.ndarray:
-    """Raw as float32: integers divided by their dtype's maximum (as gunpowder's
-    ``Normalize``), booleans as 0/1, floats unchanged."""
-    if np.issubdtype(data.dtype, np.integer):
-        return (data / np.float32(np.iinfo(data.dtype).max)).astype(np.float32)
-    return data.astype(np.float32, copy=False)
 
 
 class _Source:
@@ -274,7 +268,7 @@ class BatchProvider:
         if dataset.raw.channel_dims == 0:
             raw = raw[None]
         return {
-            "raw": SampleArray(normalize_raw(raw), dataset.raw.voxel_size, True),
+            "raw": SampleArray(raw_as_float32(raw), dataset.raw.voxel_size, True),
             "gt": SampleArray(gt.read(roi, fill=0), gt.voxel_size, False),
             "mask": SampleArray(self._known(source, roi), gt.voxel_size, False),
         }

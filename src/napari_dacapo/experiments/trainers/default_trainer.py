@@ -137,6 +137,9 @@ class DefaultTrainer(Trainer):
             min_masked=cfg.min_masked, clip_raw=cfg.clip_raw, sample_from=cfg.sample_from,
             rng=self._rng,
         )
+        # One batch now: targets and weights that cannot be made from these labels (e.g. more
+        # task channels than the labels have) fail before anything is stored.
+        self.provider.batch()
         self._task = task
         self._snapshot_container = snapshot_container
         if snapshot_container is not None and cfg.snapshot_interval:
