@@ -48,7 +48,12 @@ def test_train_run_yields_events_and_stores_the_run(store, dims):
     raw = snapshots[0].arrays["raw"]
     assert raw.data.ndim == dims + 1  # channel + spatial: 2D trains as true 2D
 
-    assert store.checkpoint_iterations(config.name) == [3, 6]
+    # Retention: the latest checkpoint and every current best are kept, the rest pruned.
+    bests = store.best_iterations(config.name)
+    assert bests and bests <= {3, 6}
+    assert store.checkpoint_iterations(config.name) == sorted(bests | {6})
+    outputs = store.validation_container(config.name).container
+    assert sorted(int(p.name) for p in outputs.iterdir() if p.name.isdigit()) == sorted(bests | {6})
     assert store.retrieve_training_stats(config.name).trained_until() == 6
     assert [s.iteration for s in store.retrieve_validation_iteration_scores(config.name)] == [3, 6]
     stored = store.retrieve_run_config(config.name)
@@ -151,3 +156,17 @@ def _assert_same_optimizer_state(a: dict, b: dict) -> None:
                 assert torch.equal(value.cpu(), other.cpu()), name
             else:
                 assert value == other, name
+
+
+def test_retention_prunes_all_but_latest_and_best_unless_told_to_keep(tmp_path):
+    from napari_dacapo.store.file_store import FileStore
+
+    config = tiny_config(2, iterations=8, validation_interval=2, snapshot_interval=None)
+    pruned, kept = FileStore(tmp_path / "pruned"), FileStore(tmp_path / "all", keep_all=True)
+    for store in (pruned, kept):
+        list(train_run(Run(config, store=store), store=store))
+    assert kept.checkpoint_iterations(config.name) == [2, 4, 6, 8]
+    bests = pruned.best_iterations(config.name)
+    assert pruned.checkpoint_iterations(config.name) == sorted(bests | {8})
+    for iteration in pruned.checkpoint_iterations(config.name):  # what is kept still loads
+        assert pruned.retrieve_checkpoint(config.name, iteration)["iteration"] == iteration

@@ -1,4 +1,4 @@
-"""The headless face: ``napari-dacapo train | runs | example``.
+"""The headless face: ``napari-dacapo train | validate | predict | export | runs | example``.
 
 A thin layer over the operations: it builds a Run, consumes :func:`train_run`'s events
 and turns them into a progress bar and log lines.
@@ -6,10 +6,12 @@ and turns them into a progress bar and log lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -47,14 +49,18 @@ def main(verbose: bool) -> None:
 )
 @click.option("--device", default=None, help="Device to train on: cpu, cuda, cuda:1, mps.")
 @click.option("--no-validate", is_flag=True, help="Skip validation.")
+@click.option(
+    "--keep-all-checkpoints", is_flag=True,
+    help="Keep every checkpoint (default: only the latest and the best per criterion).",
+)
 @store_option
-def train(config, run_name, iterations, device, no_validate, store) -> None:
+def train(config, run_name, iterations, device, no_validate, keep_all_checkpoints, store) -> None:
     """Train the run described by CONFIG (a YAML file; DaCapo's run YAML works too), or
     continue the stored run given by --run."""
     from napari_dacapo.experiments.configs import load_config
     from napari_dacapo.store.file_store import FileStore
 
-    file_store = FileStore(store)
+    file_store = FileStore(store, keep_all=keep_all_checkpoints)
     if (config is None) == (run_name is None):
         raise click.UsageError("Give either a CONFIG file or --run NAME.")
     if config is not None:
@@ -114,6 +120,186 @@ def runs(store) -> None:
         except Exception as e:  # a damaged run folder must not hide the others
             progress = f"unreadable ({e})"
         click.echo(f"  {name}: {progress}")
+
+
+@main.command()
+@click.option("--run", "run_name", required=True, help="The stored run.")
+@click.option(
+    "--iteration", required=True, help="The checkpoint to validate: an iteration or 'latest'."
+)
+@click.option("--device", default=None, help="Device to predict on: cpu, cuda, cuda:1, mps.")
+@store_option
+def validate(run_name, iteration, device, store) -> None:
+    """Validate a stored checkpoint of a run, store its scores and print them."""
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+    from napari_dacapo.validate import validate_checkpoint
+
+    file_store = FileStore(store)
+    with _user_errors():
+        event = validate_checkpoint(run_name, iteration, store=file_store, device=device)
+        scores = Run.get_validation_scores(file_store.retrieve_run_config(run_name))
+    at_iteration = scores.subscores([event.scores])
+    rows = [("criterion", f"iteration {event.iteration}", "best parameters", "best so far")]
+    for criterion in event.criteria:
+        found = at_iteration.best(criterion)
+        best = event.best.get(criterion)
+        rows.append((
+            criterion,
+            "nan" if found is None else f"{found[2]:.4g}",
+            "-" if found is None else str(found[1]),
+            "-" if best is None else f"{best[1]:.4g} (iteration {best[0]})",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.option("--run", "run_name", required=True, help="The stored run.")
+@click.option(
+    "--checkpoint", default="latest", show_default=True,
+    help="An iteration, 'latest', or 'best:<criterion>' (e.g. best:f1_score).",
+)
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output_path", metavar="OUTPUT")
+@click.option(
+    "--labels", is_flag=True,
+    help="Write the post-processed segmentation instead of the prediction.",
+)
+@click.option(
+    "--criterion", default=None,
+    help="Post-process with the best parameters for this criterion (implies --labels; "
+    "default: the criterion of a best:<criterion> checkpoint).",
+)
+@click.option("--device", default=None, help="Device to predict on: cpu, cuda, cuda:1, mps.")
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+    help="Numeric precision (default: the run's trainer setting).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
+@store_option
+def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
+            precision, overwrite, store) -> None:
+    """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
+    write OUTPUT (container.zarr/dataset) with the input's geometry.
+
+    The prediction is written tile by tile; with --labels it is post-processed as a whole.
+    """
+    from tqdm import tqdm
+
+    from napari_dacapo.checkpoints import criterion_of, load_run
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        prepare_zarr_array,
+        write_zarr_array,
+    )
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+    from napari_dacapo.predict import (
+        PredictionStarted,
+        assemble,
+        post_processing,
+        predict_tiles,
+    )
+    from napari_dacapo.store.file_store import FileStore
+
+    labels = labels or criterion is not None
+    in_file, in_dataset = _zarr_path(input_path, "INPUT")
+    out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
+    if out_dataset and (out_file / out_dataset).exists() and not overwrite:
+        # Checked before predicting, which may take long.
+        raise click.ClickException(
+            f"{out_file}/{out_dataset} already exists. Pass --overwrite to replace it, or "
+            f"choose another OUTPUT."
+        )
+    with _user_errors():
+        run, file_store = load_run(run_name, FileStore(store))
+        raw = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
+        raw_array = raw.array()
+        spatial_axes = raw_array.axis_names[raw_array.channel_dims :]
+        # Fail on a never-validated criterion before predicting anything.
+        process = (
+            post_processing(run, criterion or criterion_of(checkpoint), file_store)
+            if labels else None
+        )
+        events = predict_tiles(run, checkpoint, raw, store=file_store, device=device,
+                               precision=precision)
+        start = next(events)
+        assert isinstance(start, PredictionStarted)
+        click.echo(f"Predicting {in_file}/{in_dataset} with '{run.name}' iteration "
+                   f"{start.iteration} in {start.num_tiles} tiles", err=True)
+        geometry = {"voxel_size": start.voxel_size, "offset": start.roi.offset,
+                    "units": raw_array.units, "overwrite": overwrite}
+        with tqdm(events, total=start.num_tiles, unit="tile", file=sys.stderr) as tiles:
+            if process is not None:
+                prediction, _, _ = assemble([start, *tiles])
+                segmentation = process(prediction)
+                channels = ["c^"] if segmentation.ndim > len(spatial_axes) else []
+                written = write_zarr_array(
+                    out_file, out_dataset, segmentation, axis_names=channels + spatial_axes,
+                    **geometry,
+                )
+            else:
+                written = prepare_zarr_array(
+                    out_file, out_dataset, start.shape, "float32",
+                    axis_names=["c^", *spatial_axes],
+                    chunks=(start.num_channels, *start.tile_shape), **geometry,
+                ).replace(mode="r+")
+                out = written.array()
+                for tile in tiles:
+                    out[tile.roi] = tile.data
+    click.echo(f"Wrote {'labels' if labels else 'prediction'} to {written.file_name}/"
+               f"{written.dataset}")
+
+
+@main.command()
+@click.option("--run", "run_name", required=True, help="The stored run.")
+@click.option(
+    "--checkpoint", default="latest", show_default=True,
+    help="An iteration, 'latest', or 'best:<criterion>'.",
+)
+@click.option(
+    "--criterion", default=None,
+    help="Record the best post-processing parameters for this criterion (default: the "
+    "criterion of a best:<criterion> checkpoint).",
+)
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@store_option
+def export(run_name, checkpoint, criterion, output_dir, store) -> None:
+    """Export a run's model as TorchScript plus model.yaml (input shape, voxel size,
+    channels, normalisation, post-processing) into OUTPUT_DIR, for use outside napari."""
+    from napari_dacapo.export import export_model
+    from napari_dacapo.store.file_store import FileStore
+
+    with _user_errors():
+        exported = export_model(run_name, checkpoint, output_dir, criterion=criterion,
+                                store=FileStore(store))
+    click.echo(f"Exported '{run_name}' iteration {exported.iteration}: {exported.model} and "
+               f"{exported.metadata}")
+
+
+def _zarr_path(value: str, name: str) -> tuple[Path, str]:
+    """Split ``container.zarr/path/in/it`` at its last ``.zarr`` component."""
+    parts = Path(value).parts
+    ends = [i for i, part in enumerate(parts) if part.endswith(".zarr")]
+    if not ends:
+        raise click.BadParameter(
+            f"'{value}' names no zarr container; give container.zarr/dataset, e.g. "
+            f"data.zarr/raw.", param_hint=name,
+        )
+    return Path(*parts[: ends[-1] + 1]), "/".join(parts[ends[-1] + 1 :])
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show the library's errors about the user's input as a message, not a traceback."""
+    from napari_dacapo.store.file_store import StoreError
+
+    try:
+        yield
+    except (ValueError, TypeError, OSError, StoreError) as e:
+        raise click.ClickException(str(e)) from e
 
 
 def _train(run_config, file_store, device, validate: bool) -> None:

@@ -183,6 +183,7 @@ def train_run(
                 if done % run.validation_interval == 0 or done >= run.train_until:
                     yield checkpoint(done)
                     yield from validation(done)
+                    store.apply_retention(run.name)
                     last_write = time.monotonic()
                 elif stop.is_set():
                     yield checkpoint(done)

@@ -13,6 +13,7 @@ from napari_dacapo.experiments.validation_iteration_scores import ValidationIter
 from napari_dacapo.predict import predict_array
 
 if TYPE_CHECKING:
+    from napari_dacapo.checkpoints import Checkpoint
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.store.file_store import FileStore
     from napari_dacapo.train import ValidationDone
@@ -64,13 +65,15 @@ def validate_run(
             rows.append([float(result[c]) for c in criteria])
             processed.append(segmentation)
         per_dataset.append(rows)
-        if d == 0 and rows:
+        if rows:
             best = _best_row(rows, criteria, run.task.evaluation_scores)
-            arrays = {
-                "prediction": (prediction, roi.offset, voxel_size),
-                "segmentation": (processed[best], roi.offset, voxel_size),
-                "parameters": str(parameters[best]),
-            }
+            outputs = {"prediction": prediction, "segmentation": processed[best]}
+            _write_outputs(store, run.name, iteration, str(dataset), outputs, roi, voxel_size)
+            if d == 0:
+                arrays = {
+                    name: (data, roi.offset, voxel_size) for name, data in outputs.items()
+                }
+                arrays["parameters"] = str(parameters[best])
 
     iteration_scores = ValidationIterationScores(iteration, per_dataset)
     scores.scores = [s for s in scores.scores if s.iteration != iteration]
@@ -78,6 +81,58 @@ def validate_run(
     store.store_validation_iteration_scores(run.name, scores)
     best = _store_best(run, store, scores)
     return ValidationDone(iteration, iteration_scores, list(criteria), best, arrays)
+
+
+def validate_checkpoint(
+    run: Run | str,
+    iteration: Checkpoint,
+    store: FileStore | None = None,
+    device: torch.device | str | None = None,
+) -> ValidationDone:
+    """Validate the stored checkpoint ``iteration`` of a run and store its scores and the
+    updated bests, as training does at each validation interval.
+
+    The run is read afresh from ``store`` (a :class:`Run` object only gives its name), so
+    the scores of every validated iteration are kept. The run's lock is held meanwhile:
+    a run that is training is refused (:class:`~napari_dacapo.store.RunLockedError`).
+
+    Raises
+    ------
+    ValueError
+        If the run has no validation data.
+    CheckpointError, StoreError
+        For a missing checkpoint or run (the messages list those stored).
+    """
+    from napari_dacapo.checkpoints import load_run, resolve_checkpoint
+
+    if not isinstance(run, str):
+        run, store = run.name, store or run.store
+    run, store = load_run(run, store)
+    done, _ = resolve_checkpoint(run, iteration, store)
+    if not run.datasplit.validate:
+        raise ValueError(
+            f"Run '{run.name}' has no validation data, so there is nothing to score. Add "
+            f"validate_configs to its datasplit config."
+        )
+    with store.lock(run.name):
+        run.validation_scores.scores = store.retrieve_validation_iteration_scores(run.name)
+        run.model.load_state_dict(store.retrieve_checkpoint(run.name, done)["model"])
+        return validate_run(run, done, store=store, device=device)
+
+
+def _write_outputs(store, run_name, iteration, dataset, outputs, roi, voxel_size) -> None:
+    """Keep the validation prediction and the best segmentation on disk, so a run folder
+    opened later (in napari, or by DaCapo tools) shows them."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+
+    container = store.validation_container(run_name).container
+    for name, data in outputs.items():
+        channels = data.ndim == len(voxel_size) + 1
+        write_zarr_array(
+            container, f"{iteration}/{dataset}/{name}", data, voxel_size, roi.offset,
+            default_axis_names(len(voxel_size), channels=channels),
+        )
 
 
 def _crop(roi, prediction: np.ndarray, voxel_size, full_roi) -> tuple[slice, ...]:

@@ -88,9 +88,13 @@ class FileStore:
         The root folder. Default: the environment variable ``NAPARI_DACAPO_ROOT`` (read
         now, when the store is made), else ``<user data dir>/napari-dacapo/runs``. Nothing
         is created until something is stored.
+    keep_all
+        Keep every checkpoint and validation output. By default only the latest and the
+        current bests are kept (see :meth:`apply_retention`); DaCapo keeps everything.
     """
 
-    def __init__(self, root: Path | str | None = None) -> None:
+    def __init__(self, root: Path | str | None = None, keep_all: bool = False) -> None:
+        self.keep_all = keep_all
         if root is None:
             root = os.environ.get(ROOT_ENV) or None
         if root is None:
@@ -385,6 +389,27 @@ class FileStore:
             path = self.checkpoint_path(name, iteration)
             with self._writing(path):
                 path.unlink(missing_ok=True)
+        return deleted
+
+    def best_iterations(self, name: str) -> set[int]:
+        """Every iteration that is currently best for some dataset and criterion."""
+        bests = self._parse(self.run_dir(name) / BEST_FILE, dict, dict)
+        return {int(r["iteration"]) for per in bests.values() for r in per.values()}
+
+    def apply_retention(self, name: str) -> list[int]:
+        """Delete checkpoints and validation outputs that are neither the latest nor a
+        current best (unless the store keeps everything). Returns the deleted iterations."""
+        if self.keep_all:
+            return []
+        keep = self.best_iterations(name)
+        deleted = self.prune_checkpoints(name, keep)
+        outputs = self.validation_container(name).container
+        if outputs.is_dir():
+            latest = max((int(p.name) for p in outputs.iterdir() if p.name.isdigit()),
+                         default=None)
+            for folder in outputs.iterdir():
+                if folder.name.isdigit() and int(folder.name) not in keep | {latest}:
+                    shutil.rmtree(folder, ignore_errors=True)
         return deleted
 
     # -- stats and scores ------------------------------------------------------------------
