@@ -1,7 +1,7 @@
 """The headless face: ``napari-dacapo train | validate | predict | export | runs | example``.
 
-A thin layer over the operations: it builds a Run, consumes :func:`train_run`'s events
-and turns them into a progress bar and log lines.
+A thin layer over the operations: it consumes their events (training iterations,
+prediction tiles) and results, and turns them into progress bars, tables and log lines.
 """
 
 from __future__ import annotations

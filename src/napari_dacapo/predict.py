@@ -2,22 +2,62 @@
 
 Each output tile is predicted from an input tile grown by the network's context on every
 side, so tiles stitch exactly (a valid-padding network sees no tile border). Voxels outside
-the raw data are zero-padded.
+the raw data are zero-padded, so the prediction covers the whole input, however small.
+
+Two levels:
+
+- :func:`predict_blocks` / :func:`predict_array` run a given model over an
+  :class:`~napari_dacapo.experiments.datasplits.datasets.arrays.array.Array` (validation
+  uses them);
+- :func:`predict_tiles`, :func:`predict` and :func:`apply` take a run (or its name), a
+  stored checkpoint and a plain numpy, dask or zarr array: what users call.
+
+The generators yield :class:`PredictionStarted` then one :class:`TilePredicted` per tile,
+so a viewer can fill a layer tile by tile and cancel by no longer asking for tiles.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from funlib.geometry import Coordinate, Roi
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array, raw_as_float32
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
+    Array,
+    default_axis_names,
+    raw_as_float32,
+)
 from napari_dacapo.experiments.model import Model
+
+if TYPE_CHECKING:
+    from napari_dacapo.checkpoints import Checkpoint
+    from napari_dacapo.experiments.device import PrecisionPlan
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+
+__all__ = [
+    "TileGeometry",
+    "PredictionStarted",
+    "TilePredicted",
+    "PredictEvent",
+    "predict_blocks",
+    "predict_array",
+    "assemble",
+    "prediction_input",
+    "training_datasets",
+    "training_intensity_range",
+    "predict_tiles",
+    "predict",
+    "apply",
+    "post_processing",
+]
 
 
 @dataclass(frozen=True)
@@ -56,10 +96,129 @@ class TileGeometry:
             yield out_roi.grow(self.context, self.context), out_roi
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionStarted:
+    """A prediction begins: where it lies and how many tiles will fill it.
+
+    Attributes
+    ----------
+    roi
+        World ROI of the whole prediction (the input's ROI, on the output voxel grid).
+    voxel_size
+        Output voxel size (finer than the input's for upsampling networks).
+    num_channels
+        Output channels.
+    num_tiles
+        How many :class:`TilePredicted` events follow.
+    tile_shape
+        Spatial shape of a whole tile in output voxels (tiles start at the ROI's begin;
+        the last ones are cut at its end).
+    iteration
+        The checkpoint's iteration, or None for a model passed as it is.
+    """
+
+    roi: Roi
+    voxel_size: Coordinate
+    num_channels: int
+    num_tiles: int
+    tile_shape: tuple[int, ...]
+    iteration: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the whole prediction, ``(channels, *spatial)``."""
+        return (self.num_channels, *(int(s) for s in self.roi.shape / self.voxel_size))
+
+
+@dataclass(frozen=True, slots=True)
+class TilePredicted:
+    """One tile of the prediction.
+
+    Attributes
+    ----------
+    index
+        Tiles done so far, 1 to ``num_tiles``.
+    roi
+        World ROI of ``data``, inside the prediction's ROI.
+    data
+        The prediction there, ``(channels, *spatial)`` float32.
+    """
+
+    index: int
+    roi: Roi
+    data: np.ndarray
+
+
+PredictEvent = PredictionStarted | TilePredicted
+
+
 def inference_context(device: torch.device, autocast_dtype: torch.dtype | None):
     if autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=autocast_dtype)
+
+
+def predict_blocks(
+    model: Model,
+    raw: Array,
+    roi: Roi | None = None,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> Iterator[PredictEvent]:
+    """Predict ``roi`` (world units; default: all of ``raw``) tile by tile, with the
+    model's eval input shape, in eval mode (its eval activation applies).
+
+    Yields :class:`PredictionStarted`, then a :class:`TilePredicted` per tile. The model
+    must already be on ``device``; its training mode is restored when the generator ends
+    or is closed.
+    """
+    device = torch.device(device)
+    geometry = TileGeometry.for_model(model, raw.voxel_size)
+    roi = (roi or raw.roi).snap_to_grid(geometry.output_voxel_size, mode="grow")
+    tiles = list(geometry.tiles(roi))
+    tile_shape = tuple(int(s) for s in geometry.output_size / geometry.output_voxel_size)
+    yield PredictionStarted(
+        roi, geometry.output_voxel_size, model.num_out_channels, len(tiles), tile_shape
+    )
+    memory_format = _memory_format(raw.dims) if channels_last else torch.contiguous_format
+    was_training = model.training
+    model.eval()
+    try:
+        for index, (in_roi, out_roi) in enumerate(tiles, 1):
+            data = raw_as_float32(raw.read(in_roi))
+            if raw.channel_dims == 0:
+                data = data[None]
+            x = torch.from_numpy(np.ascontiguousarray(data))[None].to(device)
+            x = x.contiguous(memory_format=memory_format)
+            # Grad and autocast modes are entered per tile, not around the loop: a
+            # generator's caller runs between tiles and must not inherit them.
+            with torch.inference_mode(), inference_context(device, autocast_dtype):
+                y = model(x)[0]
+            y = y.float().cpu().numpy()
+            write = out_roi.intersect(roi)
+            src = _slices(write, out_roi.begin, geometry.output_voxel_size)
+            yield TilePredicted(index, write, y[(slice(None), *src)])
+    finally:
+        model.train(was_training)
+
+
+def assemble(events: Iterable[PredictEvent]) -> tuple[np.ndarray, Roi, Coordinate]:
+    """Gather the tiles of a prediction into one array; returns it with its ROI and voxel
+    size."""
+    start: PredictionStarted | None = None
+    out = np.zeros((0,), np.float32)
+    for event in events:
+        match event:
+            case PredictionStarted():
+                start, out = event, np.zeros(event.shape, np.float32)
+            case TilePredicted():
+                assert start is not None, "a TilePredicted came before PredictionStarted"
+                dst = _slices(event.roi, start.roi.begin, start.voxel_size)
+                out[(slice(None), *dst)] = event.data
+    if start is None:
+        raise ValueError("No PredictionStarted event: nothing was predicted.")
+    return out, start.roi, start.voxel_size
 
 
 def predict_array(
@@ -73,32 +232,310 @@ def predict_array(
     """Predict ``roi`` (world units; default: all of ``raw``) tile by tile.
 
     Returns the prediction ``(channels, *spatial)`` as float32, its ROI and voxel size.
-    The model is put in eval mode (its eval activation applies).
+    See :func:`predict_blocks`.
     """
-    device = torch.device(device)
-    geometry = TileGeometry.for_model(model, raw.voxel_size)
-    roi = (roi or raw.roi).snap_to_grid(geometry.output_voxel_size, mode="grow")
-    channels = model.num_out_channels
-    out = np.zeros((channels, *(roi.shape / geometry.output_voxel_size)), dtype=np.float32)
-    memory_format = _memory_format(raw.dims) if channels_last else torch.contiguous_format
-    was_training = model.training
-    model.eval()
+    return assemble(predict_blocks(model, raw, roi, device, autocast_dtype, channels_last))
+
+
+# -- prediction with a stored run ------------------------------------------------------------
+
+
+_PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
+
+
+def training_intensity_range(
+    run: Run, fix: str = _PASS_EXPLICITLY
+) -> tuple[float, float] | None:
+    """The ``(min, max)`` of the IntensitiesArrayConfig that rescaled the run's training
+    raw data, or None when the raw data was used as stored.
+
+    Raises
+    ------
+    ValueError
+        If the training datasets rescale differently (there is no one rule to repeat).
+    """
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array import (
+        IntensitiesArray,
+    )
+
+    ranges = set()
+    for dataset in training_datasets(run, "its intensity rescaling", fix):
+        array: Any = dataset.raw
+        found = None
+        while isinstance(array, Array):  # through derived and cropped arrays to the source
+            if isinstance(array, IntensitiesArray):
+                found = (float(array.config.min), float(array.config.max))
+                break
+            array = getattr(array, "source", None)
+        ranges.add(found)
+    if len(ranges) > 1:
+        raise ValueError(
+            f"The training datasets of run '{run.name}' rescale their raw intensities "
+            f"differently ({sorted(ranges, key=str)}). Pass rescale=(min, max) for your data, "
+            f"or rescale=False for data already scaled as the network expects."
+        )
+    return ranges.pop() if ranges else None
+
+
+def training_datasets(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> list[Any]:
+    """The run's training datasets, opened to read ``what`` (e.g. their voxel size);
+    a ValueError ending in ``fix`` if they cannot be opened or there are none."""
     try:
-        with torch.inference_mode(), inference_context(device, autocast_dtype):
-            for in_roi, out_roi in geometry.tiles(roi):
-                data = raw_as_float32(raw.read(in_roi))
-                if raw.channel_dims == 0:
-                    data = data[None]
-                x = torch.from_numpy(np.ascontiguousarray(data))[None].to(device)
-                x = x.contiguous(memory_format=memory_format)
-                y = model(x)[0].float().cpu().numpy()
-                write = out_roi.intersect(roi)
-                src = _slices(write, out_roi.begin, geometry.output_voxel_size)
-                dst = _slices(write, roi.begin, geometry.output_voxel_size)
-                out[(slice(None), *dst)] = y[(slice(None), *src)]
+        datasets = list(run.datasplit.train)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"The training data of run '{run.name}' cannot be opened to read {what} ({e}). "
+            f"{fix}"
+        ) from e
+    if not datasets:
+        raise ValueError(f"Run '{run.name}' has no training dataset to read {what} from. {fix}")
+    return datasets
+
+
+def prediction_input(
+    run: Run,
+    raw: Any,
+    voxel_size: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+    rescale: bool | tuple[float, float] = True,
+) -> Array:
+    """``raw`` as the Array the run's model reads, with geometry and intensity rescaling.
+
+    Parameters
+    ----------
+    run
+        The run whose model will predict.
+    raw
+        A numpy, dask or zarr array, ``(*spatial)`` or ``(channels, *spatial)`` (the array
+        has a channel axis exactly when it has one more dimension than the model), or an
+        :class:`ArrayConfig` (which carries its own geometry).
+    voxel_size, offset
+        World geometry of a plain array (default: the training raw data's voxel size, and
+        offset 0). The offset must lie on the voxel grid.
+    rescale
+        True: rescale intensities as the training raw data was (its
+        IntensitiesArrayConfig, if any); False: none; ``(min, max)``: map min to 0 and
+        max to 1. Integer data is then divided by its dtype's maximum, as in training.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the mismatch (dimensions, channels, geometry) and the fix.
+    """
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import (
+        ArrayConfig,
+        NumpyArrayConfig,
+    )
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array_config import (
+        IntensitiesArrayConfig,
+    )
+
+    model = run.model
+    dims, channels = model.architecture.dims, model.num_in_channels
+    expected = (
+        f"the model of run '{run.name}' takes {dims}D images with {channels} channel(s): "
+        f"{'(*spatial) or ' if channels == 1 else ''}(channels, *spatial) with "
+        f"{dims} spatial axes"
+    )
+    if isinstance(raw, ArrayConfig):
+        if voxel_size is not None or offset is not None:
+            raise ValueError(
+                f"raw is an array config ({type(raw).__name__}), which carries its own "
+                f"geometry; set voxel_size and offset on the config instead."
+            )
+        config = raw
+    elif isinstance(raw, Array):
+        raise TypeError(
+            f"raw is an opened {type(raw).__name__}; pass its data with voxel_size= and "
+            f"offset=, or the ArrayConfig that opens it."
+        )
+    elif all(hasattr(raw, a) for a in ("shape", "dtype", "__getitem__")):
+        ndim = len(raw.shape)
+        if ndim not in (dims, dims + 1):
+            raise ValueError(f"raw has shape {tuple(raw.shape)}, but {expected}.")
+        if voxel_size is None:
+            voxel_size = training_datasets(run, "the voxel size")[0].raw.voxel_size
+        config = NumpyArrayConfig(
+            name="input",
+            data=raw,
+            voxel_size=Coordinate(voxel_size),
+            offset=Coordinate(offset if offset is not None else (0,) * dims),
+            axis_names=default_axis_names(dims, channels=ndim == dims + 1),
+        )
+    else:
+        raise TypeError(
+            f"raw must be a numpy, dask or zarr array (or an ArrayConfig), not "
+            f"{type(raw).__name__}."
+        )
+    if rescale is True:
+        bounds = training_intensity_range(run)
+    elif rescale is False or rescale is None:
+        bounds = None
+    else:
+        bounds = (float(rescale[0]), float(rescale[1]))
+    if bounds is not None:
+        config = IntensitiesArrayConfig(
+            name=f"{config.name}_rescaled", source_array_config=config,
+            min=bounds[0], max=bounds[1],
+        )
+    array = config.array()
+    if array.dims != dims:
+        raise ValueError(
+            f"raw has {array.dims} spatial axes ({', '.join(array.axis_names)}), but "
+            f"{expected}."
+        )
+    if (array.num_channels or 1) != channels:
+        stack = (
+            f" A stack of {dims}D images must be predicted image by image."
+            if channels == 1 and array.channel_dims else ""
+        )
+        raise ValueError(
+            f"raw has {array.num_channels or 1} channel(s) (shape {array.shape}, axes "
+            f"{array.axis_names}), but {expected}.{stack}"
+        )
+    if not array.offset.is_multiple_of(array.voxel_size):
+        raise ValueError(
+            f"offset {tuple(array.offset)} is not on the voxel grid of voxel_size "
+            f"{tuple(array.voxel_size)}; give an offset that is a multiple of the voxel size."
+        )
+    return array
+
+
+def _device_plan(
+    run: Run, device: torch.device | str | None, precision: str | None
+) -> tuple[torch.device, PrecisionPlan]:
+    from napari_dacapo.experiments.device import choose_precision, device_plan_for
+
+    trainer_config = run.config.trainer_config
+    device, plan = device_plan_for(trainer_config, device)
+    if precision is not None:
+        plan = choose_precision(
+            device, precision, getattr(trainer_config, "channels_last", "auto")
+        )
+    return device, plan
+
+
+def predict_tiles(
+    run: Run | str,
+    checkpoint: Checkpoint,
+    raw: Any,
+    *,
+    voxel_size: Sequence[int] | None = None,
+    offset: Sequence[int] | None = None,
+    rescale: bool | tuple[float, float] = True,
+    store: FileStore | None = None,
+    device: torch.device | str | None = None,
+    precision: str | None = None,
+) -> Iterator[PredictEvent]:
+    """Predict ``raw`` with a stored checkpoint of ``run``, tile by tile.
+
+    Yields :class:`PredictionStarted` (with the checkpoint's iteration), then one
+    :class:`TilePredicted` per tile. Stop iterating (or ``close()`` the generator) to
+    cancel; the device's memory is released when the generator ends.
+
+    Parameters
+    ----------
+    run
+        A :class:`~napari_dacapo.experiments.run.Run` or the name of a stored run. The
+        run's own model is never changed: the checkpoint is loaded into a copy.
+    checkpoint
+        An iteration, ``"latest"`` or ``"best:<criterion>"`` (the iteration validation
+        found best for that criterion).
+    raw, voxel_size, offset, rescale
+        The input; see :func:`prediction_input`.
+    store
+        The store holding the run (default: the run's, or the default store for a name).
+    device
+        Where to compute (default: the trainer config's choice, a GPU when present).
+    precision
+        ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (default: the trainer config's,
+        where ``"auto"`` is bf16 on hardware that gains from it).
+    """
+    from napari_dacapo.checkpoints import load_model, load_run, resolve_checkpoint
+    from napari_dacapo.experiments.device import release_device_memory
+
+    run, store = load_run(run, store)
+    iteration, _ = resolve_checkpoint(run, checkpoint, store)
+    array = prediction_input(run, raw, voxel_size, offset, rescale)
+    device, plan = _device_plan(run, device, precision)
+    model = load_model(run, iteration, store).to(device)
+    if plan.channels_last:
+        model = model.to(memory_format=plan.memory_format(array.dims))
+    blocks = predict_blocks(model, array, None, device, plan.autocast_dtype, plan.channels_last)
+    try:
+        with contextlib.closing(blocks):  # a cancelled caller closes the tiling at once
+            for event in blocks:
+                if isinstance(event, PredictionStarted):
+                    event = dataclasses.replace(event, iteration=iteration)
+                yield event
     finally:
-        model.train(was_training)
-    return out, roi, geometry.output_voxel_size
+        model.cpu()
+        release_device_memory(device)
+
+
+def predict(
+    run: Run | str,
+    checkpoint: Checkpoint,
+    raw: Any,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Predict ``raw`` with a stored checkpoint of ``run``.
+
+    Returns the prediction ``(channels, *spatial)`` float32 covering the whole input
+    (spatial shape: the input's, times the upsampling factor of upsampling networks),
+    after the task's eval activation. Keyword arguments are those of
+    :func:`predict_tiles`.
+    """
+    return assemble(predict_tiles(run, checkpoint, raw, **kwargs))[0]
+
+
+def apply(
+    run: Run | str,
+    checkpoint: Checkpoint,
+    raw: Any,
+    criterion: str | None = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Predict ``raw`` and post-process the prediction into labels, with the
+    post-processor parameters that validation found best.
+
+    Parameters
+    ----------
+    criterion
+        Whose best parameters to use. Default: the criterion of a ``"best:<criterion>"``
+        checkpoint; without either, the first parameter set is used (with a warning).
+    **kwargs
+        As for :func:`predict_tiles`.
+
+    Returns
+    -------
+    numpy.ndarray
+        What the task's post-processor returns (labels, or masks per channel).
+    """
+    from napari_dacapo.checkpoints import criterion_of, load_run
+
+    run, kwargs["store"] = load_run(run, kwargs.get("store"))
+    criterion = criterion or criterion_of(checkpoint)
+    # Parameters first: a criterion that was never validated fails before any prediction.
+    process = post_processing(run, criterion, kwargs["store"])
+    return process(predict(run, checkpoint, raw, **kwargs))
+
+
+def post_processing(
+    run: Run | str, criterion: str | None = None, store: FileStore | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The run's post-processor with the parameters validation found best for
+    ``criterion`` (the first set, with a warning, when None), as a function from a
+    prediction ``(channels, *spatial)`` to its segmentation.
+
+    Use it to post-process a prediction already made (e.g. by :func:`predict_tiles`).
+    """
+    from napari_dacapo.checkpoints import best_parameters, load_run
+
+    run, store = load_run(run, store)
+    parameters = best_parameters(run, criterion, store)
+    post_processor = run.task.post_processor
+    return lambda prediction: post_processor.process(prediction, parameters)
 
 
 def _slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:

@@ -1,0 +1,200 @@
+"""Which stored weights and post-processing to use: a run given by object or name, a
+checkpoint given as an iteration, ``"latest"`` or ``"best:<criterion>"``, and the best
+post-processor parameters for a criterion.
+
+Everything here only reads the store, so a model can be applied while its run trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import warnings
+from typing import TYPE_CHECKING
+
+from napari_dacapo.store.file_store import CheckpointError, FileStore
+
+if TYPE_CHECKING:
+    from napari_dacapo.experiments.model import Model
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.experiments.tasks.post_processors.post_processor_parameters import (
+        PostProcessorParameters,
+    )
+
+__all__ = [
+    "Checkpoint",
+    "load_run",
+    "resolve_criterion",
+    "resolve_checkpoint",
+    "criterion_of",
+    "load_model",
+    "best_parameters",
+]
+
+#: An iteration number, ``"latest"`` or ``"best:<criterion>"`` (digits in a string are an
+#: iteration, as the CLI passes them).
+Checkpoint = int | str
+
+BEST_PREFIX = "best:"
+
+
+def load_run(run: Run | str, store: FileStore | None = None) -> tuple[Run, FileStore]:
+    """The run and the store that holds it.
+
+    A name is looked up in ``store`` (default: the default :class:`FileStore`) and built
+    without loading any checkpoint, optimizer state or starter weights; a :class:`Run`
+    is returned as it is, with ``store`` or its own store.
+
+    Raises
+    ------
+    StoreError
+        If no run of that name is stored (the message lists the stored runs).
+    """
+    from napari_dacapo.experiments.run import Run
+
+    if isinstance(run, Run):
+        return run, store or run.store
+    if not isinstance(run, str):
+        raise TypeError(
+            f"run must be a Run or the name of a stored run, not {type(run).__name__}."
+        )
+    store = store or FileStore()
+    config = store.retrieve_run_config(run)
+    return Run(config, load_starter_model=False, store=store, resume=False), store
+
+
+def resolve_criterion(run: Run, criterion: str) -> str:
+    """The run's criterion named ``criterion``: an exact name, or the unique criterion
+    ending in ``__<criterion>`` (``"f1_score"`` for a single channel's
+    ``"<channel>__f1_score"``).
+
+    Raises
+    ------
+    ValueError
+        If no criterion, or several, match (the message lists the criteria).
+    """
+    criteria = list(run.task.evaluation_scores.criteria)
+    if criterion in criteria:
+        return criterion
+    matches = [c for c in criteria if c.endswith(f"__{criterion}")]
+    if len(matches) == 1:
+        return matches[0]
+    problem = (
+        f"matches several criteria ({', '.join(matches)})" if matches
+        else "is not a criterion of its task"
+    )
+    raise ValueError(
+        f"'{criterion}' {problem}. Run '{run.name}' is scored by: {', '.join(criteria)}. "
+        f"Name one of those, e.g. 'best:{criteria[0] if criteria else '<criterion>'}'."
+    )
+
+
+def _best_record(run: Run, store: FileStore, criterion: str) -> dict:
+    """The stored best for ``criterion`` (resolved), or a clear error if none is stored."""
+    criterion = resolve_criterion(run, criterion)
+    best = store.retrieve_best(run.name, criterion)
+    if best is None:
+        raise CheckpointError(
+            f"Run '{run.name}' has no best iteration for '{criterion}' yet: it has not been "
+            f"validated. Validate a checkpoint first (napari-dacapo validate --run {run.name} "
+            f"--iteration N), or use 'latest' or an iteration "
+            f"({store.checkpoint_iterations(run.name) or 'none stored'})."
+        )
+    return best
+
+
+def resolve_checkpoint(
+    run: Run, checkpoint: Checkpoint, store: FileStore
+) -> tuple[int, str | None]:
+    """The iteration that ``checkpoint`` names, and the criterion when it is
+    ``"best:<criterion>"`` (else None).
+
+    Raises
+    ------
+    ValueError
+        For a malformed checkpoint or an unknown criterion.
+    CheckpointError
+        If the iteration has no stored checkpoint (listing those stored), or the criterion
+        has not been validated yet.
+    """
+    stored = store.checkpoint_iterations(run.name)
+    criterion = None
+    if (named := criterion_of(checkpoint)) is not None:
+        best = _best_record(run, store, named)
+        iteration, criterion = int(best["iteration"]), best["criterion"]
+    elif checkpoint == "latest":
+        if not stored:
+            raise CheckpointError(
+                f"Run '{run.name}' has no checkpoints in {store.run_dir(run.name)}. Train it "
+                f"first, or pick another run."
+            )
+        iteration = stored[-1]
+    elif isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool):
+        iteration = int(checkpoint)
+    elif isinstance(checkpoint, str) and checkpoint.strip().isdigit():
+        iteration = int(checkpoint)
+    else:
+        raise ValueError(
+            f"checkpoint {checkpoint!r} is not understood. Give an iteration number, "
+            f"'latest' or 'best:<criterion>'."
+        )
+    if iteration not in stored:
+        raise CheckpointError(
+            f"Run '{run.name}' has no checkpoint at iteration {iteration}"
+            + (f" (the best for '{criterion}'; it was pruned)" if criterion else "")
+            + f"; stored iterations: {stored or 'none'}. Pick one of those, or 'latest'."
+        )
+    return iteration, criterion
+
+
+def criterion_of(checkpoint: Checkpoint) -> str | None:
+    """The criterion of a ``"best:<criterion>"`` checkpoint, else None."""
+    if isinstance(checkpoint, str) and checkpoint.startswith(BEST_PREFIX):
+        return checkpoint[len(BEST_PREFIX):]
+    return None
+
+
+def load_model(run: Run, iteration: int, store: FileStore) -> Model:
+    """A copy of the run's model holding the weights stored at ``iteration``, on the CPU.
+
+    The run's own model and optimizer are left untouched (a run that is training keeps
+    its state), and nothing is written.
+    """
+    state = store.retrieve_checkpoint(run.name, iteration)["model"]
+    model = copy.deepcopy(run.model).cpu()
+    model.load_state_dict(state)
+    return model
+
+
+def best_parameters(
+    run: Run, criterion: str | None, store: FileStore
+) -> PostProcessorParameters:
+    """The post-processor parameter set that validation found best for ``criterion``.
+
+    Without a criterion the task's first parameter set is returned, with a warning.
+
+    Raises
+    ------
+    ValueError, CheckpointError
+        For an unknown or not yet validated criterion, or a stored parameter id that the
+        task no longer has.
+    """
+    parameters = list(run.task.parameters)
+    if not parameters:
+        raise ValueError(f"The task of run '{run.name}' has no post-processing parameters.")
+    if criterion is None:
+        warnings.warn(
+            f"No criterion given: post-processing with the first parameter set "
+            f"({parameters[0]}). Pass a criterion to use the set that validation found best.",
+            stacklevel=2,
+        )
+        return parameters[0]
+    best = _best_record(run, store, criterion)
+    by_id = {p.id: p for p in parameters}
+    if best.get("parameters_id") not in by_id:
+        raise ValueError(
+            f"The best parameter set for '{best['criterion']}' of run '{run.name}' has id "
+            f"{best.get('parameters_id')}, which its post-processor does not offer (ids "
+            f"{sorted(by_id)}). Validate the run again to record the best set anew."
+        )
+    return by_id[best["parameters_id"]]

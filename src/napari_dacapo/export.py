@@ -1,0 +1,217 @@
+"""Export a trained model for use outside napari: a TorchScript file and a YAML file that
+says how to feed it (input shape, voxel size, normalisation) and how to read its output
+(shape, voxel size, channels, eval activation, best post-processing parameters).
+
+The TorchScript model is traced on the CPU in fp32 and eval mode, so it includes the task's
+eval activation and needs neither napari-dacapo nor its Python code to run. It takes
+exactly the input shape written in the YAML; predict larger images tile by tile, stepping
+by the output shape and growing each tile by ``context`` input voxels on every side (that is
+what :mod:`napari_dacapo.predict` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import yaml
+from funlib.geometry import Coordinate
+
+from napari_dacapo import __version__
+
+if TYPE_CHECKING:
+    from napari_dacapo.checkpoints import Checkpoint
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+
+__all__ = ["ExportedModel", "export_model", "MODEL_FILE", "METADATA_FILE"]
+
+MODEL_FILE = "model.torchscript.pt"
+METADATA_FILE = "model.yaml"
+SAMPLE_INPUT_FILE = "sample_input.npy"
+SAMPLE_OUTPUT_FILE = "sample_output.npy"
+#: Version of the layout of :data:`METADATA_FILE`; raised when a field changes meaning.
+FORMAT_VERSION = 1
+
+_RESTORE_DATA = (
+    "The export records the training data's voxel size and normalisation: restore that "
+    "data (its paths are in the run's config.yaml)."
+)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """The files an export wrote.
+
+    Attributes
+    ----------
+    directory
+        The output folder.
+    model
+        The TorchScript file (load it with ``torch.jit.load``).
+    metadata
+        The YAML file describing input, output, normalisation and post-processing.
+    sample_input, sample_output
+        A test input of the traced shape and the model's output for it (``.npy``), to
+        check the model where it is used.
+    iteration
+        The checkpoint's iteration.
+    """
+
+    directory: Path
+    model: Path
+    metadata: Path
+    sample_input: Path
+    sample_output: Path
+    iteration: int
+
+
+def export_model(
+    run: Run | str,
+    checkpoint: Checkpoint,
+    output_dir: str | Path,
+    *,
+    criterion: str | None = None,
+    store: FileStore | None = None,
+) -> ExportedModel:
+    """Write a run's model at ``checkpoint`` as TorchScript plus ``model.yaml``.
+
+    Parameters
+    ----------
+    run
+        A Run or the name of a stored run.
+    checkpoint
+        An iteration, ``"latest"`` or ``"best:<criterion>"``.
+    output_dir
+        Folder for the files (created if missing; files of an earlier export there are
+        replaced).
+    criterion
+        Whose best post-processing parameters to record (default: the criterion of a
+        ``"best:<criterion>"`` checkpoint; without either, none are recorded).
+    store
+        The store holding the run.
+
+    Returns
+    -------
+    ExportedModel
+        The written paths.
+    """
+    from napari_dacapo.checkpoints import (
+        best_parameters,
+        load_model,
+        load_run,
+        resolve_checkpoint,
+    )
+    from napari_dacapo.predict import TileGeometry, training_datasets, training_intensity_range
+
+    run, store = load_run(run, store)
+    iteration, implied = resolve_checkpoint(run, checkpoint, store)
+    criterion = criterion or implied
+    parameters = best_parameters(run, criterion, store) if criterion else None
+    raw = training_datasets(run, "its voxel size", _RESTORE_DATA)[0].raw
+    intensity_range = training_intensity_range(run, _RESTORE_DATA)
+    model = load_model(run, iteration, store).float().eval()
+
+    input_shape = Coordinate(model.eval_input_shape)
+    channels_out, output_shape = model.compute_output_shape(input_shape)
+    geometry = TileGeometry.for_model(model, raw.voxel_size)
+    example = torch.rand(
+        (1, model.num_in_channels, *input_shape), generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad(), warnings.catch_warnings():
+        # The trace fixes the shape checks and crops of the network to the traced input
+        # shape, which is what torch warns about; the YAML states that fixed shape.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example)
+        output = traced(example)
+
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    exported = ExportedModel(
+        directory, directory / MODEL_FILE, directory / METADATA_FILE,
+        directory / SAMPLE_INPUT_FILE, directory / SAMPLE_OUTPUT_FILE, iteration,
+    )
+    traced.save(str(exported.model))
+    np.save(exported.sample_input, example.numpy())
+    np.save(exported.sample_output, output.numpy())
+
+    spatial_axes = raw.axis_names[raw.channel_dims :]  # the channel axis comes first
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "napari_dacapo_version": __version__,
+        "run": run.name,
+        "iteration": iteration,
+        "checkpoint": str(checkpoint),
+        "files": {
+            "torchscript": MODEL_FILE,
+            "sample_input": SAMPLE_INPUT_FILE,
+            "sample_output": SAMPLE_OUTPUT_FILE,
+        },
+        "input": {
+            "axes": ["batch", "channel", *spatial_axes],
+            "shape": [1, model.num_in_channels, *input_shape],
+            "train_shape": list(model.input_shape),
+            "dtype": "float32",
+            "voxel_size": list(raw.voxel_size),
+            "units": list(raw.units),
+            "normalisation": _normalisation(raw.dtype, intensity_range),
+        },
+        "output": {
+            "axes": ["batch", "channel", *spatial_axes],
+            "shape": [1, channels_out, *output_shape],
+            "channels": list(run.task.predictor.channels),
+            "voxel_size": list(geometry.output_voxel_size),
+            "activation": (
+                type(model.eval_activation).__name__ if model.eval_activation else None
+            ),
+            "context": list(geometry.context / raw.voxel_size),
+        },
+        "post_processing": {
+            "post_processor": type(run.task.post_processor).__name__,
+            "criterion": criterion,
+            "parameters": None if parameters is None else _plain(
+                {f.name: getattr(parameters, f.name) for f in dataclasses.fields(parameters)}
+            ),
+        },
+    }
+    exported.metadata.write_text(
+        "# napari-dacapo model export: how to feed the TorchScript model and read its output.\n"
+        + yaml.safe_dump(_plain(metadata), sort_keys=False)
+    )
+    return exported
+
+
+def _normalisation(dtype: np.dtype, intensity_range: tuple[float, float] | None) -> dict:
+    """How raw data becomes the network's float32 input (as in training)."""
+    if intensity_range is not None:
+        lo, hi = intensity_range
+        return {
+            "rule": f"x -> (x - {lo}) / ({hi} - {lo}) as float32 (min maps to 0, max to 1)",
+            "intensity_range": [lo, hi],
+            "training_raw_dtype": str(dtype),
+        }
+    return {
+        "rule": "integer data: x -> x / (maximum of its dtype), e.g. 255 for uint8, 65535 for "
+        "uint16; float data: used as it is",
+        "intensity_range": None,
+        "training_raw_dtype": str(dtype),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain YAML-safe data (tuples and Coordinates as lists, numpy scalars as
+    numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,332 @@
+"""Prediction for users: predict(), predict_tiles(), apply(), export, and the validate,
+predict and export commands, on a tiny trained run."""
+
+from __future__ import annotations
+
+import shutil
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+import yaml
+import zarr
+from click.testing import CliRunner
+from conftest import tiny_config
+from funlib.geometry import Coordinate, Roi
+
+from napari_dacapo.checkpoints import load_model, load_run
+from napari_dacapo.cli import main
+from napari_dacapo.examples import synthetic_blobs
+from napari_dacapo.experiments import IntensitiesArrayConfig
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+from napari_dacapo.experiments.run import Run
+from napari_dacapo.export import export_model
+from napari_dacapo.predict import (
+    PredictionStarted,
+    TilePredicted,
+    apply,
+    predict,
+    predict_tiles,
+    training_intensity_range,
+)
+from napari_dacapo.store.file_store import CheckpointError, FileStore, StoreError
+from napari_dacapo.train import train_run
+
+FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny 2D run trained for 6 iterations, validated at 3 and 6."""
+    store = FileStore(tmp_path_factory.mktemp("predict") / "runs")
+    config = tiny_config(2)
+    list(train_run(Run(config, store=store), store=store))
+    return store, config.name
+
+
+def store_untrained(store: FileStore, config) -> str:
+    """Store ``config`` with a checkpoint at iteration 0 of large random weights (their
+    output varies strongly in space, which a barely trained tiny model's does not)."""
+    run = Run(config, store=store)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in run.model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    config = store.store_run_config(config)
+    store.store_checkpoint(config.name, 0, run.model, run.optimizer)
+    return config.name
+
+
+@pytest.fixture(scope="module")
+def random_weights(trained):
+    """``random_weights(dims)``: the store and the name of a tiny run with random weights."""
+    store, _ = trained
+    names: dict[int, str] = {}
+
+    def run_with_random_weights(dims: int) -> tuple[FileStore, str]:
+        if dims not in names:
+            names[dims] = store_untrained(store, tiny_config(dims, name=f"random_{dims}d"))
+        return store, names[dims]
+
+    return run_with_random_weights
+
+
+@pytest.fixture(scope="module")
+def upsampling(trained):
+    """A run with a 2x upsampling network whose training raw data has voxel size 2 and is
+    rescaled from [0, 100]."""
+    store, _ = trained
+    config = tiny_config(2, name="upsampling")
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    raw = train.raw_config.replace(voxel_size=Coordinate(2, 2))
+    rescaled = IntensitiesArrayConfig(name="raw_0_100", source_array_config=raw, min=0, max=100)
+    config = config.replace(
+        architecture_config=config.architecture_config.replace(upsample_factors=[(2, 2)]),
+        datasplit_config=split.replace(
+            train_configs=[train.replace(raw_config=rescaled, gt_config=None)],
+            validate_configs=[],
+        ),
+    )
+    return store, store_untrained(store, config)
+
+
+def blobs(shape, seed=3):
+    return synthetic_blobs(shape, seed=seed)[0]
+
+
+def forward_on_whole_image(model, image: np.ndarray, context: int) -> np.ndarray:
+    """One forward pass of the eval-mode model over the zero-padded whole ``image``
+    (``(*spatial)`` float32): the reference a seamless tiling must reproduce."""
+    size = list(image.shape)
+    for axis in range(len(size)):  # grow each axis until the padded input is valid
+        while True:
+            shape = list(model.eval_input_shape)  # valid on the other axes
+            shape[axis] = size[axis] + 2 * context
+            try:
+                model.compute_output_shape(Coordinate(shape))
+                break
+            except ValueError:
+                size[axis] += 1
+    padded = np.pad(image, [(context, s - n + context) for s, n in zip(size, image.shape)])
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(padded)[None, None])[0].numpy()
+    assert out.shape[1:] == tuple(size)
+    return out[(slice(None), *(slice(0, n) for n in image.shape))]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(16, 16), (10, 7), (70, 45), (30, 20, 9)],
+    ids=["one tile", "smaller than a tile", "many tiles", "3D"],
+)
+def test_tiled_prediction_equals_one_forward_pass_over_the_whole_image(random_weights, shape):
+    store, name = random_weights(len(shape))
+    run, _ = load_run(name, store)
+    model = load_model(run, 0, store)
+    tile = model.compute_output_shape(model.eval_input_shape)[1]
+    context = (model.eval_input_shape[0] - tile[0]) // 2
+    assert tile == (16, 16) if len(shape) == 2 else tile == (8, 8, 8)
+    raw = blobs(shape)
+
+    tiled = predict(name, 0, raw, store=store, **FP32)
+    expected = forward_on_whole_image(model, raw.astype(np.float32) / 255, context)
+
+    assert tiled.shape == (1, *shape)
+    assert expected.std() > 0.1, "the reference must vary, or equality proves nothing"
+    np.testing.assert_allclose(tiled, expected, rtol=1e-5, atol=1e-5)
+    if shape[0] > tile[0]:  # tiles misplaced by one voxel would not match
+        assert not np.allclose(tiled[:, 1:], expected[:, :-1], rtol=1e-5, atol=1e-5)
+
+
+def test_checkpoint_forms_and_the_run_object_is_left_untouched(trained):
+    store, name = trained
+    raw = blobs((40, 30))
+    at_3, at_6 = (predict(name, i, raw, store=store, **FP32) for i in (3, 6))
+    assert not np.array_equal(at_3, at_6)
+    np.testing.assert_array_equal(predict(name, "3", raw, store=store, **FP32), at_3)
+    np.testing.assert_array_equal(predict(name, "latest", raw, store=store, **FP32), at_6)
+    best = store.retrieve_best(name, "blob__f1_score")
+    # "f1_score" names the single channel's criterion "blob__f1_score".
+    by_best = predict(name, "best:f1_score", raw, store=store, **FP32)
+    np.testing.assert_array_equal(by_best, at_3 if best["iteration"] == 3 else at_6)
+
+    run = Run(store.retrieve_run_config(name), store=store)  # resumed at 6, training mode
+    weights = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run_files = {p: p.stat().st_mtime_ns for p in store.run_dir(name).rglob("*")}
+    np.testing.assert_array_equal(predict(run, 3, raw, **FP32), at_3)
+    assert run.model.training
+    assert all(torch.equal(v, weights[k]) for k, v in run.model.state_dict().items())
+    assert {p: p.stat().st_mtime_ns for p in store.run_dir(name).rglob("*")} == run_files
+
+
+def test_unknown_run_checkpoint_or_criterion_are_named_with_the_fix(trained, upsampling):
+    store, name = trained
+    raw = blobs((20, 20))
+    with pytest.raises(StoreError, match=f"stored runs: .*{name}"):
+        predict("nope", "latest", raw, store=store)
+    with pytest.raises(CheckpointError, match=r"stored iterations: \[3, 6\]"):
+        predict(name, 4, raw, store=store)
+    with pytest.raises(ValueError, match="scored by: .*blob__f1_score"):
+        predict(name, "best:accuracy", raw, store=store)
+    with pytest.raises(ValueError, match="'last' is not understood"):
+        predict(name, "last", raw, store=store)
+    with pytest.raises(CheckpointError, match="not been validated.*napari-dacapo validate"):
+        predict(upsampling[1], "best:f1_score", raw, store=store)
+
+
+def test_dask_zarr_and_channel_axis_inputs_predict_the_same(trained, tmp_path):
+    store, name = trained
+    raw = blobs((40, 30))
+    expected = predict(name, 6, raw, store=store)
+    container = zarr.open_group(str(tmp_path / "in.zarr"), mode="w")
+    container.create_array("raw", data=raw, chunks=(16, 16))
+    for other in (da.from_array(raw, chunks=(13, 11)), container["raw"], raw[None]):
+        np.testing.assert_array_equal(predict(name, 6, other, store=store), expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (np.zeros((2, 20, 20), np.uint8), r"2 channel\(s\).*takes 2D images with 1 channel"),
+        (np.zeros((1, 2, 20, 20), np.uint8), r"shape \(1, 2, 20, 20\).*2 spatial axes"),
+        ([[1, 2], [3, 4]], "numpy, dask or zarr array"),
+    ],
+)
+def test_input_that_does_not_fit_the_model_is_refused(trained, raw, message):
+    store, name = trained
+    with pytest.raises((ValueError, TypeError), match=message):
+        predict(name, 6, raw, store=store)
+
+
+def test_voxel_size_and_offset_place_the_tiles(trained):
+    store, name = trained
+    raw = blobs((40, 30))
+    events = list(
+        predict_tiles(name, 6, raw, store=store, voxel_size=(3, 2), offset=(30, -8), **FP32)
+    )
+    start, tiles = events[0], events[1:]
+    assert isinstance(start, PredictionStarted) and start.iteration == 6
+    assert start.roi == Roi((30, -8), (120, 60)) and start.voxel_size == (3, 2)
+    assert start.shape == (1, 40, 30) and start.num_tiles == len(tiles) == 3 * 2
+    assert all(isinstance(t, TilePredicted) and start.roi.contains(t.roi) for t in tiles)
+    assert sum(t.data[0].size for t in tiles) == 40 * 30  # tiles cover the input once
+    assert tiles[0].roi == Roi((30, -8), (48, 32))  # a 16x16 tile of 3x2 voxels
+    with pytest.raises(ValueError, match="not on the voxel grid"):
+        predict(name, 6, raw, store=store, voxel_size=(3, 2), offset=(1, 0))
+
+
+def test_predict_tiles_can_be_cancelled_and_leaves_no_inference_mode(trained):
+    store, name = trained
+    tiles = predict_tiles(name, 6, blobs((64, 64)), store=store)
+    assert isinstance(next(tiles), PredictionStarted)
+    assert isinstance(next(tiles), TilePredicted)
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    tiles.close()
+
+
+def test_upsampling_output_is_finer_and_training_rescaling_is_repeated(upsampling):
+    store, name = upsampling
+    run, _ = load_run(name, store)
+    assert training_intensity_range(run) == (0.0, 100.0)
+    raw = blobs((20, 14))
+    start, *tiles = predict_tiles(name, 0, raw, store=store, **FP32)
+    # The training data's voxel size (2, 2) is the default; the output voxels are half.
+    assert start.voxel_size == (1, 1) and start.roi == Roi((0, 0), (40, 28))
+    prediction = predict(name, 0, raw, store=store, **FP32)
+    assert prediction.shape == (1, 40, 28)
+    by_hand = predict(name, 0, raw.astype(np.float32) / 100, store=store, rescale=False, **FP32)
+    np.testing.assert_array_equal(prediction, by_hand)
+    assert not np.array_equal(prediction, predict(name, 0, raw, store=store, rescale=False, **FP32))
+
+
+def test_apply_post_processes_with_the_best_parameters(trained):
+    store, name = trained
+    run, _ = load_run(name, store)
+    raw = blobs((40, 30))
+    prediction = predict(name, "best:f1_score", raw, store=store)
+    # The checkpoint's criterion is the default; an explicit criterion picks its own set.
+    for criterion, stored_as in ((None, "blob__f1_score"), ("precision", "blob__precision")):
+        best_id = store.retrieve_best(name, stored_as)["parameters_id"]
+        parameters = next(p for p in run.task.parameters if p.id == best_id)
+        labels = apply(name, "best:f1_score", raw, criterion=criterion, store=store)
+        assert labels.dtype.kind in "iub" and labels.shape[-2:] == raw.shape
+        np.testing.assert_array_equal(
+            labels, run.task.post_processor.process(prediction, parameters)
+        )
+    with pytest.warns(UserWarning, match="first parameter set"):
+        apply(name, 6, raw, store=store)
+
+
+def test_export_round_trip(trained, tmp_path):
+    store, name = trained
+    exported = export_model(name, "best:f1_score", tmp_path / "export", store=store)
+    loaded = torch.jit.load(str(exported.model))
+    sample = torch.from_numpy(np.load(exported.sample_input))
+    run, _ = load_run(name, store)
+    model = load_model(run, exported.iteration, store).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(sample).numpy(), model(sample).numpy(), atol=1e-6)
+        np.testing.assert_allclose(loaded(sample).numpy(), np.load(exported.sample_output))
+
+    metadata = yaml.safe_load(exported.metadata.read_text())
+    assert metadata["run"] == name and metadata["iteration"] == exported.iteration
+    assert metadata["input"]["shape"] == [1, 1, 32, 32]
+    assert metadata["input"]["voxel_size"] == [1, 1]
+    assert metadata["input"]["normalisation"]["training_raw_dtype"] == "uint8"
+    assert metadata["output"]["shape"] == [1, 1, 16, 16]
+    assert metadata["output"]["context"] == [8, 8]
+    assert metadata["output"]["channels"] == ["blob"]
+    best = store.retrieve_best(name, "blob__f1_score")
+    post = metadata["post_processing"]
+    assert post["criterion"] == "blob__f1_score"
+    assert post["parameters"]["id"] == best["parameters_id"]
+
+
+def test_cli_validate_predict_and_export(trained, tmp_path):
+    store, name = trained
+    root = tmp_path / "runs"
+    shutil.copytree(store.root, root)  # validation writes scores: keep the shared run as is
+    runner = CliRunner()
+
+    validate = ["validate", "--run", name, "--store", str(root), "--iteration"]
+    result = runner.invoke(main, [*validate, "3"])
+    assert result.exit_code == 0, result.output
+    assert "iteration 3" in result.output and "blob__f1_score" in result.output
+    stored = FileStore(root).retrieve_validation_iteration_scores(name)
+    assert [s.iteration for s in stored] == [3, 6]  # re-scored 3, kept 6
+    result = runner.invoke(main, [*validate, "5"])
+    assert result.exit_code != 0 and "stored iterations: [3, 6]" in result.output
+
+    raw = blobs((40, 30))
+    write_zarr_array(tmp_path / "data.zarr", "volumes/raw", raw, voxel_size=(2, 2), offset=(4, 6))
+    args = ["predict", "--run", name, "--checkpoint", "best:f1_score", "--store", str(root),
+            str(tmp_path / "data.zarr/volumes/raw")]
+    result = runner.invoke(main, [*args, str(tmp_path / "data.zarr/pred")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, [*args, str(tmp_path / "out.zarr/labels"), "--labels"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, [*args, str(tmp_path / "data.zarr/pred")])
+    assert result.exit_code != 0 and "--overwrite" in result.output
+
+    out = zarr.open_group(str(tmp_path / "data.zarr"), mode="r")["pred"]
+    assert out.attrs["voxel_size"] == [2, 2] and out.attrs["offset"] == [4, 6]
+    assert out.attrs["axis_names"] == ["c^", "y", "x"]
+    file_store = FileStore(root)
+    expected = predict(name, "best:f1_score", raw, store=file_store, voxel_size=(2, 2))
+    np.testing.assert_array_equal(out[:], expected)
+    labels = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["labels"]
+    np.testing.assert_array_equal(
+        labels[:], apply(name, "best:f1_score", raw, store=file_store, voxel_size=(2, 2))
+    )
+    assert labels.attrs["offset"] == [4, 6]
+
+    result = runner.invoke(
+        main, ["export", "--run", name, "--checkpoint", "latest", "--store", str(root),
+               str(tmp_path / "exported")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "exported" / "model.torchscript.pt").is_file()
+    assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
