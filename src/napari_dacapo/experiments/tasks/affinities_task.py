@@ -1,5 +1,5 @@
 """The affinities task: learn which neighbouring voxels belong to the same object, then
-segment instances by watershed and score them as instances."""
+segment instances by mutex watershed (or seeded watershed) and score them as instances."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from .evaluators.instance_evaluator import InstanceEvaluator
 from .losses.affinities_loss import AffinitiesLoss
+from .post_processors.affinities_post_processor import AffinitiesPostProcessor
+from .post_processors.mutex_watershed_post_processor import MutexWatershedPostProcessor
 from .post_processors.watershed_post_processor import WatershedPostProcessor
 from .predictors.affinities_predictor import AffinitiesPredictor
 from .task import Task
@@ -14,10 +16,17 @@ from .task import Task
 if TYPE_CHECKING:
     from .affinities_task_config import AffinitiesTaskConfig
 
+#: ``AffinitiesTaskConfig.agglomeration`` -> the post-processor it names.
+AGGLOMERATIONS: dict[str, type[AffinitiesPostProcessor]] = {
+    "mutex_watershed": MutexWatershedPostProcessor,
+    "watershed": WatershedPostProcessor,
+}
+
 
 class AffinitiesTask(Task):
     """:class:`AffinitiesPredictor` targets (plus optional LSDs), :class:`AffinitiesLoss`,
-    a :class:`WatershedPostProcessor` bias sweep and the :class:`InstanceEvaluator`.
+    a bias sweep of the configured agglomeration (:data:`AGGLOMERATIONS`; by default
+    :class:`MutexWatershedPostProcessor`) and the :class:`InstanceEvaluator`.
 
     Parameters
     ----------
@@ -41,5 +50,6 @@ class AffinitiesTask(Task):
         self.loss = AffinitiesLoss(
             len(task_config.neighborhood), task_config.lsds_to_affs_weight_ratio
         )
-        self.post_processor = WatershedPostProcessor(offsets=task_config.neighborhood)
+        agglomeration = AGGLOMERATIONS[task_config.agglomeration]
+        self.post_processor = agglomeration(offsets=task_config.neighborhood)
         self.evaluator = InstanceEvaluator()

@@ -9,7 +9,8 @@ from funlib.geometry import Coordinate
 
 from napari_dacapo.experiments.configs import option
 
-from .affinities_task import AffinitiesTask
+from .affinities_task import AGGLOMERATIONS, AffinitiesTask
+from .post_processors.affinities_post_processor import is_nearest
 from .task import Task
 from .task_config import TaskConfig
 
@@ -18,7 +19,7 @@ from .task_config import TaskConfig
 class AffinitiesTaskConfig(TaskConfig):
     """Instance segmentation through affinities: for every offset of the neighborhood, the
     network predicts whether a voxel and its neighbour at that offset belong to the same
-    object; a watershed turns the affinities into objects.
+    object; a mutex watershed (or a seeded watershed) turns the affinities into objects.
 
     Example: ``neighborhood=[[1, 0, 0], [0, 1, 0], [0, 0, 1]]`` for 3D, ``[[1, 0], [0, 1]]``
     for 2D; add longer offsets such as ``[0, 0, 3]`` to teach the network more context.
@@ -76,6 +77,13 @@ class AffinitiesTaskConfig(TaskConfig):
         max=1.0,
         help="Upper bound on the foreground fraction used to balance the descriptor weights.",
     )
+    agglomeration: str = option(
+        "mutex_watershed",
+        choices=tuple(AGGLOMERATIONS),
+        help="How validation turns affinities into objects: 'mutex_watershed' (joins voxels "
+        "along affinities above the bias, keeps them apart along those below it, long "
+        "offsets only repel) or 'watershed' (seeded watershed of the one-step affinities).",
+    )
     background_as_object: bool = option(
         False,
         help="Treat the background as one more object: background voxels get high affinity "
@@ -101,10 +109,10 @@ class AffinitiesTaskConfig(TaskConfig):
                 raise self.error("neighborhood", "holds a zero offset", "Remove it.")
         if len({tuple(o) for o in offsets}) != len(offsets):
             raise self.error("neighborhood", "repeats an offset", "List every offset once.")
-        if not any(sum(abs(v) for v in o) == 1 for o in offsets):
+        if not any(is_nearest(o) for o in offsets):
             raise self.error(
                 "neighborhood",
-                "has no one-step offset, which the watershed needs",
+                "has no one-step offset, which the agglomeration needs to join voxels",
                 f"Add e.g. {[0] * (n - 1) + [1]}.",
             )
         if self.lsds and n not in (2, 3):

@@ -1,13 +1,16 @@
 """The distance task: learn signed distances to object boundaries, threshold them into
-masks, score the masks."""
+objects, score them as masks and as instances."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .evaluators.binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .evaluators.binary_and_instance_evaluator import BinaryAndInstanceEvaluator
 from .losses.mse_loss import MSELoss
-from .post_processors.threshold_post_processor import DISTANCE_THRESHOLDS, ThresholdPostProcessor
+from .post_processors.connected_components_post_processor import (
+    ConnectedComponentsPostProcessor,
+)
+from .post_processors.threshold_post_processor import DISTANCE_THRESHOLDS
 from .predictors.distance_predictor import DistancePredictor
 from .task import Task
 
@@ -16,8 +19,9 @@ if TYPE_CHECKING:
 
 
 class DistanceTask(Task):
-    """:class:`DistancePredictor` targets, :class:`MSELoss`, a threshold sweep around 0
-    (:data:`DISTANCE_THRESHOLDS`) and :class:`BinarySegmentationEvaluator` per channel.
+    """:class:`DistancePredictor` targets, :class:`MSELoss`, connected components of the
+    prediction thresholded around 0 (:data:`DISTANCE_THRESHOLDS`) and, per channel, binary
+    and instance scores (:class:`BinaryAndInstanceEvaluator`).
 
     Parameters
     ----------
@@ -35,8 +39,8 @@ class DistanceTask(Task):
             clipmax=task_config.clipmax,
         )
         self.loss = MSELoss()
-        self.post_processor = ThresholdPostProcessor(DISTANCE_THRESHOLDS)
-        self.evaluator = BinarySegmentationEvaluator(
+        self.post_processor = ConnectedComponentsPostProcessor(DISTANCE_THRESHOLDS)
+        self.evaluator = BinaryAndInstanceEvaluator(
             clip_distance=task_config.clip_distance,
             tol_distance=task_config.tol_distance,
             channels=task_config.channels,

@@ -46,7 +46,8 @@ def check_distance_config(config: Config, **values: Any) -> None:
 class DistanceTaskConfig(TaskConfig):
     """Signed distance transforms as a way to segment: the network learns
     ``tanh(distance / scale_factor)`` to the nearest object boundary, positive inside and
-    negative outside, and masks come from thresholding it around 0.
+    negative outside. Objects are the connected components of the prediction above a
+    threshold around 0, scored as masks and as instances.
 
     Distances give a dense signal: unlike affinities, one wrong voxel cannot merge two
     well-separated objects.

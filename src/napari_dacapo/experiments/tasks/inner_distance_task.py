@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .evaluators.binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .evaluators.binary_and_instance_evaluator import BinaryAndInstanceEvaluator
 from .losses.mse_loss import MSELoss
-from .post_processors.threshold_post_processor import (
-    INNER_DISTANCE_THRESHOLDS,
-    ThresholdPostProcessor,
+from .post_processors.connected_components_post_processor import (
+    ConnectedComponentsPostProcessor,
 )
+from .post_processors.threshold_post_processor import INNER_DISTANCE_THRESHOLDS
 from .predictors.inner_distance_predictor import InnerDistancePredictor
 from .task import Task
 
@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 
 class InnerDistanceTask(Task):
-    """:class:`InnerDistancePredictor` targets (0 outside objects), :class:`MSELoss`, a
-    threshold sweep over small positive values (:data:`INNER_DISTANCE_THRESHOLDS`) and
-    :class:`BinarySegmentationEvaluator` per channel.
+    """:class:`InnerDistancePredictor` targets (0 outside objects), :class:`MSELoss`,
+    connected components of the prediction thresholded at small positive values
+    (:data:`INNER_DISTANCE_THRESHOLDS`; the values drop towards every object's own boundary,
+    so higher thresholds split touching objects) and, per channel, binary and instance
+    scores (:class:`BinaryAndInstanceEvaluator`).
 
     Parameters
     ----------
@@ -35,8 +37,8 @@ class InnerDistanceTask(Task):
             clip_distance=task_config.clip_distance,
         )
         self.loss = MSELoss()
-        self.post_processor = ThresholdPostProcessor(INNER_DISTANCE_THRESHOLDS)
-        self.evaluator = BinarySegmentationEvaluator(
+        self.post_processor = ConnectedComponentsPostProcessor(INNER_DISTANCE_THRESHOLDS)
+        self.evaluator = BinaryAndInstanceEvaluator(
             clip_distance=task_config.clip_distance,
             tol_distance=task_config.tol_distance,
             channels=task_config.channels,

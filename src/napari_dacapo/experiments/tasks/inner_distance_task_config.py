@@ -22,7 +22,8 @@ from .task_config import TaskConfig
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class InnerDistanceTaskConfig(TaskConfig):
     """The network learns ``tanh(distance / scale_factor)`` from each object voxel to its own
-    object's boundary, and 0 outside objects; masks come from thresholding it."""
+    object's boundary, and 0 outside objects; objects are the connected components of the
+    prediction above a threshold, scored as masks and as instances."""
 
     task_type: ClassVar[type[Task]] = InnerDistanceTask
 

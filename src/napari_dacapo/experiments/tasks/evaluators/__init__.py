@@ -1,4 +1,5 @@
 from .binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .binary_and_instance_evaluator import BinaryAndInstanceEvaluator
 from .dummy_evaluator import DummyEvaluator
 from .instance_evaluator import InstanceEvaluator
 from .one_hot_evaluator import OneHotEvaluator

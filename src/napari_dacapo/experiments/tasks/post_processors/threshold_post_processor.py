@@ -18,9 +18,9 @@ from .post_processor_parameters import PostProcessorParameters
 #: Signed distances, ``tanh(d / scale)`` in ``[-1, 1]``: the boundary is at 0; a threshold
 #: above 0 erodes the objects, one below 0 dilates them.
 DISTANCE_THRESHOLDS: tuple[float, ...] = (-0.5, -0.25, 0.0, 0.25, 0.5)
-#: Probabilities in ``[0, 1]`` (after a sigmoid): the same sweep mapped by ``(t + 1) / 2``,
-#: centred on 0.5.
-PROBABILITY_THRESHOLDS: tuple[float, ...] = tuple((t + 1) / 2 for t in DISTANCE_THRESHOLDS)
+#: Probabilities in ``[0, 1]`` (after a sigmoid): 0.1 to 0.9, centred on the decision value
+#: 0.5; low thresholds favour recall, high ones precision.
+PROBABILITY_THRESHOLDS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 10))
 #: Inner distances: 0 outside objects and ``tanh(d / scale) > 0`` inside. The first voxel
 #: inside gets ``tanh(voxel_size / scale)``, between 0.1 (scale = 10 voxels) and 0.76
 #: (scale = 1 voxel), so the sweep spans small positive values.
@@ -37,6 +37,8 @@ class ThresholdPostProcessorParameters(PostProcessorParameters):
 class ThresholdPostProcessor(PostProcessor):
     """``prediction > threshold`` per channel, as uint8 masks ``(C, *spatial)``.
 
+    Each parameter set is one threshold, ids 0, 1, ... in the order of ``thresholds``.
+
     Parameters
     ----------
     thresholds
@@ -45,6 +47,9 @@ class ThresholdPostProcessor(PostProcessor):
         Threshold only the first ``num_channels`` channels (the hot half of a hot-distance
         prediction); None thresholds all channels.
     """
+
+    #: The parameter sets :meth:`process` accepts (subclasses extend them).
+    parameters_type: type[ThresholdPostProcessorParameters] = ThresholdPostProcessorParameters
 
     def __init__(
         self,
@@ -70,9 +75,9 @@ class ThresholdPostProcessor(PostProcessor):
 
     def process(self, prediction: np.ndarray, parameters: PostProcessorParameters) -> np.ndarray:
         """Threshold ``prediction`` ``(C, *spatial)`` at ``parameters.threshold``."""
-        if not isinstance(parameters, ThresholdPostProcessorParameters):
+        if not isinstance(parameters, self.parameters_type):
             raise TypeError(
-                f"ThresholdPostProcessor needs ThresholdPostProcessorParameters, got "
+                f"{type(self).__name__} needs {self.parameters_type.__name__}, got "
                 f"{type(parameters).__name__}; use the ones enumerate_parameters() yields."
             )
         prediction = np.asarray(prediction)
