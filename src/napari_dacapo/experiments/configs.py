@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import types
 import typing
@@ -125,7 +126,10 @@ def config_class(name: str) -> type[Config]:
 # -- coercion -----------------------------------------------------------------------------
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    # Cached: resolving the annotations is most of the cost of making a config, and the
+    # training panel makes configs on every edit.
     return typing.get_type_hints(cls)
 
 

@@ -1,0 +1,255 @@
+"""Reader: run folders and zarr / OME-Zarr arrays as napari layers.
+
+- A run folder (``<store>/<run>``) opens the arrays of its latest iteration in each zarr
+  container it holds (training snapshots, validation outputs, predictions), named like
+  the layers the training panel shows (``"<run> · snapshot raw"``,
+  ``"<run> · validation labels"``), so they update those layers in place.
+- A zarr container, a dataset path inside one (``data.zarr/volumes/raw``) or an array's
+  metadata file (``.zarray``, ``zarr.json``) opens every array below that path; an OME-Zarr
+  multiscale group opens as one multiscale layer.
+
+Geometry is read by :class:`ZarrArray` (DaCapo attributes or OME-Zarr transformations), so
+layers land where training and prediction see the data: ``scale`` is the voxel size and
+``translate`` the offset. Arrays stay on disk and are read lazily. Integer arrays of 32
+bits or more, and arrays the plugin's writer marked as labels, open as Labels layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Attribute under which the writer records napari details (layer type, world factor).
+NAPARI_ATTR = "napari_dacapo"
+#: Files that mark a folder as a zarr node (format 2 array / group, format 3).
+ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+#: Metadata files a user may drop instead of their folder.
+METADATA_FILES = (*ZARR_MARKERS, ".zattrs")
+#: Names of arrays that hold labels whatever their data type.
+LABEL_NAMES = re.compile(r"(^|[/_ ])(labels?|gt|seg(mentation)?|instances?)$", re.IGNORECASE)
+#: Run-folder entries that are not outputs (the run's own copies of layer data).
+RUN_INPUTS = ("data",)
+#: Words of output layer names that differ from the stored names, so that a run folder
+#: opened later fills the layers the training panel showed ("<run> · snapshot raw").
+OUTPUT_WORDS = {"snapshots": "snapshot", "segmentation": "labels"}
+
+
+def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
+    """The reader for ``path`` (npe2 ``get_reader``): :func:`read` when every path is a run
+    folder or a zarr array / group, else None so other readers get the chance."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if paths and all(classify(p) is not None for p in paths):
+        return read
+    return None
+
+
+def read(path: str | Sequence[str]) -> list[LayerData]:
+    """Layer data tuples for one or more run folders or zarr paths (see module doc)."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    layers: list[LayerData] = []
+    for p in paths:
+        found = classify(p)
+        if found is None:
+            raise ValueError(
+                f"{p} is neither a napari-dacapo run folder nor a zarr array or group. Open "
+                f"a run folder (it holds config.yaml) or a .zarr container."
+            )
+        kind, where = found
+        layers += read_run(where) if kind == "run" else read_zarr(*where)
+    return layers
+
+
+def classify(path: str | Path) -> tuple[str, Any] | None:
+    """``("run", folder)``, ``("zarr", (container, dataset))`` or None for ``path``."""
+    from napari_dacapo.store.file_store import CONFIG_FILE
+
+    path = Path(path).expanduser()
+    if path.is_file() and path.name in METADATA_FILES:
+        path = path.parent
+    if not path.is_dir():
+        return None
+    if (path / CONFIG_FILE).is_file():
+        return "run", path
+    if not _is_zarr_node(path):
+        return None
+    container = path
+    while _is_zarr_node(container.parent) and container.parent != container:
+        container = container.parent
+    return "zarr", (container, path.relative_to(container).as_posix().strip("."))
+
+
+def read_run(run_dir: str | Path) -> list[LayerData]:
+    """Layers of a run folder's outputs: per zarr container in it (snapshots, validation,
+    predictions), the arrays of the latest iteration, or all arrays if not per iteration."""
+    from napari_dacapo.gui.layers import layer_name
+
+    run_dir = Path(run_dir)
+    # Containers directly in the run folder or in a plain subfolder (e.g. predictions/);
+    # never a walk through the containers' own chunk files.
+    folders = [run_dir] + [
+        p for p in sorted(run_dir.iterdir())
+        if p.is_dir() and p.name not in RUN_INPUTS and not _is_zarr_node(p)
+    ]
+    containers = [
+        p for folder in folders for p in sorted(folder.glob("*.zarr"))
+        if _is_zarr_node(p) and not p.name.startswith(".")  # not a write in progress
+    ]
+    layers = []
+    for container in containers:
+        group = _open(container)
+        iterations = [int(k) for k in _child_names(group) if k.isdigit()]
+        dataset = str(max(iterations)) if iterations else ""
+        try:
+            found = read_zarr(container, dataset)
+        except ValueError as e:  # e.g. an iteration whose arrays are still being written
+            logger.warning("Skipped %s: %s", container, e)
+            continue
+        paths = [[p for p in meta["metadata"]["dataset"][len(dataset):].split("/") if p]
+                 for _, meta, _ in found]
+        # Path parts all arrays share (a lone validation dataset's name) say nothing.
+        shared = len(os.path.commonprefix(paths)) if len(paths) > 1 else max(len(paths[0]) - 1, 0)
+        stem = container.relative_to(run_dir).with_suffix("").as_posix()
+        for (data, meta, kind), parts in zip(found, paths):
+            words = [OUTPUT_WORDS.get(w, w) for w in (stem, *parts[shared:])]
+            meta["name"] = layer_name(run_dir.name, " ".join(words))
+            if iterations:
+                meta["metadata"]["iteration"] = int(dataset)
+            layers.append((data, meta, kind))
+    if not layers:
+        logger.info("Run folder %s holds no snapshots, validation outputs or predictions "
+                    "yet.", run_dir)
+    return layers
+
+
+def read_zarr(container: str | Path, dataset: str = "") -> list[LayerData]:
+    """One layer per array at or below ``dataset`` in the zarr ``container``.
+
+    Layer names are the arrays' paths below ``dataset``; a single array is named after
+    itself, or after the container when it is the container's only array. Raises
+    ``ValueError`` naming the fix when no array there can be read.
+    """
+    container, dataset = Path(container), dataset.strip("/")
+    arrays = list(_arrays(_open(container), dataset))
+    if not arrays:
+        raise ValueError(
+            f"The zarr group '{dataset}' in {container} holds no arrays. Open a container or "
+            f"group with arrays in it."
+        )
+    layers, problems = [], []
+    only = len(arrays) == 1 and not dataset
+    for path in arrays:
+        name = Path(container).stem if only else (
+            path[len(dataset):].strip("/") or Path(path).name)
+        try:
+            layers.append(array_layer(container, path, name))
+        except (ValueError, FileNotFoundError, TypeError) as e:
+            problems.append(str(e))
+    if problems and not layers:
+        raise ValueError("No array could be opened: " + " | ".join(problems))
+    for problem in problems:
+        logger.warning("Skipped an array: %s", problem)
+    return layers
+
+
+def array_layer(container: Path, dataset: str, name: str) -> LayerData:
+    """The layer data tuple of one array (or OME-Zarr multiscale group), lazily read."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
+        find_multiscale,
+    )
+
+    array = ZarrArrayConfig(
+        name=re.sub(r"[^A-Za-z0-9._-]", "_", name) or "array", file_name=container,
+        dataset=dataset,
+    ).array()
+    node = _open(container)[dataset] if dataset else _open(container)
+    attrs = node.attrs.asdict()
+    multiscale = find_multiscale(attrs) if not hasattr(node, "shape") else None
+    if multiscale is not None:
+        levels = [node[str(d["path"])] for d in multiscale["datasets"]]
+        attrs = levels[0].attrs.asdict()
+    else:
+        levels = [array.source]
+    napari = dict(attrs.get(NAPARI_ATTR) or {})
+    kind = napari.get("layer_type") or layer_kind(name, array.dtype)
+    factor = float(napari.get("world_factor", 1))
+    scale = [v / factor for v in array.voxel_size]
+    translate = [o / factor for o in array.offset]
+    if array.channel_dims:
+        if array.num_channels == 1:  # a lone channel axis is dropped, lazily
+            levels = [_drop_first_axis(level) for level in levels]
+        else:  # channels stay an axis of their own, shown with a slider
+            scale, translate = [1.0, *scale], [0.0, *translate]
+    meta: dict[str, Any] = {
+        "name": napari.get("name") or name,
+        "scale": scale,
+        "translate": translate,
+        "metadata": {"source": str(container), "dataset": dataset},
+    }
+    if len(napari.get("units") or ()) == len(scale):
+        meta["units"] = tuple(napari["units"])
+    if multiscale is not None:
+        meta["multiscale"] = True
+    if kind == "labels" and np.dtype(array.dtype).kind == "f":
+        kind = "image"  # a float array marked as labels cannot be a Labels layer
+    return (levels if multiscale is not None else levels[0]), meta, kind
+
+
+def layer_kind(name: str, dtype: Any) -> str:
+    """``"labels"`` for label-like arrays (named like labels, or integers of 32 bits or
+    more: 8- and 16-bit integers are usually intensities), else ``"image"``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub" and (LABEL_NAMES.search(name) or dtype.itemsize >= 4):
+        return "labels"
+    return "image"
+
+
+# -- zarr helpers -----------------------------------------------------------------------------
+
+
+def _is_zarr_node(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in ZARR_MARKERS)
+
+
+def _open(container: Path) -> Any:
+    import zarr
+
+    return zarr.open(str(container), mode="r")
+
+
+def _child_names(group: Any) -> list[str]:
+    return [] if hasattr(group, "shape") else [name for name, _ in group.groups()]
+
+
+def _arrays(root: Any, dataset: str) -> Iterator[str]:
+    """Paths of the arrays (and multiscale groups) at or below ``dataset``."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
+        find_multiscale,
+    )
+
+    node = root[dataset] if dataset else root
+    if hasattr(node, "shape") or find_multiscale(node.attrs.asdict()) is not None:
+        yield dataset
+        return
+    children = sorted([n for n, _ in node.arrays()] + [n for n, _ in node.groups()])
+    for child in children:
+        yield from _arrays(root, f"{dataset}/{child}".strip("/"))
+
+
+def _drop_first_axis(array: Any) -> Any:
+    import dask.array as da
+
+    chunks = getattr(array, "chunks", None) or "auto"
+    return da.from_array(array, chunks=chunks)[0]

@@ -1,0 +1,69 @@
+"""Run settings as YAML files: what the training panel saves and loads.
+
+The panel's data are the picked layers, so a saved file holds a RunConfig *without* its
+datasplit: task, architecture, trainer and the run fields. Loading also accepts complete
+run configs (napari-dacapo's or DaCapo's own YAML), whose data are then ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from napari_dacapo.experiments.architectures.architecture_config import ArchitectureConfig
+from napari_dacapo.experiments.configs import ConfigError, from_dict, load_config, to_dict
+from napari_dacapo.experiments.starts.start_config import StartConfig
+from napari_dacapo.experiments.tasks.task_config import TaskConfig
+from napari_dacapo.experiments.trainers.trainer_config import TrainerConfig
+from napari_dacapo.store.atomic import atomic_write_text
+
+__all__ = ["load_settings", "save_settings"]
+
+PARTS = {
+    "task_config": TaskConfig,
+    "architecture_config": ArchitectureConfig,
+    "trainer_config": TrainerConfig,
+}
+RUN_FIELDS = ("name", "num_iterations", "validation_interval", "start_config")
+HEADER = (
+    "# napari-dacapo run settings: a RunConfig without its datasplit (the data are the\n"
+    "# layers picked in the training panel).\n"
+)
+
+
+def save_settings(path: str | Path, settings: dict[str, Any]) -> Path:
+    """Write ``settings`` (the :data:`PARTS` configs and run fields) atomically."""
+    path = Path(path)
+    data = {"__type__": "RunConfig", **{k: to_dict(v) for k, v in settings.items()}}
+    atomic_write_text(path, HEADER + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def load_settings(path: str | Path) -> dict[str, Any]:
+    """The :data:`PARTS` configs and the run fields of a settings file or a run config.
+
+    Raises
+    ------
+    ConfigError
+        If the file holds neither, naming the problem.
+    """
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        # Saved settings have no datasplit, which a complete RunConfig needs.
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError:
+            raise error from None
+        if not isinstance(data, dict) or not set(PARTS) <= set(data):
+            raise error from None
+        settings = {key: from_dict(data[key], cls) for key, cls in PARTS.items()}
+        for key in RUN_FIELDS:
+            if isinstance(data.get(key), dict):
+                settings[key] = from_dict(data[key], StartConfig)
+            elif key in data:
+                settings[key] = data[key]
+        return settings
+    return {key: getattr(config, key) for key in (*PARTS, *RUN_FIELDS) if hasattr(config, key)}

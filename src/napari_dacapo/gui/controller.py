@@ -1,0 +1,309 @@
+"""The training worker of a panel: one at a time, stoppable, never blocking the GUI.
+
+:func:`training_events` is the worker's generator: it builds the :class:`Run` (which may
+read data and load a checkpoint, so it runs off the GUI thread), consumes
+:func:`napari_dacapo.train.train_run` and yields its events, plus a score summary after
+each validation and a live prediction when one is asked for. :class:`TrainingController`
+starts it on napari's generator worker, applies the events to the
+:class:`~.state.TrainingState` in the GUI thread and passes them on through
+:attr:`TrainingController.received`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error, show_info, show_warning
+from psygnal import Signal
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication
+
+from napari_dacapo.experiments.configs import Config
+from napari_dacapo.store.file_store import FileStore
+from napari_dacapo.train import IterationDone, RunStarted, RunStopped, ValidationDone
+
+from .live_view import LiveSlot, live_prediction
+from .state import Phase, TrainingState
+
+__all__ = [
+    "RunPrepared",
+    "TrainingController",
+    "TrainingError",
+    "ValidationSummary",
+    "training_events",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a closing panel waits for the worker to checkpoint and stop.
+STOP_TIMEOUT_S = 10.0
+#: Controllers whose worker runs: kept alive until it ends, so that their slots (stop on
+#: close, event handling) outlive a panel whose Python object is collected first.
+_ACTIVE: set[TrainingController] = set()
+
+
+class TrainingError(Exception):
+    """Training failed; wraps the cause (napari's worker would swallow a RuntimeError,
+    which is what torch raises, e.g. when memory runs out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunPrepared:
+    """The run is built; its history so far (empty for a new run)."""
+
+    run: str
+    resumed_from: int | None
+    loss_iterations: np.ndarray
+    losses: np.ndarray
+    scores: dict[int, dict[str, float]]  # iteration -> {criterion: value}
+    best: dict[str, tuple[int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSummary:
+    """One value per criterion of a validated iteration: the best parameter set's score,
+    averaged over the validation datasets."""
+
+    iteration: int
+    values: dict[str, float]
+
+
+def training_events(
+    config: Config, store: FileStore, stop: threading.Event, live: LiveSlot | None = None
+) -> Any:
+    """The worker's generator (see the module docstring)."""
+    from napari_dacapo.experiments.device import device_plan_for
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.train import train_run
+
+    # Leave a core to the GUI thread (and the batch-preparing thread): with every core
+    # busy in the model step, the GUI waits for CPU time and training itself slows down.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
+    # While training, what is alive (napari's objects: hundreds of thousands; what the run
+    # imports and keeps) is taken out of the cyclic garbage collector's reach, at the start
+    # and at every event but iterations (gc.freeze takes constant time). Otherwise the full
+    # collections that training's allocations trigger scan it all, holding the GIL (so
+    # stalling the GUI) for hundreds of milliseconds. Frozen objects are still freed by
+    # reference counting; gc.unfreeze() gives them back to the collector at the end.
+    gc.freeze()
+    run = None
+    try:
+        run = Run(config, store=store)
+        gc.freeze()
+        yield _prepared(run)
+        device, plan = device_plan_for(run.config.trainer_config)
+        for event in train_run(run, store, stop):
+            if not isinstance(event, IterationDone):
+                gc.freeze()
+            yield event
+            if isinstance(event, ValidationDone):
+                yield ValidationSummary(event.iteration, _summary(run, event.scores.scores))
+            elif isinstance(event, IterationDone) and live is not None:
+                roi = live.take()
+                if roi is not None:
+                    yield live_prediction(run, roi, device, plan)
+    except RuntimeError as error:
+        raise TrainingError(f"{type(error).__name__}: {error}") from error
+    finally:
+        # Drop the run (model, optimizer, data) now, also when an error's traceback keeps
+        # this frame alive (train_run has already moved the model off the accelerator).
+        run = None  # noqa: F841
+        torch.set_num_threads(threads)
+        gc.unfreeze()
+
+
+def _summary(run: Any, scores: list[list[list[float]]]) -> dict[str, float]:
+    """Best over parameter sets (in each criterion's direction), mean over datasets."""
+    criteria = run.validation_scores.criteria
+    values = np.asarray(scores, dtype=float)  # dataset, parameter, criterion
+    out = {}
+    for k, criterion in enumerate(criteria):
+        column = values[:, :, k]
+        higher = run.task.evaluation_scores.higher_is_better(criterion)
+        with np.errstate(all="ignore"):
+            best = np.where(np.isnan(column), -np.inf if higher else np.inf, column)
+            per_dataset = best.max(axis=1) if higher else best.min(axis=1)
+        per_dataset = per_dataset[np.isfinite(per_dataset)]
+        out[criterion] = float(per_dataset.mean()) if per_dataset.size else float("nan")
+    return out
+
+
+def _prepared(run: Any) -> RunPrepared:
+    stats = run.training_stats.iteration_stats
+    scores = {
+        s.iteration: _summary(run, s.scores) for s in run.validation_scores.scores if s.scores
+    }
+    best = {}
+    for criterion in run.validation_scores.criteria if scores else []:
+        found = run.validation_scores.best(criterion)
+        if found is not None:
+            best[criterion] = (int(found[0]), float(found[2]))
+    return RunPrepared(
+        run.name,
+        run.resumed_from,
+        np.asarray([s.iteration for s in stats], dtype=int),
+        np.asarray([s.loss for s in stats], dtype=float),
+        scores,
+        best,
+    )
+
+
+class TrainingController:
+    """Owns the panel's one training worker and writes its events to the state.
+
+    Parameters
+    ----------
+    state
+        The state the events are applied to (in the GUI thread).
+    store
+        Where runs are stored.
+
+    Attributes
+    ----------
+    worker
+        The current (or last) worker, or None before the first start.
+    received
+        Signal emitted with every worker event after it was applied to the state.
+    """
+
+    received = Signal(object)
+
+    def __init__(self, state: TrainingState, store: FileStore) -> None:
+        self.state = state
+        self.store = store
+        self.worker: GeneratorWorker | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+        self._live = LiveSlot()
+        self._closed = False
+        self._app = QApplication.instance()
+        if self._app is not None:
+            self._app.aboutToQuit.connect(self.shutdown)
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker is alive."""
+        return not self._done.is_set()
+
+    def start(self, config: Config) -> bool:
+        """Train ``config`` (a RunConfig whose arrays reference layer data, copied on the
+        GUI thread by the caller). Refuses, with a notification, while a run trains."""
+        if self.running or self._closed:
+            show_warning(f"Run '{self.state.run}' is still training; stop it first.")
+            return False
+        self._stop = threading.Event()
+        self._live = LiveSlot()
+        self._done = threading.Event()
+        worker = GeneratorWorker(training_events, config, self.store, self._stop, self._live)
+        # A direct connection sets the event in the worker thread, so a bounded wait on the
+        # GUI thread (while closing) sees it without an event loop.
+        worker.finished.connect(self._done.set, Qt.ConnectionType.DirectConnection)
+        worker.yielded.connect(self._on_worker_yielded)
+        worker.errored.connect(self._on_worker_errored)
+        worker.finished.connect(self._on_worker_finished)
+        worker.paused.connect(self._on_worker_paused)
+        worker.resumed.connect(self._on_worker_resumed)
+        self.worker = worker
+        self.state.begin(config.name, int(getattr(config, "num_iterations", 0)))
+        _ACTIVE.add(self)
+        worker.start()
+        return True
+
+    def pause(self) -> None:
+        """Pause after the current iteration (the worker stops at its next yield)."""
+        if self.worker is not None and self.state.phase is Phase.TRAINING:
+            self.worker.pause()
+
+    def resume(self) -> None:
+        if self.worker is not None and self.state.phase is Phase.PAUSED:
+            self.worker.resume()
+
+    def stop(self) -> None:
+        """Finish the current iteration, save a checkpoint and stop."""
+        if not self.running:
+            return
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.resume()  # a paused worker must run on to checkpoint
+        if self.state.phase.busy:
+            self.state.phase = Phase.STOPPING
+
+    def request_live(self, roi: Any) -> None:
+        """Ask the worker for a live prediction of ``roi`` between two iterations."""
+        self._live.put(roi)
+
+    def watch(self, widget: Any) -> None:
+        """Stop training (bounded wait) when ``widget`` is destroyed, e.g. with its
+        viewer; the slot lives here, not on the dying widget."""
+        widget.destroyed.connect(self._on_widget_destroyed)
+
+    def _on_widget_destroyed(self, *_: Any) -> None:
+        self.shutdown()
+
+    def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop training and wait up to ``timeout`` seconds for the checkpoint; then give
+        the worker up (``quit``). Listeners are disconnected: the panel is going away.
+        Returns whether the worker ended in time."""
+        if self._closed:
+            return not self.running
+        self._closed = True
+        if self._app is not None:
+            self._app.aboutToQuit.disconnect(self.shutdown)
+        self.received.disconnect()
+        self.state.events.disconnect()
+        self.stop()
+        ended = self._done.wait(timeout)
+        if not ended and self.worker is not None:
+            logger.warning("Training worker did not stop within %.0f s; abandoning it.", timeout)
+            self.worker.quit()
+        return ended
+
+    # -- worker signals (GUI thread) -------------------------------------------------------
+
+    def _on_worker_yielded(self, event: Any) -> None:
+        self.state.apply(event)
+        if self._closed:
+            return
+        if isinstance(event, RunStarted) and event.start_iteration:
+            show_info(f"Run '{event.run}' resumed from iteration {event.start_iteration}.")
+        elif isinstance(event, RunStopped):
+            show_info(f"Run '{self.state.run}' stopped at iteration {event.iteration}; "
+                      f"checkpoint saved.")
+        self.received.emit(event)
+
+    def _on_worker_errored(self, error: Exception) -> None:
+        self.state.phase = Phase.CRASHED
+        self.state.message = f"crashed: {error}"
+        if not self._closed:
+            show_error(
+                f"Training run '{self.state.run}' failed: {error}\nNext step: fix the cause "
+                f"named above and press Train again; the run resumes from its latest "
+                f"checkpoint, if one was saved."
+            )
+
+    def _on_worker_finished(self) -> None:
+        _ACTIVE.discard(self)
+        if self.state.phase.busy:
+            self.state.phase = Phase.STOPPED
+
+    def _on_worker_paused(self) -> None:
+        if self._stop.is_set() and self.worker is not None:
+            self.worker.resume()  # stop was pressed while the pause took effect
+        elif self.state.phase is Phase.TRAINING:
+            self.state.phase = Phase.PAUSED
+            self.state.message = f"paused at iteration {self.state.iteration}"
+
+    def _on_worker_resumed(self) -> None:
+        if self.state.phase is Phase.PAUSED:
+            self.state.phase = Phase.TRAINING
+            self.state.message = "training"

@@ -1,0 +1,307 @@
+"""The data part of the training panel: layer pickers that follow the viewer's layers,
+and the datasplit made from the picked layers (no data copied).
+
+Array names are fixed by role (``train_raw``, ``train_labels`` ...), not by layer name, so
+a stored run matches the panel again after layers are renamed, and pressing Continue
+stores the labels painted since under the same names (the store replaces the data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+from magicgui.widgets import ComboBox, Container
+from napari.layers import Image, Labels, Layer, Shapes
+from psygnal import Signal
+
+from napari_dacapo.experiments import (
+    CropArrayConfig,
+    NumpyArrayConfig,
+    RawGTDatasetConfig,
+    TrainValidateDataSplitConfig,
+)
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
+from napari_dacapo.experiments.datasplits.datasets.checks import DataError, overlap_roi
+
+from .box_mask import BoxMask, shape_boxes
+from .layer_arrays import layer_array_config, layer_geometry_values, world_factor
+
+__all__ = ["DataPanel", "DataProblem", "DataSelection"]
+
+#: Labels held in memory up to this size are checked for emptiness before training.
+CHECK_BYTES = 512 * 2**20
+
+
+class DataProblem(ValueError):
+    """The picked layers cannot be trained on; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class DataSelection:
+    """What the picked layers give a run (references to layer data, no copies).
+
+    Attributes
+    ----------
+    dims
+        Spatial axes of the run.
+    factor
+        World values times ``factor`` are the run's integer world units.
+    raw_layer
+        The training image layer.
+    datasplit
+        Training dataset (raw, labels, mask) and validation datasets.
+    region
+        World ROI (integer units) where training raw and labels overlap.
+    voxel_size, offset
+        Geometry of the training raw, in integer units.
+    channels
+        Channels of the training raw (1 for a single-channel image).
+    """
+
+    dims: int
+    factor: int
+    raw_layer: Any
+    datasplit: TrainValidateDataSplitConfig
+    region: Roi
+    voxel_size: Coordinate
+    offset: Coordinate
+    channels: int
+
+
+class DataPanel:
+    """Layer pickers for raw, labels, an optional mask (Labels, or Shapes whose rectangles
+    mark the annotated crops) and optional validation data (an image with labels, or a
+    Shapes layer whose rectangles mark validation regions of the training labels).
+
+    ``changed`` is emitted when a pick changes or a picked layer's data changes.
+    """
+
+    changed = Signal()
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self._nonempty: dict[int, bool] = {}
+
+        def picker(label: str, choices: Any, tip: str, nullable: bool = True) -> ComboBox:
+            return ComboBox(label=label, choices=choices, nullable=nullable, tooltip=tip)
+
+        self.raw = picker("raw", self._images, "The image to segment (Image layer).", False)
+        self.labels = picker(
+            "labels", self._labels_choices,
+            "Ground truth: a Labels layer with painted objects (0 = background); image "
+            "layers are listed too, for labels opened as images.",
+        )
+        self.mask = picker(
+            "mask", self._mask_choices,
+            "Optional: where the labels are complete. A Labels layer (non-zero = annotated) "
+            "or a Shapes layer whose rectangles mark the annotated crops; empty: all labels.",
+        )
+        self.validation_raw = picker("validation raw", self._images,
+                                     "Optional: an image to validate on (with its labels).")
+        self.validation_labels = picker("validation labels", self._labels_choices,
+                                        "Ground truth of the validation image.")
+        self.validation_region = picker(
+            "validation region", self._shapes,
+            "Optional: a Shapes layer whose rectangles mark regions of the training labels "
+            "held out for validation (they are not trained on).",
+        )
+        self.pickers = [self.raw, self.labels, self.mask, self.validation_raw,
+                        self.validation_labels, self.validation_region]
+        self.widget = Container(widgets=self.pickers)
+        for picker_ in self.pickers:
+            picker_.changed.connect(self._on_pick_changed)
+        events = viewer.layers.events
+        events.inserted.connect(self._on_layers_changed)
+        events.removed.connect(self._on_layers_changed)
+        events.moved.connect(self._on_layers_changed)
+        for layer in viewer.layers:
+            self._watch(layer)
+        self.reset_choices()
+
+    # -- choices ---------------------------------------------------------------------------
+
+    def _layers(self, *types: type[Layer]) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, types)]
+
+    def _images(self, _: Any = None) -> list[tuple[str, Layer]]:
+        return self._layers(Image)
+
+    def _shapes(self, _: Any = None) -> list[tuple[str, Layer]]:
+        return self._layers(Shapes)
+
+    def _labels_choices(self, _: Any = None) -> list[tuple[str, Layer]]:
+        images = [(f"{n} (image)", layer) for n, layer in self._layers(Image) if not layer.rgb]
+        return self._layers(Labels) + images
+
+    def _mask_choices(self, _: Any = None) -> list[tuple[str, Layer]]:
+        return self._layers(Labels) + self._layers(Shapes)
+
+    def reset_choices(self, *_: Any) -> None:
+        """Re-read the layer lists; pick the first Labels layer when no labels are picked."""
+        with self.widget.changed.blocked():
+            self.widget.reset_choices()
+            labels = self._layers(Labels)
+            if self.labels.value is None and labels:
+                self.labels.value = labels[0][1]
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        if event is not None and event.type == "inserted":
+            self._watch(event.value)
+        elif event is not None and event.type == "removed":
+            self._unwatch(event.value)
+        self.reset_choices()
+        self.changed.emit()
+
+    def _on_pick_changed(self, *_: Any) -> None:
+        self.changed.emit()
+
+    def _watch(self, layer: Layer) -> None:
+        layer.events.name.connect(self._on_layers_changed)
+        layer.events.data.connect(self._on_layer_data)
+        if isinstance(layer, Labels):
+            layer.events.paint.connect(self._on_layer_data)
+
+    def _unwatch(self, layer: Layer) -> None:
+        layer.events.name.disconnect(self._on_layers_changed)
+        layer.events.data.disconnect(self._on_layer_data)
+        if isinstance(layer, Labels):
+            layer.events.paint.disconnect(self._on_layer_data)
+        self._nonempty.pop(id(layer), None)
+
+    def _on_layer_data(self, event: Any) -> None:
+        self._nonempty.pop(id(event.source), None)
+        self.changed.emit()
+
+    def close(self, *_: Any) -> None:
+        """Stop following the viewer."""
+        events = self.viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.disconnect(self._on_layers_changed)
+        for layer in self.viewer.layers:
+            self._unwatch(layer)
+
+    # -- the datasplit ---------------------------------------------------------------------
+
+    def selection(self, dims: int) -> DataSelection:
+        """The datasplit of the picked layers for a ``dims``-D run.
+
+        Raises
+        ------
+        DataProblem
+            Naming what is wrong with the picks and how to fix it.
+        """
+        raw, labels, mask = self.raw.value, self.labels.value, self.mask.value
+        v_raw, v_labels, region = (self.validation_raw.value, self.validation_labels.value,
+                                   self.validation_region.value)
+        if raw is None:
+            raise DataProblem("Pick a raw image: open or add an Image layer with the data.")
+        if labels is None:
+            raise DataProblem(
+                "Pick labels: add a Labels layer over the image and paint a few objects."
+            )
+        for layer in (labels, v_labels):
+            if layer is not None and not np.issubdtype(layer.data.dtype, np.integer):
+                raise DataProblem(
+                    f"Labels '{layer.name}' hold {layer.data.dtype} values, but labels must be "
+                    f"integer ids. Convert the layer (right-click > Convert to Labels) or pick "
+                    f"a Labels layer."
+                )
+        if (v_raw is None) != (v_labels is None):
+            raise DataProblem("Pick both a validation raw image and its validation labels, "
+                              "or neither.")
+        grid = [layer for layer in (raw, labels, mask, v_raw, v_labels)
+                if layer is not None and not isinstance(layer, Shapes)]
+        try:
+            factor = world_factor([v for layer in grid for v in layer_geometry_values(layer, dims)])
+            raw_cfg = layer_array_config(raw, "train_raw", dims, factor, channels_first=True)
+            gt_cfg = layer_array_config(labels, "train_labels", dims, factor)
+            held_out = shape_boxes(region, labels, dims) if region is not None else []
+            mask_cfg = self._mask_config(mask, labels, region, held_out, gt_cfg, dims, factor)
+            validate = [
+                RawGTDatasetConfig(
+                    name=f"validate_region_{i + 1}",
+                    raw_config=raw_cfg,
+                    gt_config=CropArrayConfig(
+                        name=f"validate_region_{i + 1}_labels", source_array_config=gt_cfg,
+                        roi=_box_roi(box, gt_cfg),
+                    ),
+                )
+                for i, box in enumerate(held_out)
+            ]
+            if v_raw is not None:
+                validate.append(RawGTDatasetConfig(
+                    name="validate",
+                    raw_config=layer_array_config(v_raw, "validate_raw", dims, factor, True),
+                    gt_config=layer_array_config(v_labels, "validate_labels", dims, factor),
+                ))
+        except ValueError as error:  # layer dimensionality or geometry
+            raise DataProblem(str(error)) from None
+        train = RawGTDatasetConfig(name="train", raw_config=raw_cfg, gt_config=gt_cfg,
+                                   mask_config=mask_cfg)
+        try:
+            overlap = overlap_roi(train.dataset_type(train))
+            for dataset in validate:
+                overlap_roi(dataset.dataset_type(dataset))
+        except DataError as error:
+            raise DataProblem(str(error)) from None
+        self._check_content(labels, "Labels", "paint a few objects")
+        if isinstance(mask, Labels):
+            self._check_content(mask, "Mask", "paint where the labels are complete")
+        raw_array = raw_cfg.array()
+        return DataSelection(
+            dims, factor, raw,
+            TrainValidateDataSplitConfig(name="layers", train_configs=[train],
+                                         validate_configs=validate),
+            overlap, raw_array.voxel_size, raw_array.offset, raw_array.num_channels or 1,
+        )
+
+    def _mask_config(
+        self, mask: Any, labels: Any, region: Any, held_out: list, gt_cfg: NumpyArrayConfig,
+        dims: int, factor: int,
+    ) -> NumpyArrayConfig | None:
+        """The training mask: the mask layer (Labels, or Shapes rectangles on the labels'
+        grid) without the held-out validation regions."""
+        if mask is None and not held_out:
+            return None
+        if isinstance(mask, Labels):
+            cfg = layer_array_config(mask, "train_mask", dims, factor)
+            if not held_out:
+                return cfg
+            grid, data = cfg, BoxMask(
+                mask.data.shape, base=mask.data, exclude=shape_boxes(region, mask, dims)
+            )
+        else:
+            boxes = None if mask is None else shape_boxes(mask, labels, dims)
+            if boxes is not None and not boxes:
+                raise DataProblem(
+                    f"Mask '{mask.name}' has no rectangle over the labels. Draw rectangles "
+                    f"around the crops you annotated completely, or pick no mask."
+                )
+            grid, data = gt_cfg, BoxMask(labels.data.shape[-dims:], boxes, exclude=held_out)
+        return NumpyArrayConfig(
+            name="train_mask", data=data, voxel_size=grid.voxel_size, offset=grid.offset,
+            axis_names=default_axis_names(dims, channels=False),
+        )
+
+    def _check_content(self, layer: Any, role: str, fix: str) -> None:
+        """Refuse labels or a mask that are zero everywhere (in-memory data only; lazy
+        data is checked by the worker before training)."""
+        data = layer.data
+        if not isinstance(data, np.ndarray) or data.nbytes > CHECK_BYTES:
+            return
+        if id(layer) not in self._nonempty:
+            self._nonempty[id(layer)] = bool(data.any())
+        if not self._nonempty[id(layer)]:
+            raise DataProblem(f"{role} '{layer.name}' are empty (all zero): {fix}.")
+
+
+def _box_roi(box: tuple[slice, ...], array: NumpyArrayConfig) -> Roi:
+    """A voxel box of ``array`` as a world ROI."""
+    begin = Coordinate(s.start for s in box)
+    shape = Coordinate(s.stop - s.start for s in box)
+    voxel_size = array.voxel_size or Coordinate((1,) * len(box))
+    offset = array.offset or Coordinate((0,) * len(box))
+    return Roi(offset + begin * voxel_size, shape * voxel_size)

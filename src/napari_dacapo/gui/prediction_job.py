@@ -1,0 +1,148 @@
+"""The prediction a predict panel runs: its inputs, gathered on the GUI thread, and the
+generator that runs in a worker and yields the output tile by tile.
+
+Qt-free: the panel turns these events into layer updates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+
+from napari_dacapo.gui.layer_arrays import spatial_dims
+from napari_dacapo.gui.run_info import RunInfo
+from napari_dacapo.predict import PredictionStarted, TileGeometry, TilePredicted
+from napari_dacapo.store.file_store import FileStore
+
+__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch",
+           "voxel_slices"]
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """What one prediction needs, gathered on the GUI thread.
+
+    Attributes
+    ----------
+    store, run, checkpoint
+        The stored run and its checkpoint (``latest``, an iteration, ``best:<criterion>``).
+    raw
+        The image layer as an array config (its data by reference, integer geometry).
+    region
+        World ROI (integer units) to predict, on the image's voxel grid; None: all of it.
+    criterion
+        Whose best post-processing parameters make the labels; None: no labels.
+    """
+
+    store: FileStore
+    run: str
+    checkpoint: str
+    raw: Any
+    region: Roi | None
+    criterion: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TileDone:
+    """One tile of the prediction and its provisional labels (post-processed on the tile
+    alone), over ``roi``; both ``(channels, *spatial)``."""
+
+    index: int
+    roi: Roi
+    prediction: np.ndarray
+    labels: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelsDone:
+    """The labels of the whole prediction ``(channels, *spatial)``, replacing the
+    provisional tile labels."""
+
+    labels: np.ndarray
+
+
+def prediction_events(
+    job: PredictJob, cancel: threading.Event
+) -> Iterator[PredictionStarted | TileDone | LabelsDone]:
+    """Predict ``job`` tile by tile (in a worker): yields :class:`PredictionStarted` with
+    the ROI of the output, a :class:`TileDone` per tile inside it, then, with a criterion,
+    :class:`LabelsDone`. Returns early once ``cancel`` is set."""
+    from napari_dacapo.checkpoints import load_run
+    from napari_dacapo.predict import post_processing, predict_tiles
+
+    run, store = load_run(job.run, job.store)
+    raw = job.raw.array()
+    region = job.region or raw.roi
+    # The input is the region grown by the network's context (clipped to the image), so
+    # the region's outputs see real voxels, not padding, wherever the image has them.
+    context = TileGeometry.for_model(run.model, raw.voxel_size).context
+    crop = region.grow(context, context).snap_to_grid(raw.voxel_size, mode="grow")
+    crop = crop.intersect(raw.roi)
+    source = job.raw.replace(
+        data=job.raw.data[(..., *voxel_slices(crop, raw.offset, raw.voxel_size))],
+        offset=crop.offset,
+    )
+    process = post_processing(run, job.criterion, store) if job.criterion else None
+
+    def labels(prediction: np.ndarray) -> np.ndarray:
+        segmentation = process(prediction)
+        return segmentation if segmentation.ndim > raw.dims else segmentation[None]
+
+    events = predict_tiles(run, job.checkpoint, source, store=store)
+    try:
+        first = next(events)
+        output = region.snap_to_grid(first.voxel_size, mode="grow").intersect(first.roi)
+        start = dataclasses.replace(first, roi=output)
+        whole = np.zeros(start.shape, np.float32) if process else None
+        yield start
+        for event in events:
+            if cancel.is_set():
+                return
+            assert isinstance(event, TilePredicted)
+            roi = event.roi.intersect(output)
+            if roi.empty:
+                continue
+            tile = event.data[(slice(None), *voxel_slices(roi, event.roi.begin, start.voxel_size))]
+            if whole is not None:
+                whole[(slice(None), *voxel_slices(roi, output.begin, start.voxel_size))] = tile
+            yield TileDone(event.index, roi, tile, labels(tile) if process else None)
+        if whole is not None and not cancel.is_set():
+            yield LabelsDone(labels(whole))
+    finally:
+        events.close()
+
+
+def image_mismatch(image: Any, info: RunInfo) -> str:
+    """Why ``image`` does not fit the network of run ``info`` ('' when it does): a 2D
+    network takes ``(y, x)`` or ``(channels, y, x)`` images (or RGB), a 3D one likewise."""
+    dims, channels = info.dims, info.in_channels
+    if dims is None:
+        return ""
+    spatial = spatial_dims(image)
+    if image.rgb:
+        found = image.data.shape[-1]
+    elif spatial in (dims, dims + 1):
+        found = image.data.shape[0] if spatial == dims + 1 else 1
+        spatial = dims
+    if spatial != dims:
+        axes = ", ".join("zyx"[-dims:]) if dims <= 3 else f"{dims} axes"
+        return (f"Image '{image.name}' has shape {tuple(image.data.shape)} but run "
+                f"'{info.name}' predicts {dims}D images, shaped ({axes}) or (channels, "
+                f"{axes}): pick a {dims}D image.")
+    if channels is not None and found != channels:
+        stack = " (a stack of images must be predicted one by one)" if channels == 1 else ""
+        return (f"Image '{image.name}' has {found} channel(s) but the network of run "
+                f"'{info.name}' takes {channels}{stack}: pick an image with {channels}.")
+    return ""
+
+
+def voxel_slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:
+    """Array slices of the world ``roi`` in an array whose first voxel is at ``origin``."""
+    begin = (roi.begin - origin) / voxel_size
+    return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, roi.shape / voxel_size))

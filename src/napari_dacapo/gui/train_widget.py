@@ -1,0 +1,279 @@
+"""The DaCapo training panel: data, task, network, trainer and run settings, the run
+controls, progress and plots; outputs stream into the viewer as layers.
+
+The forms are generated from the config classes (:mod:`.forms`); the panel only
+assembles a :class:`RunConfig` from them and the picked layers, says why it cannot train
+(:meth:`TrainWidget._refresh_enabled`), and hands the config to its
+:class:`~.controller.TrainingController`, which trains it on a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
+
+from napari_dacapo.experiments import (
+    AffinitiesTaskConfig,
+    ConfigError,
+    OneHotTaskConfig,
+    RunConfig,
+)
+from napari_dacapo.store.file_store import FileStore, StoreError
+
+from .controller import RunPrepared, TrainingController, ValidationSummary
+from .data_panel import DataPanel, DataProblem, DataSelection
+from .forms import FormError
+from .live_view import LivePredictionReady, LiveView
+from .outputs import OutputLayers
+from .plots import TrainingPlots
+from .run_data import add_run_data
+from .settings_panel import SettingsPanel
+from .state import TrainingState
+from .train_status import StatusPanel
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainWidget"]
+
+REFRESH_MS = 150
+
+
+class TrainWidget(QWidget):
+    """Dock widget: configure a run on the viewer's layers and train it.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer whose layers are the data and receive the outputs.
+    store
+        Where runs are stored (default: :class:`FileStore`'s default root).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, store: FileStore | None = None) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.store = store or FileStore()
+        self.state = TrainingState()
+        self.controller = TrainingController(self.state, self.store)
+        self.controller.watch(self)
+        self._config: RunConfig | None = None
+        self._continue: RunConfig | None = None
+        self._selection: DataSelection | None = None
+
+        self.data = DataPanel(viewer)
+        self.destroyed.connect(self.data.close)  # stop following the viewer's layers
+        self.settings = SettingsPanel(self.store)
+        self.status = StatusPanel(self.state)
+        status = self.status
+        self.train_button, self.continue_button = status.train_button, status.continue_button
+        self.pause_button, self.resume_button = status.pause_button, status.resume_button
+        self.stop_button = status.stop_button
+        self.plots = TrainingPlots()
+        self.outputs = OutputLayers(viewer, parent=self)
+        self.live = LiveView(viewer, self.controller.request_live, parent=self)
+        self._build_layout()
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh_enabled)
+        self.settings.changed.connect(self._schedule_refresh)
+        self.data.changed.connect(self._schedule_refresh)
+        self.data.raw.changed.connect(self._on_raw_changed)
+        self.status.more_iterations.valueChanged.connect(self._schedule_refresh)
+        self.status.live.toggled.connect(self._on_live_toggled)
+        self.train_button.clicked.connect(self.train)
+        self.continue_button.clicked.connect(self.continue_training)
+        self.pause_button.clicked.connect(self.controller.pause)
+        self.resume_button.clicked.connect(self.controller.resume)
+        self.stop_button.clicked.connect(self.controller.stop)
+        self.controller.received.connect(self._on_controller_received)
+        self.state.events.phase.connect(self._on_phase_changed)
+        self._on_raw_changed(self.data.raw.value)
+        self._refresh_enabled()
+
+    def _build_layout(self) -> None:
+        def group(title: str, widget: Any) -> QGroupBox:
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(widget)
+            return box
+
+        self.inputs = [group("Data", self.data.widget.native), self.settings]
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        for widget in (*self.inputs, group("Train", self.status), group("Curves", self.plots)):
+            layout.addWidget(widget)
+        layout.addStretch()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def set_config(self, run_config: RunConfig) -> None:
+        """Fill the forms from ``run_config``; its data are added as layers (and picked)
+        when no raw layer is picked yet."""
+        if self.data.raw.value is None and run_config.datasplit_config is not None:
+            layers = add_run_data(self.viewer, run_config)
+            self.data.reset_choices()
+            for role, layer in layers.items():
+                getattr(self.data, role).value = layer
+        self.settings.set_config(run_config)
+        self._refresh_enabled()
+
+    def load_run(self, name: str) -> None:
+        """Fill the forms from the stored run ``name``, to continue it (Continue trains it
+        further on the labels as they are now)."""
+        self.set_config(self.store.retrieve_run_config(name))
+        show_info(f"Loaded run '{name}'. Press Continue to train it further on the current "
+                  f"labels.")
+
+    def _on_raw_changed(self, layer: Any) -> None:
+        if layer is not None:
+            self.settings.match_image(layer)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def _schedule_refresh(self, *_: Any) -> None:
+        self._refresh_timer.start()
+
+    def _refresh_enabled(self) -> str:
+        """Build the run config from forms and layers; set why Train (and Continue) cannot
+        run, shown next to the buttons. Returns Train's reason (empty: enabled)."""
+        if self.state.phase.busy:
+            return self.state.reason_disabled
+        self._config = self._continue = None
+        try:
+            self._config, self._selection = self._run_config()
+            reason, continue_reason = self._store_reasons(self._config)
+        except (FormError, ConfigError, DataProblem, StoreError) as error:
+            reason = continue_reason = str(error)
+        self.state.reason_disabled = reason
+        self.status.set_continue_reason(continue_reason)
+        return reason
+
+    def _run_config(self) -> tuple[RunConfig, DataSelection]:
+        settings = self.settings.settings()
+        architecture = settings["architecture_config"]
+        dims = len(architecture.input_shape)
+        selection = self.data.selection(dims)
+        if architecture.fmaps_in != selection.channels:
+            raise DataProblem(
+                f"The raw image has {selection.channels} channel(s) but the network's fmaps "
+                f"in is {architecture.fmaps_in}. Set fmaps in to {selection.channels}."
+            )
+        geometry = architecture.geometry()
+        region = selection.region.shape / selection.voxel_size
+        clip_raw = settings["trainer_config"].clip_raw
+        needed = architecture.input_shape if clip_raw else geometry.output_shape(
+            architecture.input_shape)
+        if any(n > r for n, r in zip(needed, region)):
+            below, _ = geometry.nearest_valid_input_shapes(region)
+            fix = (f"use input shape {tuple(below)} or smaller" if below is not None
+                   else "use fewer downsampling levels")
+            raise DataProblem(
+                f"The network {'input' if clip_raw else 'output'} {tuple(needed)} is larger "
+                f"than the annotated region {tuple(region)} (voxels where image and labels "
+                f"overlap): {fix}, or annotate a larger region."
+            )
+        return RunConfig(datasplit_config=selection.datasplit, **settings), selection
+
+    def _store_reasons(self, config: RunConfig) -> tuple[str, str]:
+        """Why Train and why Continue cannot run ``config`` given the stored run of its
+        name (a different config, trained already, no checkpoint); sets the config that
+        Continue trains (``num_iterations`` raised by the panel's "+N")."""
+        name = config.name
+        if not self.store.has_run(name):
+            return "", f"Run '{name}' is not stored yet: press Train first."
+        done = self.store.latest_iteration(name)
+        stored = self.store.retrieve_run_config(name).num_iterations
+        total = max(stored, (done or 0) + self.status.more_iterations.value())
+        # Raises StoreError (for both buttons) when the config differs from the stored one.
+        longest = max(total, config.num_iterations)
+        self.store.check_run_config(config.replace(num_iterations=longest))
+        if done is None:
+            return "", f"Run '{name}' has no checkpoint yet: press Train."
+        self._continue = config.replace(num_iterations=total)
+        if config.num_iterations < stored:
+            return (f"Run '{name}' is stored to train {stored} iterations: set num iterations "
+                    f"to {stored} or more, or press Continue."), ""
+        if done >= config.num_iterations:
+            return (f"Run '{name}' is trained ({done} of {config.num_iterations} iterations): "
+                    f"press Continue to train it further, or choose a new run name."), ""
+        return "", ""
+
+    # -- running ---------------------------------------------------------------------------
+
+    def train(self) -> bool:
+        """Start training the configured run; shows why not if it cannot."""
+        reason = self._refresh_enabled()
+        if reason or self._config is None:
+            show_error(f"Cannot train: {reason}")
+            return False
+        return self._start(self._config)
+
+    def continue_training(self) -> bool:
+        """Train the stored run further, on the labels as they are now."""
+        self._refresh_enabled()
+        if self._continue is None:
+            show_error(f"Cannot continue: {self.status.continue_button.toolTip()}")
+            return False
+        self.settings.set_settings({"num_iterations": self._continue.num_iterations})
+        return self._start(self._continue)
+
+    def _start(self, config: RunConfig) -> bool:
+        selection = self._selection
+        assert selection is not None
+        task = config.task_config
+        rgb = isinstance(task, AffinitiesTaskConfig)
+        value_range = (0.0, 1.0) if isinstance(task, (AffinitiesTaskConfig, OneHotTaskConfig)) \
+            else (-1.0, 1.0)
+        self.plots.reset()
+        self.outputs.begin(config.name, selection.factor, selection.dims, rgb, value_range)
+        self.live.enabled = self.status.live.isChecked()
+        self.live.begin(selection.raw_layer, selection.voxel_size, selection.offset,
+                        selection.dims)
+        return self.controller.start(config)
+
+    def _on_live_toggled(self, on: bool) -> None:
+        self.live.enabled = on
+
+    def _on_phase_changed(self, phase: Any) -> None:
+        for widget in self.inputs:
+            widget.setEnabled(not phase.busy)
+        if not phase.busy:
+            self.outputs.end()
+            self.live.end()
+            self._schedule_refresh()
+
+    def _on_controller_received(self, event: Any) -> None:
+        from napari_dacapo.train import IterationDone, SnapshotTaken, ValidationDone
+
+        match event:
+            case IterationDone():
+                self.plots.add_loss(event.iteration, event.loss)
+                self.live.iteration = event.iteration + 1
+            case SnapshotTaken():
+                self.outputs.snapshot(event.arrays)
+            case ValidationDone():
+                self.outputs.validation(event.arrays)
+                self.plots.set_best(event.best)
+            case ValidationSummary():
+                self.plots.add_scores(event.iteration, event.values)
+            case LivePredictionReady():
+                self.outputs.put("live", event.data, event.offset, event.voxel_size,
+                                 predicted=True)
+                self.live.shown(event)
+            case RunPrepared():
+                for iteration, loss in zip(event.loss_iterations, event.losses):
+                    self.plots.add_loss(int(iteration), float(loss))
+                for iteration, values in sorted(event.scores.items()):
+                    self.plots.add_scores(iteration, values)
+                self.plots.set_best(event.best)

@@ -1,0 +1,147 @@
+"""The predict panel: a tiny trained run predicts an image layer tile by tile, a region
+only, and cancels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_dacapo.examples import synthetic_blobs
+from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.predict_widget import VIEW, PredictWidget
+from napari_dacapo.predict import apply, predict
+
+pytestmark = pytest.mark.gui
+
+CHECKPOINT = "best:blob__dice"
+
+
+@pytest.fixture
+def panel(make_napari_viewer, trained_store, qtbot):
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=trained_store)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    return viewer, widget
+
+
+def run_prediction(widget, qtbot, timeout=60_000):
+    assert widget.predict_button.enabled, widget.reason_disabled()
+    widget.predict_button.native.click()
+    assert widget.worker is not None  # it runs in a worker, not in the click
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_predicts_whole_image_into_layers(panel, qtbot, trained_store):
+    viewer, widget = panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    viewer.add_image(raw, name="blobs", translate=(10, 20))
+    assert widget.run_choice.value == "tiny_2d"
+    assert set(widget.checkpoint_choice.choices) >= {"latest", CHECKPOINT, "3", "6"}
+    widget.checkpoint_choice.value = CHECKPOINT
+
+    run_prediction(widget, qtbot)
+
+    prediction = viewer.layers[layer_name("tiny_2d", "prediction blobs")]
+    labels = viewer.layers[layer_name("tiny_2d", "labels blobs")]
+    assert prediction.data.shape == labels.data.shape == raw.shape
+    assert tuple(prediction.translate) == tuple(labels.translate) == (10, 20)
+    assert widget.progress.value == widget.progress.max > 1  # several tiles
+    assert widget.status.value.startswith("Predicted")
+    # The same numbers as the library functions (voxel size 1 as in training).
+    expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
+    np.testing.assert_allclose(prediction.data, expected, atol=1e-5)
+    segmentation = apply("tiny_2d", CHECKPOINT, raw, store=trained_store)
+    np.testing.assert_array_equal(labels.data, segmentation.reshape(raw.shape))
+
+
+def test_predicts_a_shapes_region_with_its_context(panel, qtbot, trained_store):
+    viewer, widget = panel
+    raw, _ = synthetic_blobs((64, 64), seed=6)
+    viewer.add_image(raw, name="blobs")
+    shapes = viewer.add_shapes([[[20, 30], [20, 50], [36, 50], [36, 30]]],
+                               shape_type="rectangle", name="region")
+    widget.region_choice.value = shapes
+    widget.labels_check.value = False
+
+    run_prediction(widget, qtbot)
+
+    prediction = viewer.layers[layer_name("tiny_2d", "prediction blobs")]
+    assert tuple(prediction.translate) == (20, 30) and prediction.data.shape == (16, 20)
+    assert layer_name("tiny_2d", "labels blobs") not in viewer.layers
+    # The region saw its real surroundings: equal to the whole image's prediction there
+    # (tiles on a grid of the same parity, so the network pools alike).
+    whole = predict("tiny_2d", "latest", raw, store=trained_store)[0]
+    np.testing.assert_allclose(prediction.data, whole[20:36, 30:50], atol=1e-5)
+
+
+def test_shapes_regions_that_cannot_be_predicted_are_refused(panel):
+    viewer, widget = panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    widget.region_choice.value = viewer.add_shapes(name="region")
+    widget.predict_button.native.click()
+    assert widget.worker is None
+    assert widget.status.value == (
+        "Shapes layer 'region' has no shapes. Draw a rectangle around the region to predict.")
+    viewer.layers["region"].add_rectangles([[100, 100], [120, 130]])  # beside the image
+    widget.predict_button.native.click()
+    assert widget.worker is None
+    assert widget.status.value.startswith("The shapes of 'region' do not overlap image")
+
+
+def test_current_view_predicts_what_is_visible(panel, qtbot):
+    viewer, widget = panel
+    raw, _ = synthetic_blobs((64, 64), seed=8)
+    image = viewer.add_image(raw, name="blobs", scale=(0.5, 0.5))
+    widget.region_choice.value = VIEW
+    widget.labels_check.value = False
+    image.corner_pixels = np.array([[10, 12], [29, 41]])  # what the canvas would set
+
+    run_prediction(widget, qtbot)
+
+    prediction = viewer.layers[layer_name("tiny_2d", "prediction blobs")]
+    assert prediction.data.shape == (20, 30)
+    np.testing.assert_allclose(prediction.translate, (5.0, 6.0))
+    np.testing.assert_allclose(prediction.scale, (0.5, 0.5))
+
+
+def test_images_the_run_cannot_take_disable_predict(panel):
+    viewer, widget = panel
+    viewer.add_image(np.zeros((4, 40, 40), np.uint8), name="stack")
+    assert "stack of images must be predicted one by one" in widget.reason_disabled()
+    assert not widget.predict_button.enabled
+    assert widget.status.value == widget.reason_disabled()
+    viewer.add_image(np.zeros((2, 4, 40, 40), np.uint8), name="volumes")
+    widget.image_choice.value = viewer.layers["volumes"]
+    assert "(2, 4, 40, 40) but run 'tiny_2d' predicts 2D images, shaped (y, x)" in (
+        widget.reason_disabled())
+    viewer.layers.remove("stack")
+    viewer.layers.remove("volumes")
+    assert widget.image_choice.value is None
+    assert widget.reason_disabled() == "Add or open an image layer to predict."
+
+
+def test_cancel_stops_between_tiles(panel, qtbot):
+    viewer, widget = panel
+    raw, _ = synthetic_blobs((640, 640), seed=7)
+    viewer.add_image(raw, name="big")
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
+    assert widget.cancel_button.enabled and not widget.predict_button.enabled
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+
+    assert widget.progress.value < widget.progress.max
+    assert widget.status.value.startswith("Cancelled")
+    assert layer_name("tiny_2d", "prediction big") in viewer.layers  # tiles done so far
+    assert widget.predict_button.enabled  # ready for the next one
+
+
+def test_disabled_with_reasons(make_napari_viewer, tmp_path):
+    from napari_dacapo.store.file_store import FileStore
+
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=FileStore(tmp_path / "empty"))
+    assert "No runs are stored" in widget.reason_disabled()
+    assert not widget.predict_button.enabled
+    assert widget.region_choice.choices == ("whole image", VIEW)

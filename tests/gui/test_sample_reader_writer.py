@@ -1,0 +1,112 @@
+"""Sample data, reader and writer through napari: samples open as image + labels, layers
+saved to zarr reopen where they were, and a run folder opens as its output layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from napari.layers import Image, Labels
+
+from napari_dacapo._reader import classify, get_reader, read_zarr
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+    ZarrArrayConfig,
+)
+from napari_dacapo.gui.layers import layer_name
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.mark.parametrize("key, shape", [("blobs_2d", (256, 256)), ("blobs_3d", (96,) * 3)])
+def test_samples_open_as_image_and_labels(make_napari_viewer, key, shape):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-dacapo", key)
+    image, labels = viewer.layers
+    assert isinstance(image, Image) and isinstance(labels, Labels)
+    assert image.data.shape == labels.data.shape == shape
+    assert image.data.dtype == np.uint8 and labels.data.max() > 1  # several blobs
+    assert labels.name == f"{image.name} labels"
+
+
+def test_writer_reader_round_trip_keeps_geometry(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    raw = np.random.default_rng(0).integers(0, 255, (3, 20, 30), dtype=np.uint8)
+    labels = np.zeros((3, 20, 30), np.uint32)
+    labels[1, 5:9, 10:20] = 7
+    geometry = {"scale": (2.0, 0.5, 0.5), "translate": (4.0, 1.5, -3.0)}
+    viewer.add_image(raw, name="cells", **geometry)
+    viewer.add_labels(labels, name="cells labels", **geometry)
+    path = str(tmp_path / "annotations.zarr")
+
+    viewer.layers.save(path, plugin="napari-dacapo")
+
+    # On disk: integer world units DaCapo (and the training data path) understand.
+    array = ZarrArrayConfig(name="l", file_name=path, dataset="cells_labels").array()
+    assert tuple(array.voxel_size) == (20, 5, 5) and tuple(array.offset) == (40, 15, -30)
+    np.testing.assert_array_equal(array.data, labels)
+
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-dacapo")
+    assert [type(layer) for layer in reopened.layers] == [Image, Labels]
+    for layer, original in zip(reopened.layers, viewer.layers):
+        assert layer.name == original.name
+        np.testing.assert_allclose(layer.scale, original.scale)
+        np.testing.assert_allclose(layer.translate, original.translate)
+        np.testing.assert_array_equal(np.asarray(layer.data), original.data)
+
+
+def test_writer_refuses_other_layer_types(tmp_path):
+    from napari_dacapo._writer import write_layers
+
+    with pytest.raises(ValueError, match="points layer"):
+        write_layers(str(tmp_path / "x.zarr"), [(np.zeros((1, 2)), {"name": "p"}, "points")])
+
+
+def test_zarr_paths_and_ome_zarr(tmp_path):
+    container = tmp_path / "volume.zarr"
+    root = zarr.open_group(str(container), mode="w", zarr_format=2)
+    levels = [np.arange(64 * 64, dtype=np.uint16).reshape(64, 64), np.zeros((32, 32), "u2")]
+    for i, level in enumerate(levels):
+        root.create_array(f"raw/{i}", data=level)
+    root["raw"].attrs["multiscales"] = [{
+        "version": "0.4",
+        "axes": [{"name": "y", "type": "space", "unit": "nanometer"},
+                 {"name": "x", "type": "space", "unit": "nanometer"}],
+        "datasets": [
+            {"path": str(i), "coordinateTransformations": [
+                {"type": "scale", "scale": [4.0 * 2**i] * 2},
+                {"type": "translation", "translation": [8.0, 12.0]}]}
+            for i in range(2)
+        ],
+    }]
+    root.create_array("gt", data=np.ones((16, 16), np.uint8))
+
+    assert classify(container) == ("zarr", (container, ""))
+    assert classify(container / "raw" / "0" / ".zarray") == ("zarr", (container, "raw/0"))
+    assert classify(tmp_path) is None and get_reader(str(tmp_path)) is None
+
+    layers = {meta["name"]: (data, meta, kind) for data, meta, kind in read_zarr(container)}
+    assert set(layers) == {"raw", "gt"}
+    data, meta, kind = layers["raw"]
+    assert kind == "image" and meta["multiscale"] and len(data) == 2
+    assert meta["scale"] == [4, 4] and meta["translate"] == [8, 12]
+    assert layers["gt"][2] == "labels"  # 8-bit, but named like ground truth
+    only, = read_zarr(container, "raw/1")
+    assert only[1]["name"] == "1" and only[1]["scale"] == [8, 8]
+
+
+def test_run_folder_opens_its_outputs(make_napari_viewer, trained_runs):
+    viewer = make_napari_viewer()
+    viewer.open(str(trained_runs / "tiny_2d"), plugin="napari-dacapo")
+    names = {layer.name: layer for layer in viewer.layers}
+    expected = {f"snapshot {a}" for a in ("raw", "gt", "mask", "target", "weight",
+                                          "prediction")} | {"validation prediction",
+                                                            "validation labels"}
+    assert set(names) == {layer_name("tiny_2d", output) for output in expected}
+    snapshot_raw = names[layer_name("tiny_2d", "snapshot raw")]
+    snapshot_gt = names[layer_name("tiny_2d", "snapshot gt")]
+    assert snapshot_raw.data.shape == (32, 32) and snapshot_raw.metadata["iteration"] == 4
+    assert isinstance(snapshot_gt, Labels)
+    # Outputs sit inside the raw crop the network saw (context on every side).
+    assert np.all(snapshot_gt.translate - snapshot_raw.translate == 8)
+    assert isinstance(names[layer_name("tiny_2d", "validation labels")], Labels)

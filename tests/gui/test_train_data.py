@@ -1,0 +1,126 @@
+"""The training panel's data side (masks and validation regions from Shapes layers, the
+datasplit of the picked layers) and its observable state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from funlib.geometry import Coordinate, Roi
+from psygnal.testing import assert_emitted, assert_not_emitted
+
+from napari_dacapo.examples import synthetic_blobs
+from napari_dacapo.gui.box_mask import BoxMask, shape_boxes
+from napari_dacapo.gui.data_panel import DataPanel, DataProblem
+from napari_dacapo.gui.state import Phase, TrainingState
+from napari_dacapo.train import (
+    CheckpointSaved,
+    IterationDone,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    ValidationDone,
+)
+
+pytestmark = pytest.mark.gui
+
+
+def test_box_mask_reads_blocks_lazily():
+    mask = BoxMask((6, 8), include=[(slice(1, 4), slice(2, 6))],
+                   exclude=[(slice(2, 3), slice(0, 8))])
+    full = np.asarray(mask)
+    assert full.dtype == np.uint8 and full.sum() == 8
+    np.testing.assert_array_equal(mask[1:3, 4:8], full[1:3, 4:8])
+    labelled = BoxMask((3, 3), base=np.eye(3, dtype=np.uint32), exclude=[(slice(0, 1),) * 2])
+    np.testing.assert_array_equal(np.asarray(labelled), np.diag([0, 1, 1]))
+    with pytest.raises(TypeError, match="slices with step 1"):
+        mask[::2]
+
+
+def test_shape_boxes_cover_voxel_centres_in_world_coordinates(make_napari_viewer):
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((10, 40, 40), np.uint8), scale=(2, 0.5, 0.5),
+                               translate=(0, 1, 1))
+    # World y 3..6 covers voxel centres 4..10 (1 + 0.5 * i), one slice at z = 4 (world 8).
+    flat = viewer.add_shapes([[[8, 3, 3], [8, 3, 6], [8, 6, 6], [8, 6, 3]]],
+                             shape_type="rectangle")
+    assert shape_boxes(flat, labels, 3) == [(slice(4, 5), slice(4, 11), slice(4, 11))]
+    # A 2D shape over a 3D image spans every slice; shapes outside are dropped.
+    column = viewer.add_shapes([[[3, 3], [6, 6]], [[500, 500], [600, 600]]],
+                               shape_type="rectangle")
+    assert shape_boxes(column, labels, 3) == [(slice(0, 10), slice(4, 11), slice(4, 11))]
+
+
+def test_shapes_mask_and_validation_region_make_the_datasplit(make_napari_viewer):
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((64, 64))
+    viewer.add_image(raw, name="raw", scale=(2, 2))
+    viewer.add_labels(labels, name="labels", scale=(2, 2))
+    annotated = viewer.add_shapes([[[0, 0], [80, 80]]], shape_type="rectangle", name="crops")
+    held_out = viewer.add_shapes([[[0, 0], [20, 20]]], shape_type="rectangle", name="val")
+    panel = DataPanel(viewer)
+    assert panel.labels.value is viewer.layers["labels"]  # the first Labels layer is picked
+    panel.mask.value, panel.validation_region.value = annotated, held_out
+
+    selection = panel.selection(dims=2)
+    train = selection.datasplit.train_configs[0]
+    (validate,) = selection.datasplit.validate_configs
+    assert selection.factor == 1 and selection.region == Roi((0, 0), (128, 128))
+    assert validate.gt_config.roi == Roi((0, 0), (22, 22))  # voxels 0..10, 2 units each
+    mask = np.asarray(train.mask_config.data)
+    assert mask[:11, :11].sum() == 0 and mask[11:41, 11:41].all() and not mask[41:].any()
+    assert train.raw_config.data is viewer.layers["raw"].data  # no copy
+    assert validate.raw_config is train.raw_config
+
+    annotated.data = []
+    with pytest.raises(DataProblem, match="no rectangle over the labels"):
+        panel.selection(dims=2)
+    with pytest.raises(DataProblem, match="3D"):
+        panel.validation_region.value = panel.mask.value = None
+        panel.selection(dims=3)
+    panel.close()
+
+
+def test_state_follows_the_training_events():
+    state = TrainingState()
+    state.begin("run", 10)
+    assert state.phase is Phase.TRAINING and state.phase.busy
+    state.apply(RunStarted("run", 4, 10, "cpu (fp32)"))
+    assert (state.iteration, state.start_iteration, state.device) == (4, 4, "cpu (fp32)")
+    assert "resumed from iteration 4" in state.message
+    with assert_emitted(state.events.iteration), assert_emitted(state.events.eta_seconds):
+        state.apply(IterationDone(4, 0.5, 0.1, 2.0))
+    assert state.iteration == 5 and state.eta_seconds == pytest.approx(2.5)
+    with assert_not_emitted(state.events.last_loss):
+        state.apply(IterationDone(5, float("nan"), 0.1, 2.0))
+    state.apply(CheckpointSaved(6))
+    assert state.message == "checkpoint saved at iteration 6"
+    state.apply(ValidationDone(6, None, ["dice"], {"dice": (6, 0.8)}))
+    assert state.best_scores == {"dice": (6, 0.8)}
+    state.apply(RunStopped(7))
+    assert state.phase is Phase.STOPPED and not state.phase.busy and state.iteration == 7
+    state.apply(RunFinished(10))
+    assert state.phase is Phase.FINISHED and state.eta_seconds == 0.0
+
+
+def test_live_slot_keeps_the_latest_request():
+    from napari_dacapo.gui.live_view import LiveSlot
+
+    slot = LiveSlot()
+    assert slot.take() is None
+    slot.put(Roi((0, 0), (4, 4)))
+    slot.put(Roi(Coordinate(2, 2), (4, 4)))  # a newer request replaces a waiting one
+    assert slot.take() == Roi((2, 2), (4, 4)) and slot.take() is None
+
+
+def test_readable_views_of_outputs():
+    from napari_dacapo.gui.outputs import readable
+
+    single = np.zeros((1, 4, 5))
+    assert readable(single, dims=2, rgb=False)[0].shape == (4, 5)
+    affinities = np.stack([np.full((4, 5), 0.2), np.full((4, 5), 1.7)])
+    view, rgb = readable(affinities, dims=2, rgb=True)
+    assert rgb and view.shape == (4, 5, 3)
+    np.testing.assert_allclose(view[0, 0], [0.2, 1.0, 0.0])  # clipped, missing channel black
+    classes = np.zeros((3, 4, 5))
+    view, rgb = readable(classes, dims=2, rgb=False)
+    assert view is classes and not rgb  # channels stay a leading axis

@@ -1,0 +1,299 @@
+"""The training panel driven like a user would: pick layers, press the buttons, watch the
+state, the layers and the store."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from napari_dacapo.examples import synthetic_blobs
+from napari_dacapo.gui import controller as controller_module
+from napari_dacapo.gui import train_widget as train_widget_module
+from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.state import Phase
+from napari_dacapo.gui.train_widget import TrainWidget
+from napari_dacapo.store.file_store import FileStore
+
+pytestmark = pytest.mark.gui
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A viewer with a 2D image and its labels, both at scale 0.5 and a fractional
+    translate (so outputs must be placed through the common world factor)."""
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    geometry = {"scale": (0.5, 0.5), "translate": (3.5, -2.0)}
+    viewer.add_image(raw, name="raw", **geometry)
+    viewer.add_labels(labels, name="labels", **geometry)
+    return viewer
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Error notifications of the panel and its controller, as text."""
+    shown: list[str] = []
+    for module in (train_widget_module, controller_module):
+        monkeypatch.setattr(module, "show_error", shown.append)
+    return shown
+
+
+def make_panel(viewer, tmp_path, iterations=6, name="tiny"):
+    """A docked panel with the tiny run's settings (fast to train)."""
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    viewer.window.add_dock_widget(panel)
+    panel.settings.set_config(tiny_config(2, name=name, iterations=iterations))
+    panel._refresh_enabled()
+    return panel
+
+
+def wait_for(qtbot, panel, *phases):
+    qtbot.waitUntil(lambda: panel.state.phase in phases, timeout=WAIT_MS)
+
+
+def test_panel_opens_ready_to_train(viewer, tmp_path):
+    panel = make_panel(viewer, tmp_path)
+    assert panel.data.raw.value is viewer.layers["raw"]
+    assert panel.data.labels.value is viewer.layers["labels"]
+    assert panel.state.reason_disabled == ""
+    assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert not panel.continue_button.isEnabled()  # nothing stored yet
+
+
+def test_pickers_follow_added_renamed_and_removed_layers(viewer, tmp_path):
+    panel = make_panel(viewer, tmp_path)
+    extra = viewer.add_image(np.zeros((96, 96), np.uint8), name="second")
+    assert extra in panel.data.raw.choices
+    extra.name = "renamed"
+    combo = panel.data.raw.native
+    assert "renamed" in [combo.itemText(i) for i in range(combo.count())]
+    region = viewer.add_shapes(name="region")
+    assert region in panel.data.validation_region.choices
+    assert region in panel.data.mask.choices and region not in panel.data.raw.choices
+    viewer.layers.remove(extra)
+    assert extra not in panel.data.raw.choices
+    viewer.layers.remove("raw")
+    panel._refresh_enabled()
+    assert panel.data.raw.value is None
+    assert "Pick a raw image" in panel.state.reason_disabled
+    assert not panel.train_button.isEnabled()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda v, _: setattr(v.layers["labels"], "data", np.zeros((96, 96), np.uint32)),
+         "are empty"),
+        (lambda v, _: setattr(v.layers["labels"], "translate", (500.0, 500.0)),
+         "do not overlap"),
+        # e.g. labels opened from a file as an image
+        (lambda v, p: setattr(p.data.labels, "value", v.add_image(np.ones((96, 96), "f4"))),
+         "hold float32 values"),
+        (lambda v, _: setattr(v.layers["labels"], "data", np.ones((20, 20), np.uint32)),
+         r"larger than the annotated region \(20, 20\).*input shape \(20, 20\)"),
+    ],
+    ids=["empty", "no-overlap", "float", "too-small"],
+)
+def test_bad_input_disables_train_with_the_reason(viewer, tmp_path, errors, spoil, reason):
+    panel = make_panel(viewer, tmp_path)
+    spoil(viewer, panel)
+    shown = panel._refresh_enabled()
+    assert re.search(reason, shown)
+    assert not panel.train_button.isEnabled()
+    assert panel.status.reason.text() == shown == panel.train_button.toolTip()
+    # Pressing Train anyway (e.g. from code) only notifies, naming the problem.
+    assert panel.train() is False
+    assert errors and errors[-1].startswith("Cannot train:")
+    assert panel.controller.worker is None
+
+
+def test_input_shape_that_does_not_fit_suggests_valid_shapes(viewer, tmp_path):
+    panel = make_panel(viewer, tmp_path)
+    panel.settings.architecture_form.widget["input_shape"].value = "31, 31"
+    assert "nearest valid shapes: (30, 30) and (32, 32)" in panel._refresh_enabled()
+
+
+def test_run_stored_with_another_config_is_refused(make_napari_viewer, tmp_path):
+    store = FileStore(tmp_path / "runs")
+    config = tiny_config(2)
+    store.store_run_config(config)
+    panel = TrainWidget(make_napari_viewer(), store=store)
+    panel.set_config(config.replace(
+        trainer_config=config.trainer_config.replace(learning_rate=0.01)
+    ))
+    reason = panel.state.reason_disabled
+    assert "already stored" in reason and "trainer_config" in reason
+    assert not panel.train_button.isEnabled() and not panel.continue_button.isEnabled()
+    panel.controller.shutdown()  # not docked: nothing else ends it
+
+
+def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
+    raw, labels = synthetic_blobs((64, 64), seed=5)
+    geometry = {"scale": (0.5, 0.5), "translate": (3.5, -2.0)}
+    viewer.add_image(raw, name="val raw", **geometry)
+    viewer.add_labels(labels, name="val labels", **geometry)
+    panel = make_panel(viewer, tmp_path)
+    panel.data.validation_raw.value = viewer.layers["val raw"]
+    panel.data.validation_labels.value = viewer.layers["val labels"]
+    panel._refresh_enabled()
+    assert panel.state.reason_disabled == ""
+
+    panel.train_button.click()
+    assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED, panel.state.message
+    qtbot.waitUntil(lambda: layer_name("tiny", "validation labels") in viewer.layers)
+
+    names = {layer.name for layer in viewer.layers}
+    for output in ("snapshot raw", "snapshot target", "snapshot prediction",
+                   "validation prediction", "validation labels"):
+        assert layer_name("tiny", output) in names
+    # Outputs lie on the source's voxel grid in world coordinates.
+    validation = viewer.layers[layer_name("tiny", "validation labels")]
+    assert tuple(validation.scale) == (0.5, 0.5)
+    np.testing.assert_allclose(validation.translate, (3.5, -2.0))
+    snapshot = viewer.layers[layer_name("tiny", "snapshot raw")]
+    steps = (np.asarray(snapshot.translate) - (3.5, -2.0)) / 0.5
+    np.testing.assert_allclose(steps, np.round(steps))
+    assert panel.store.checkpoint_iterations("tiny")[-1] == 6
+    assert panel.state.iteration == 6 and panel.state.best_scores
+    assert panel.state.device.startswith("cpu")
+    panel.plots.redraw()
+    iterations, _ = panel.plots.loss_curve.getData()
+    assert iterations[-1] == 5 and panel.plots.criterion.count() > 0
+    assert "best" in panel.plots.best_label.text()
+    # Trained: Train would do nothing, Continue trains further.
+    qtbot.waitUntil(lambda: "press Continue" in panel.state.reason_disabled)
+    assert panel.continue_button.isEnabled() and not panel.train_button.isEnabled()
+
+
+def test_pause_resume_stop(viewer, tmp_path, qtbot):
+    panel = make_panel(viewer, tmp_path, iterations=100_000)
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.iteration >= 2, timeout=WAIT_MS)
+
+    panel.pause_button.click()
+    wait_for(qtbot, panel, Phase.PAUSED)
+    assert panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    paused_at = panel.state.iteration
+    qtbot.wait(300)
+    assert panel.state.iteration == paused_at
+
+    panel.resume_button.click()
+    qtbot.waitUntil(lambda: panel.state.iteration > paused_at + 1, timeout=WAIT_MS)
+    assert panel.state.phase is Phase.TRAINING
+
+    with qtbot.waitSignal(panel.controller.worker.finished, timeout=WAIT_MS):
+        panel.stop_button.click()
+    assert panel.state.phase is Phase.STOPPED
+    assert panel.store.latest_iteration("tiny") == panel.state.iteration
+    assert not panel.controller.running
+    qtbot.waitUntil(panel.continue_button.isEnabled)
+    assert panel.train_button.isEnabled()  # resumes the stopped run
+
+
+def test_continue_trains_on_labels_painted_since(viewer, tmp_path, qtbot):
+    panel = make_panel(viewer, tmp_path, iterations=2)
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+
+    labels = viewer.layers["labels"]
+    labels.data[:8, :8] = 777  # "painting" new labels
+    labels.refresh()
+    panel.status.more_iterations.setValue(2)
+    panel._refresh_enabled()
+    panel.continue_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED
+    assert panel.store.latest_iteration("tiny") == 4
+    assert panel.settings.run_form.values()["num_iterations"] == 4
+    stored = panel.store.retrieve_run_config("tiny").datasplit_config.train_configs[0]
+    assert 777 in np.asarray(stored.gt_config.array().data)
+
+
+def test_live_view_shows_and_refreshes_the_prediction_in_view(viewer, tmp_path, qtbot):
+    panel = make_panel(viewer, tmp_path, iterations=100_000)
+    panel.live.period_s = 0.0
+    panel.train_button.click()
+    live = layer_name("tiny", "live")
+    qtbot.waitUntil(lambda: live in viewer.layers, timeout=WAIT_MS)
+    first = viewer.layers[live].data.copy()
+    qtbot.waitUntil(lambda: not np.array_equal(viewer.layers[live].data, first),
+                    timeout=WAIT_MS)
+    layer = viewer.layers[live]
+    assert layer.scale[-1] == 0.5
+    # Switched off: no more requests.
+    panel.status.live.setChecked(False)
+    assert panel.live.poll() is None
+    with qtbot.waitSignal(panel.controller.worker.finished, timeout=WAIT_MS):
+        panel.stop_button.click()
+
+
+def test_live_view_skips_unchanged_views_and_follows_the_slice(make_napari_viewer):
+    from funlib.geometry import Coordinate
+
+    from napari_dacapo.gui.live_view import LiveView
+
+    viewer = make_napari_viewer()
+    raw = viewer.add_image(np.zeros((40, 64, 64), np.uint8), scale=(2, 1, 1))
+    requests = []
+    live = LiveView(viewer, requests.append, period_s=1.0, max_voxels=32 * 32)
+    live.begin(raw, voxel_size=Coordinate(2, 1, 1), offset=Coordinate(0, 0, 0), dims=3)
+    roi = live.poll(now=10.0)
+    assert roi is not None and requests == [roi]
+    assert roi.shape[0] == 2 and np.prod(roi.shape) // 2 <= 32 * 32  # one slice, bounded
+    assert live.poll(now=10.5) is None  # too soon
+    assert live.poll(now=20.0) is None  # nothing changed
+    viewer.dims.set_point(0, 30.0)
+    moved = live.poll(now=30.0)
+    assert moved is not None and moved.begin[0] == 30
+    live.iteration = 5  # the model trained since
+    assert live.poll(now=40.0) == moved
+    live.end()
+
+
+def test_set_config_shows_its_data_and_is_ready(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    viewer.window.add_dock_widget(panel)
+    config = tiny_config(2)
+    panel.set_config(config)
+    assert panel.data.raw.value is viewer.layers[layer_name(config.name, "raw")]
+    assert panel.data.validation_labels.value is not None
+    assert panel.state.reason_disabled == ""
+    assert panel.settings.run_form.values()["name"] == config.name
+
+
+def test_worker_failure_crashes_with_a_next_step(viewer, tmp_path, qtbot, monkeypatch, errors):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+        yield
+
+    monkeypatch.setattr("napari_dacapo.train.train_run", out_of_memory)
+    panel = make_panel(viewer, tmp_path)
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.CRASHED, Phase.FINISHED)
+    assert panel.state.phase is Phase.CRASHED
+    assert "CUDA out of memory" in errors[-1] and "Next step" in errors[-1]
+    qtbot.waitUntil(lambda: not panel.controller.running)
+    assert panel.train_button.isEnabled()
+
+
+def test_closing_the_viewer_stops_training_with_a_checkpoint(viewer, tmp_path, qtbot):
+    panel = make_panel(viewer, tmp_path, iterations=100_000)
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.iteration >= 1, timeout=WAIT_MS)
+    controller, state, store = panel.controller, panel.state, panel.store
+    viewer.close()
+    # Closing waited (bounded) for the worker; its last events arrive through the loop.
+    assert not controller.running
+    qtbot.waitUntil(lambda: state.phase is Phase.STOPPED, timeout=WAIT_MS)
+    assert store.latest_iteration("tiny") == state.iteration >= 1
