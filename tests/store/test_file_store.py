@@ -337,3 +337,36 @@ def test_lock_names_the_holder_and_dies_with_it(store):
         holder.wait(timeout=10)
         holder.stdout.close()
         holder.stderr.close()
+
+
+def test_a_forked_child_does_not_keep_the_run_lock(tmp_path):
+    """Batch workers are forked while the trainer holds the lock; killing the trainer must
+    free the run even while such a child still lives."""
+    import os
+    import signal
+    import time
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path)
+    read, write = os.pipe()
+    holder = os.fork()
+    if holder == 0:  # the "trainer": takes the lock, forks a long-lived "worker", waits
+        try:
+            with store.lock("run"):
+                if os.fork() == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                os.write(write, b"x")
+                time.sleep(5)
+        finally:
+            os._exit(0)
+    try:
+        os.read(read, 1)
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
+        with store.lock("run"):  # the orphaned worker must not hold it
+            pass
+    finally:
+        os.close(read)
+        os.close(write)

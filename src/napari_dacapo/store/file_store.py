@@ -26,6 +26,7 @@ import re
 import shutil
 import sys
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any
@@ -521,6 +522,7 @@ class FileStore:
         with self._writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")  # noqa: SIM115
+        _HELD_LOCKS.add(fh)
         try:
             if not _try_lock(fh):
                 fh.seek(_PID_OFFSET)
@@ -539,6 +541,7 @@ class FileStore:
             finally:
                 _unlock(fh)
         finally:
+            _HELD_LOCKS.discard(fh)
             fh.close()
 
     # -- files -------------------------------------------------------------------------------
@@ -573,6 +576,29 @@ class FileStore:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+#: Lock files held by this process. A forked child (e.g. a batch-preparation worker) closes
+#: its copies at once: an inherited flock would otherwise outlive a killed trainer for as
+#: long as the child lives, and refuse the run to the next trainer.
+_HELD_LOCKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_inherited_locks() -> None:
+    # Point the inherited descriptor at /dev/null instead of closing it: the file object
+    # still owns that number and closes it later.
+    for fh in list(_HELD_LOCKS):
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, fh.fileno())
+            os.close(devnull)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _replace_in_memory_arrays(value: Any, replace: Callable[[NumpyArrayConfig], Config]) -> Any:
