@@ -2,19 +2,23 @@
 
 Both are timed in one process, on the same network, shapes, batch size, precision and
 memory format, alternating in rounds so that the noise of a shared machine hits both alike.
-The pure step runs on pre-made tensors: forward, loss, backward, optimizer step. The full
-iteration includes sampling, augmentation, targets and weights (prepared ahead on a thread),
-the stats bookkeeping and the events.
+The pure step is the trainer's own step (the same memory format of model and input, the same
+precision plan, loss and scheduler step) on pre-made tensors: forward, loss, backward,
+optimizer step, reading the loss. The full iteration adds sampling, augmentation, targets and
+weights (prepared ahead in a worker process, or a thread), the stats bookkeeping and the
+events.
 
 Prints one line per example and ``overhead_ratio=<max over examples>`` last.
 Target: <= 1.10 on 2 CPU cores.
 
     python bench/train_overhead.py [--dims 2 3] [--iterations 30] [--rounds 3]
+                                   [--prefetch-worker auto|process|thread]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import threading
@@ -24,28 +28,26 @@ import torch
 
 
 def pure_steps(run, plan, device, iterations: int) -> float:
-    """Seconds per pure model step on pre-made tensors."""
-    model, optimizer, loss = run.model, run.optimizer, run.task.loss
-    batch = run.trainer.batch_size
-    x = torch.rand(batch, model.num_in_channels, *model.input_shape, device=device)
-    out_shape = (batch, model.num_out_channels, *model.output_shape)
-    target = torch.rand(out_shape, device=device) * 2 - 1
-    weight = torch.ones(out_shape, device=device)
-    if plan.channels_last:
-        fmt = torch.channels_last if len(model.input_shape) == 2 else torch.channels_last_3d
-        x = x.contiguous(memory_format=fmt)
+    """Seconds per pure model step on pre-made tensors (the trainer's own step, with the
+    model in the memory format training puts it in)."""
+    trainer, model = run.trainer, run.model
+    batch = trainer.batch_size
+    memory_format = plan.memory_format(len(model.input_shape))
+    model.to(device)
+    if memory_format is not torch.contiguous_format:
+        model.to(memory_format=memory_format)
     model.train()
+    out_shape = (batch, model.num_out_channels, *model.output_shape)
+    tensors = {
+        "raw": torch.rand(batch, model.num_in_channels, *model.input_shape),
+        "target": torch.rand(out_shape) * 2 - 1,
+        "weight": torch.ones(out_shape),
+    }
     times = []
     for _ in range(iterations):
         t0 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=plan.autocast_dtype,
-                            enabled=plan.autocast_dtype is not None):
-            prediction = model(x)
-        value = loss.compute(prediction.float(), target, weight)
-        value.backward()
-        optimizer.step()
-        value.item()
+        loss, _ = trainer._step(model, run.optimizer, tensors, device, plan, memory_format)
+        loss.item()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -63,9 +65,9 @@ def train_run_steps(run, store, iterations: int) -> float:
     return statistics.median(gaps)
 
 
-def measure(dims: int, iterations: int, rounds: int) -> float:
+def measure(dims: int, iterations: int, rounds: int, prefetch_worker: str = "auto") -> float:
     from napari_dacapo.examples import example_run_config
-    from napari_dacapo.experiments.device import choose_device, choose_precision, describe_device
+    from napari_dacapo.experiments.device import describe_device, device_plan_for
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.store.file_store import FileStore
 
@@ -73,11 +75,14 @@ def measure(dims: int, iterations: int, rounds: int) -> float:
         dims, name=f"bench_overhead_{dims}d", iterations=10**6, validation_interval=10**6,
         snapshot_interval=None,
     )
+    config = dataclasses.replace(
+        config,
+        trainer_config=dataclasses.replace(config.trainer_config, prefetch_worker=prefetch_worker),
+    )
     with tempfile.TemporaryDirectory() as root:
         store = FileStore(root)
         run = Run(config, store=store)
-        device = choose_device(None)
-        plan = choose_precision(device, "auto")
+        device, plan = device_plan_for(config.trainer_config)
         run.model.to(device)
         pure, full = [], []
         train_run_steps(run, store, 5)  # warm-up: threads, allocator, first batches
@@ -89,7 +94,8 @@ def measure(dims: int, iterations: int, rounds: int) -> float:
     ratio = f / p
     print(
         f"{dims}D input {tuple(config.architecture_config.input_shape)} batch "
-        f"{config.trainer_config.batch_size} on {describe_device(device, plan)}: "
+        f"{config.trainer_config.batch_size} (prefetch_worker={prefetch_worker}) on "
+        f"{describe_device(device, plan)}: "
         f"pure step {p * 1000:.1f} ms, train_run iteration {f * 1000:.1f} ms, "
         f"ratio {ratio:.3f}",
         flush=True,
@@ -102,9 +108,10 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prefetch-worker", default="auto", choices=("auto", "process", "thread"))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
-    ratios = [measure(d, args.iterations, args.rounds) for d in args.dims]
+    ratios = [measure(d, args.iterations, args.rounds, args.prefetch_worker) for d in args.dims]
     print(f"overhead_ratio={max(ratios):.3f}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import threading
 import time
 
@@ -88,7 +89,7 @@ class ForegroundPredictor(Predictor):
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         return (gt > 0).astype(np.float32)[None]
 
-    def create_weight(self, gt, target, mask, voxel_size) -> np.ndarray:
+    def create_weight(self, gt, target, mask, voxel_size, region=None) -> np.ndarray:
         return mask.astype(np.float32)[None]
 
 
@@ -487,16 +488,38 @@ def test_prefetch_propagates_exceptions_and_stops_without_hanging():
     assert "full-queue" not in {t.name for t in threading.enumerate()}
 
 
-def test_trainer_thread_runs_inside_with_and_errors_reach_the_training_loop():
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_trainer_prefetches_inside_with_and_errors_reach_the_training_loop(worker):
     raw, gt = blobs((30, 30))
-    trainer, model, _ = setup_trainer(FakeDataset(raw, gt), (10, 10))
+    trainer, model, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), prefetch_worker=worker)
     optimizer = trainer.create_optimizer(model)
     with trainer:
         assert "napari-dacapo batches" in {t.name for t in threading.enumerate()}
-        trainer.provider.predictor.create_target = lambda gt, vs: 1 / 0  # breaks from now on
+    assert "napari-dacapo batches" not in {t.name for t in threading.enumerate()}
+    # Broken from the next start on (a worker process copies the trainer when it starts).
+    trainer.provider.predictor.create_target = lambda gt, vs: 1 / 0
+    with trainer:
         with pytest.raises(ZeroDivisionError):
             list(trainer.iterate(10, model, optimizer, CPU))
     assert "napari-dacapo batches" not in {t.name for t in threading.enumerate()}
+    assert not multiprocessing.active_children()
+
+
+def test_batches_from_a_worker_process_are_reproducible_and_not_repeated():
+    raw, gt = blobs((40, 40))
+
+    def first_raws(count):
+        trainer, _, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), prefetch_worker="process")
+        raws = []
+        for _ in range(2):  # a restarted worker continues, it does not start over
+            with trainer:
+                raws += [trainer._prefetcher.get()[0].raw for _ in range(count)]
+        return raws
+
+    runs = first_raws(2), first_raws(2)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0], runs[0][2])
 
 
 # -- training ---------------------------------------------------------------------------------

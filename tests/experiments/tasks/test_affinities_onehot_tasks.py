@@ -379,30 +379,35 @@ def test_instance_scores_of_a_split():
     # the prediction alone, 24 in the truth alone.
     assert split["adapted_rand_error"] == pytest.approx(1 - 2 * 16 / (16 + 24))
     # Halves have IoU 0.5, not above it: one match among 3 predicted and 2 true objects.
-    assert (split["precision"], split["recall"], split["f1"]) == pytest.approx((1 / 3, 0.5, 0.4))
+    objects = (split["object_precision"], split["object_recall"], split["object_f1"])
+    assert objects == pytest.approx((1 / 3, 0.5, 0.4))
 
 
 def test_instance_scores_of_a_merge_and_of_perfection():
     merge = scores(InstanceEvaluator(), np.ones_like(GT), GT)
     assert merge["voi_merge"] == pytest.approx(1.0) and merge["voi_split"] == 0
-    assert merge["f1"] == 0
+    assert merge["object_f1"] == 0
     perfect = scores(InstanceEvaluator(), GT * 10, GT)  # ids need not agree
     assert perfect == {
         "voi_split": 0, "voi_merge": 0, "voi": 0, "adapted_rand_error": 0,
-        "precision": 1, "recall": 1, "f1": 1,
+        "object_precision": 1, "object_recall": 1, "object_f1": 1,
     }  # fmt: skip
+
+
+def objects(values):
+    return values["object_precision"], values["object_recall"], values["object_f1"]
 
 
 def test_instance_scores_of_empty_images():
     evaluator = InstanceEvaluator()
     empty = np.zeros_like(GT)
     both = scores(evaluator, empty, empty)
-    assert both["voi"] == 0 and both["adapted_rand_error"] == 0 and both["f1"] == 1
+    assert both["voi"] == 0 and both["adapted_rand_error"] == 0 and both["object_f1"] == 1
     no_truth = scores(evaluator, GT, empty)
-    assert (no_truth["precision"], no_truth["recall"], no_truth["f1"]) == (0, 1, 0)
+    assert objects(no_truth) == (0, 1, 0)
     assert no_truth["voi"] == 0  # nothing to split or merge: background is ignored
     no_prediction = scores(evaluator, empty, GT)
-    assert (no_prediction["precision"], no_prediction["recall"], no_prediction["f1"]) == (1, 0, 0)
+    assert objects(no_prediction) == (1, 0, 0)
     assert no_prediction["voi_merge"] == pytest.approx(1.0)
     nothing_known = scores(evaluator, GT, GT, mask=empty)
     assert all(math.isnan(v) for v in nothing_known.values())
@@ -412,12 +417,12 @@ def test_instance_scores_of_empty_images():
 def test_instance_scores_respect_mask():
     mask = np.array([[1, 0, 1, 1], [1, 0, 1, 1]])
     masked = scores(InstanceEvaluator(), [[1, 2, 3, 3], [1, 2, 3, 3]], GT, mask)
-    assert masked["voi"] == 0 and masked["f1"] == 1
+    assert masked["voi"] == 0 and masked["object_f1"] == 1
 
 
 def test_instance_directions():
     evaluation = InstanceEvaluator().score
-    assert not evaluation.higher_is_better("voi") and evaluation.higher_is_better("f1")
+    assert not evaluation.higher_is_better("voi") and evaluation.higher_is_better("object_f1")
     assert evaluation.bounds("adapted_rand_error") == (0.0, 1.0)
 
 

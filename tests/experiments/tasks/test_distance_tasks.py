@@ -21,6 +21,7 @@ from napari_dacapo.experiments.tasks import (
 )
 from napari_dacapo.experiments.tasks.evaluators import BinarySegmentationEvaluator
 from napari_dacapo.experiments.tasks.evaluators.binary_segmentation_evaluator import CRITERIA
+from napari_dacapo.experiments.tasks.evaluators.instance_evaluator import INSTANCE_CRITERIA
 from napari_dacapo.experiments.tasks.losses import HotDistanceLoss, MSELoss
 from napari_dacapo.experiments.tasks.post_processors import (
     ThresholdPostProcessor,
@@ -291,11 +292,15 @@ def test_threshold_sweep_is_around_zero_in_float_space():
     assert thresholds == list(DISTANCE_THRESHOLDS)
     assert 0.0 in thresholds and all(-1 < t < 1 for t in thresholds)
     assert [p.id for p in parameters] == list(range(len(parameters)))
+    # The distance task labels objects: one channel gives one label image (*spatial).
     prediction = np.array([[[-0.9, -0.3, 0.1, 0.6]]], np.float32)
-    out = post.process(prediction, ThresholdPostProcessorParameters(id=0, threshold=0.0))
-    assert out.dtype == np.uint8 and out.shape == prediction.shape
-    np.testing.assert_array_equal(out, [[[0, 0, 1, 1]]])
-    assert post.process(prediction, parameters[0]).sum() == 3  # threshold -0.5
+    at_zero = next(p for p in parameters if p.threshold == 0.0)
+    out = post.process(prediction, at_zero)
+    assert out.dtype == np.uint64 and out.shape == prediction.shape[1:]
+    np.testing.assert_array_equal(out, [[0, 0, 1, 1]])
+    assert np.count_nonzero(post.process(prediction, parameters[0])) == 3  # threshold -0.5
+    masks = ThresholdPostProcessor(DISTANCE_THRESHOLDS).process(prediction, at_zero)
+    assert masks.dtype == np.uint8 and masks.shape == prediction.shape
 
 
 def test_threshold_only_the_hot_channels():
@@ -462,7 +467,8 @@ def test_task_from_config_round_trip_and_model(tmp_path, config, task_class, hea
     assert isinstance(task, task_class)
     assert task.predictor.embedding_dims == len(task.predictor.channels) == heads
     criteria = task.evaluation_scores.criteria
-    assert len(criteria) == len(config.channels) * len(CRITERIA)
+    per_channel = len(CRITERIA) + (0 if task_class is HotDistanceTask else len(INSTANCE_CRITERIA))
+    assert len(criteria) == len(config.channels) * per_channel
     for dims in (2, 3):
         model = task.create_model(TinyArchitecture(dims))
         assert model.num_out_channels == heads

@@ -1,9 +1,11 @@
-"""The default trainer: batches from annotated samples, prepared in a background thread,
-and a model step with mixed precision and channels-last where the hardware gains from it."""
+"""The default trainer: batches from annotated samples, prepared ahead in a worker process
+(or a thread), and a model step with mixed precision and channels-last where the hardware
+gains from it."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from napari_dacapo.experiments.training_iteration_stats import TrainingIteration
 
 from .batch_provider import Batch, BatchProvider
 from .prefetch import Prefetcher
+from .process_prefetch import ProcessPrefetcher, can_fork
 from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
 from .trainer import Trainer
 
@@ -47,7 +50,7 @@ class DefaultTrainer(Trainer):
     """Trains a model on samples centred on annotated voxels (DaCapo's ``GunpowderTrainer``).
 
     Use as a context manager around :meth:`iterate` so that batch preparation runs ahead
-    in a background thread and stops cleanly::
+    (in a worker process or a thread, see ``prefetch_worker``) and stops cleanly::
 
         trainer.build_batch_provider(datasets, model, task)
         with trainer:
@@ -139,17 +142,37 @@ class DefaultTrainer(Trainer):
         )
         # One batch now: targets and weights that cannot be made from these labels (e.g. more
         # task channels than the labels have) fail before anything is stored.
-        self.provider.batch()
+        trial = self.provider.batch()
         self._task = task
         self._snapshot_container = snapshot_container
         if snapshot_container is not None and cfg.snapshot_interval:
             # Fail now rather than at the first snapshot, after minutes of training.
             snapshot_writer()
-        self._prefetcher = Prefetcher(self._produce, cfg.prefetch, name="napari-dacapo batches")
+        self._prefetcher = self._make_prefetcher(trial)
 
-    def _produce(self) -> tuple[Batch, _Tensors]:
+    def _make_prefetcher(self, example: Batch) -> Prefetcher[tuple[Batch, _Tensors]]:
+        cfg, name = self.config, "napari-dacapo batches"
         assert self.provider is not None
-        batch = self.provider.batch()
+        worker = cfg.prefetch_worker
+        if worker == "process" and not can_fork():
+            raise ValueError(
+                "prefetch_worker='process' needs worker processes forked from this one, "
+                "which only Linux offers. Set prefetch_worker to 'auto' or 'thread'."
+            )
+        if cfg.prefetch == 0 or worker == "thread" or not can_fork():
+            return Prefetcher(self.provider.batch, cfg.prefetch, name, finish=self._tensors)
+        return ProcessPrefetcher(
+            self.provider.batch, cfg.prefetch, name, finish=self._tensors, example=example,
+            prepare_worker=self._worker_seed,
+        )
+
+    def _worker_seed(self) -> functools.partial[None]:
+        """Seeds a new worker process's sampling from this trainer's generator, so that
+        batches stay reproducible and a restarted worker does not repeat the last one's."""
+        assert self.provider is not None
+        return functools.partial(_reseed, self.provider, int(self._rng.integers(2**63)))
+
+    def _tensors(self, batch: Batch) -> tuple[Batch, _Tensors]:
         tensors = {
             key: torch.from_numpy(getattr(batch, key)) for key in ("raw", "target", "weight")
         }
@@ -289,6 +312,10 @@ class DefaultTrainer(Trainer):
             write_snapshot(
                 self.latest_snapshot, self._snapshot_container.container, spatial_axes, raw.units
             )
+
+
+def _reseed(provider: BatchProvider, seed: int) -> None:
+    provider.rng = np.random.default_rng(seed)
 
 
 def _sync_interval(device: torch.device, every: int) -> int:

@@ -22,7 +22,7 @@ class DefaultTrainerConfig(TrainerConfig):
     """How to train: batches, augments, optimizer, precision and device.
 
     Samples are centred on annotated voxels, augmented, turned into targets and weights by
-    the task, and prepared in a background thread while the model steps.
+    the task, and prepared in a worker process (or a thread) while the model steps.
 
     Examples
     --------
@@ -89,10 +89,17 @@ class DefaultTrainerConfig(TrainerConfig):
     )
     prefetch: int = option(
         2,
-        help="Batches prepared ahead in a background thread; 0 prepares them in the training "
-        "thread.",
+        help="Batches prepared ahead, in a worker process or a thread (see prefetch_worker); "
+        "0 prepares them in the training thread.",
         min=0,
         max=64,
+    )
+    prefetch_worker: Literal["auto", "process", "thread"] = option(
+        "auto",
+        help="Where batches are prepared ahead: in a worker process, which keeps the "
+        "training loop free of Python's GIL (faster, most of all on few CPU cores; Linux "
+        "only), or in a thread; auto = a process on Linux, a thread elsewhere.",
+        choices=("auto", "process", "thread"),
     )
     loss_sync_interval: int = option(
         10,

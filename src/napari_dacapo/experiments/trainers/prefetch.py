@@ -6,14 +6,14 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Prefetcher"]
+__all__ = ["Prefetcher", "POLL_SECONDS"]
 
 T = TypeVar("T")
 
 #: How often (seconds) blocked waits look at the stop flag and the thread's health.
-_POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class Prefetcher(Generic[T]):
         Items kept ready.
     name
         Name of the thread (shown in debuggers and thread dumps).
+    finish
+        Applied to every item before it is kept ready (in the same thread), e.g. to turn
+        arrays into tensors.
 
     Examples
     --------
@@ -44,10 +47,17 @@ class Prefetcher(Generic[T]):
     ...     batch = batches.get()
     """
 
-    def __init__(self, produce: Callable[[], T], size: int, name: str = "prefetch") -> None:
+    def __init__(
+        self,
+        produce: Callable[[], Any],
+        size: int,
+        name: str = "prefetch",
+        finish: Callable[[Any], T] | None = None,
+    ) -> None:
         self.produce = produce
         self.size = size
         self.name = name
+        self.finish = finish
         self._queue: queue.Queue[T | _Failed] = queue.Queue(maxsize=max(size, 1))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,15 +75,19 @@ class Prefetcher(Generic[T]):
         self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
         self._thread.start()
 
+    def _make(self) -> T:
+        item = self.produce()
+        return item if self.finish is None else self.finish(item)
+
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                item: T | _Failed = self.produce()
+                item: T | _Failed = self._make()
             except BaseException as error:  # noqa: BLE001 - handed to the consumer
                 item = _Failed(error)
             while not self._stop.is_set():
                 try:
-                    self._queue.put(item, timeout=_POLL_SECONDS)
+                    self._queue.put(item, timeout=POLL_SECONDS)
                     break
                 except queue.Full:
                     continue
@@ -83,12 +97,12 @@ class Prefetcher(Generic[T]):
     def get(self) -> T:
         """The next item; raises what ``produce`` raised in the thread."""
         if self.size == 0:
-            return self.produce()
+            return self._make()
         if self._thread is None:
             raise RuntimeError(f"{self.name}: call start() (or use 'with') before get().")
         while True:
             try:
-                item = self._queue.get(timeout=_POLL_SECONDS)
+                item = self._queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 if not self.running:
                     raise RuntimeError(f"{self.name}: the preparing thread has stopped.") from None

@@ -61,7 +61,9 @@ class CentreSampler:
         self.array = array
         self.only_annotated = only_annotated
         self.description = description
-        offset, voxel_size = np.asarray(array.offset), np.asarray(array.voxel_size)
+        offset = np.asarray(array.offset, dtype=np.int64)
+        voxel_size = np.asarray(array.voxel_size, dtype=np.int64)
+        self._offset, self._voxel_size = offset, voxel_size
         shape = np.asarray(array.spatial_shape)
         # Voxel index box [begin, end) whose voxel begins lie in [lower, upper).
         self.begin = np.clip(-(-(np.asarray(lower) - offset) // voxel_size), 0, shape)
@@ -76,6 +78,7 @@ class CentreSampler:
             max(1, round(BLOCK_VOXELS ** (1 / len(shape)))), np.maximum(self.end - self.begin, 1)
         )
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._can_sample = False
 
     @property
     def empty_reason(self) -> str | None:
@@ -122,13 +125,20 @@ class CentreSampler:
 
     def sample(self, rng: np.random.Generator) -> Coordinate:
         """The world position (voxel begin) of a random centre voxel."""
-        reason = self.empty_reason
-        if reason is not None:
-            raise ValueError(
-                f"Cannot take training samples from {self.description}: {reason}. Annotate "
-                f"more voxels away from the border, use a smaller input_shape, or (for a "
-                f"small annotated crop inside larger raw data) set clip_raw=False."
-            )
+        return Coordinate(self.sample_position(rng).tolist())
+
+    def sample_position(self, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`sample` as numpy int64 (no ``Coordinate``: this runs for every sample)."""
+        if not self._can_sample:
+            reason = self.empty_reason
+            if reason is not None:
+                raise ValueError(
+                    f"Cannot take training samples from {self.description}: {reason}. "
+                    f"Annotate more voxels away from the border, use a smaller input_shape, "
+                    f"or (for a small annotated crop inside larger raw data) set "
+                    f"clip_raw=False."
+                )
+            self._can_sample = True
         if self.points is not None:
             index = self.points[rng.integers(len(self.points))]
         elif not self.only_annotated:
@@ -142,4 +152,4 @@ class CentreSampler:
                 positions[rng.integers(len(positions))], tuple(s.stop - s.start for s in slices)
             )
             index = np.asarray([s.start for s in slices]) + np.asarray(local)
-        return self.array.offset + Coordinate(int(i) for i in index) * self.array.voxel_size
+        return self._offset + np.asarray(index, dtype=np.int64) * self._voxel_size

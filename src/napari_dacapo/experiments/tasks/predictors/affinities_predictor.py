@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from .class_balance import balanced_weights
 from .distance_predictor import known_region
-from .local_shape_descriptors import local_shape_descriptors, num_descriptors
+from .local_shape_descriptors import TRUNCATE, local_shape_descriptors, num_descriptors
 from .predictor import Predictor
 
 
@@ -113,6 +113,19 @@ class AffinitiesPredictor(Predictor):
         """LSD Gaussian sigma in world units."""
         return float(self.num_lsd_voxels * max(voxel_size))
 
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        """The farthest neighbour per axis, or the LSD Gaussian's reach (``TRUNCATE``
+        sigmas, on the grid of every ``downsample_lsds``-th voxel), plus the voxels that
+        growing boundaries looks across."""
+        reach = np.abs(np.asarray([tuple(o) for o in self.neighborhood])).max(axis=0)
+        if self.lsds:
+            step, sigma = self.downsample_lsds, self.lsd_sigma(gt_voxel_size)
+            lsd = [(int(TRUNCATE * sigma / (v * step) + 0.5) + 1) * step for v in gt_voxel_size]
+            reach = np.maximum(reach, lsd)
+        return Coordinate(
+            (int(r) + self.grow_boundary_iterations) * v for r, v in zip(reach, gt_voxel_size)
+        )
+
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         labels = self._labels(gt)
         affinities = np.zeros((len(self.neighborhood),) + labels.shape, dtype=np.float32)
@@ -139,6 +152,7 @@ class AffinitiesPredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         known = known_region(mask, (1, *gt.shape))[0]
         weights = np.zeros(target.shape, dtype=np.float32)
@@ -147,12 +161,12 @@ class AffinitiesPredictor(Predictor):
             both = np.zeros_like(known)
             both[here] = known[here] & known[there]
             weights[c] = balanced_weights(
-                target[c].astype(np.uint8), both, 2, clip=self.affs_weight_clip
+                target[c].astype(np.uint8), both, 2, self.affs_weight_clip, region
             )
         if self.lsds:
             foreground = (self._labels(gt) != 0).astype(np.uint8)
             weights[len(self.neighborhood) :] = balanced_weights(
-                foreground, known, 2, clip=self.lsd_weight_clip
+                foreground, known, 2, self.lsd_weight_clip, region
             )
         return weights
 

@@ -10,6 +10,7 @@ def balanced_weights(
     known: np.ndarray,
     num_classes: int,
     clip: tuple[float, float] | None = None,
+    region: tuple[slice, ...] | None = None,
 ) -> np.ndarray:
     """Per-voxel weights that give every class present in ``labels`` the same total weight.
 
@@ -29,20 +30,27 @@ def balanced_weights(
     clip
         ``(min, max)`` bounds on the class fractions before inversion, which bounds the
         weights (DaCapo's ``*_weight_clipmin`` / ``*_weight_clipmax``).
+    region
+        Slices of ``labels`` in which classes are counted and weights given (0 elsewhere);
+        ``None`` for all voxels.
 
     Returns
     -------
     numpy.ndarray
         float32 weights of ``labels``'s shape.
     """
-    counts = np.bincount(labels[known].ravel(), minlength=num_classes).astype(np.float64)
+    region = region or ()
+    labels_in, known_in = labels[region], known[region]
+    out = np.zeros(labels.shape, dtype=np.float32)
+    counts = np.bincount(labels_in[known_in].ravel(), minlength=num_classes).astype(np.float64)
     total = counts.sum()
     if total == 0:
-        return np.zeros(labels.shape, dtype=np.float32)
+        return out
     present = counts > 0
     fraction = counts / total
     if clip is not None:
         fraction = np.clip(fraction, *clip)
     class_weight = np.zeros(num_classes, dtype=np.float64)
     class_weight[present] = 1.0 / (present.sum() * fraction[present])
-    return (class_weight[labels] * known).astype(np.float32)
+    out[region] = class_weight.astype(np.float32)[labels_in] * known_in
+    return out

@@ -31,6 +31,7 @@ crop edge gets distances to its visible boundaries only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -228,21 +229,33 @@ def distance_is_known(
 
 
 def balanced_channel_weights(
-    foreground: np.ndarray, known: np.ndarray, clipmin: float, clipmax: float
+    foreground: np.ndarray,
+    known: np.ndarray,
+    clipmin: float,
+    clipmax: float,
+    region: tuple[slice, ...] | None = None,
 ) -> np.ndarray:
     """Foreground/background-balanced weights ``(C, *spatial)``, each channel on its own.
 
-    Like DaCapo's ``BalanceLabels``: within the known voxels of a channel, each class present
-    gets weight ``1 / (n * f)``, ``f`` its fraction clipped to ``[clipmin, clipmax]`` and
-    ``n`` the number of classes present; unknown voxels get 0.
+    Like DaCapo's ``BalanceLabels``: within the known voxels of a channel (in the spatial
+    ``region``, if given; 0 outside it), each class present gets weight ``1 / (n * f)``,
+    ``f`` its fraction clipped to ``[clipmin, clipmax]`` and ``n`` the number of classes
+    present; unknown voxels get 0.
     """
     known = np.broadcast_to(known, foreground.shape)
     return np.stack(
         [
-            balanced_weights(fg.view(np.uint8), k, 2, (clipmin, clipmax))
+            balanced_weights(fg.view(np.uint8), k, 2, (clipmin, clipmax), region)
             for fg, k in zip(foreground, known)
         ]
     )
+
+
+def clip_padding(clip_distance: float, voxel_size: Coordinate) -> Coordinate:
+    """Context of a target clipped at ``clip_distance`` (a predictor's ``padding``): a label
+    ``k`` voxels away along an axis is at least ``k * voxel_size`` away, so only those with
+    ``k * voxel_size < clip_distance`` can change a clipped distance."""
+    return Coordinate((math.ceil(clip_distance / v) - 1) * v for v in voxel_size)
 
 
 # -- the predictor ------------------------------------------------------------------------------
@@ -307,6 +320,9 @@ class DistancePredictor(Predictor):
         clipped = np.clip(distances, -self.clip_distance, self.clip_distance)
         return np.tanh(clipped / self.scale_factor).astype(np.float32)
 
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return clip_padding(self.clip_distance, gt_voxel_size)
+
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         labels = channel_labels(gt, len(self._channels), len(voxel_size))
         return self.normalize(signed_distances(labels, voxel_size))
@@ -317,6 +333,7 @@ class DistancePredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray | None,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         """Balanced weights, 0 outside ``mask`` (and, with ``mask_distances``, where the
         distance is unknowable). ``target`` is not read: foreground and distances come from
@@ -327,4 +344,6 @@ class DistancePredictor(Predictor):
             known = known & distance_is_known(
                 signed_distances(labels, voxel_size), known, voxel_size, self.clip_distance
             )
-        return balanced_channel_weights(labels != 0, known, self.clipmin, self.clipmax)
+        return balanced_channel_weights(
+            labels != 0, known, self.clipmin, self.clipmax, region
+        )

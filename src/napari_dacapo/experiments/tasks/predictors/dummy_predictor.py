@@ -42,6 +42,7 @@ class DummyPredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         known = np.asarray(mask, dtype=np.float32)
         return np.broadcast_to(known, target.shape).copy()

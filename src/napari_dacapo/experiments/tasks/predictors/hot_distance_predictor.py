@@ -74,6 +74,9 @@ class HotDistancePredictor(Predictor):
     def eval_activation(self) -> torch.nn.Module:
         return SigmoidFirstChannels(len(self.classes))
 
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return self.distance.padding(gt_voxel_size)
+
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         hot = channel_labels(gt, len(self.classes), len(voxel_size)) != 0
         distance = self.distance.create_target(gt, voxel_size)
@@ -85,11 +88,12 @@ class HotDistancePredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray | None,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         labels = channel_labels(gt, len(self.classes), len(voxel_size))
         d = self.distance
         hot = balanced_channel_weights(
-            labels != 0, known_region(mask, labels.shape), d.clipmin, d.clipmax
+            labels != 0, known_region(mask, labels.shape), d.clipmin, d.clipmax, region
         )
-        distance = d.create_weight(gt, target[len(self.classes) :], mask, voxel_size)
+        distance = d.create_weight(gt, target[len(self.classes) :], mask, voxel_size, region)
         return np.concatenate([hot, distance])

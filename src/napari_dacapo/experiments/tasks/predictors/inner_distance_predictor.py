@@ -12,6 +12,7 @@ from .distance_predictor import (
     balanced_channel_weights,
     channel_labels,
     check_distance_parameters,
+    clip_padding,
     inner_distances,
     known_region,
 )
@@ -61,6 +62,9 @@ class InnerDistancePredictor(Predictor):
     def channels(self) -> list[str]:
         return list(self._channels)
 
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return clip_padding(self.clip_distance, gt_voxel_size)
+
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         labels = channel_labels(gt, len(self._channels), len(voxel_size))
         depth = np.minimum(inner_distances(labels, voxel_size), self.clip_distance)
@@ -72,8 +76,11 @@ class InnerDistancePredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray | None,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         """Foreground/background-balanced weights, 0 where ``mask`` is 0."""
         labels = channel_labels(gt, len(self._channels), len(voxel_size))
         known = known_region(mask, labels.shape)
-        return balanced_channel_weights(labels != 0, known, self.clipmin, self.clipmax)
+        return balanced_channel_weights(
+            labels != 0, known, self.clipmin, self.clipmax, region
+        )

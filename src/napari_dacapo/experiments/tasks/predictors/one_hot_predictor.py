@@ -65,7 +65,8 @@ class OneHotPredictor(Predictor):
         target: np.ndarray,
         mask: np.ndarray,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
         classes = target[0].astype(np.intp)
         known = known_region(mask, target.shape)[0]
-        return balanced_weights(classes, known, len(self.classes))[np.newaxis]
+        return balanced_weights(classes, known, len(self.classes), region=region)[np.newaxis]

@@ -18,8 +18,9 @@ class Predictor(ABC):
     """Turns ground truth into what the network learns.
 
     Targets and weights are computed by the trainer *after* augmentation, per sample, on
-    numpy arrays whose spatial shape is the network input shape; the trainer then crops them
-    to the output ROI. ``gt`` holds integer labels, ``mask`` is 1 where labels are known.
+    numpy arrays that cover the output ROI grown by :meth:`padding` (within the network
+    input); the trainer then crops them to the output ROI. ``gt`` holds integer labels,
+    ``mask`` is 1 where labels are known.
     """
 
     @property
@@ -51,6 +52,18 @@ class Predictor(ABC):
         )
         return Model(architecture, head, eval_activation=self.eval_activation())
 
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        """World context per side and axis that the target and weight of a voxel depend on
+        (DaCapo's ``padding``); zero by default.
+
+        The trainer computes targets and weights on the labels around the output ROI grown
+        by this much, not on the whole network input, because that is often several times
+        larger (27 times in the 3D example). A label ``k`` voxels away along an axis is
+        included when ``k * voxel_size <= padding``. Too little context silently changes
+        the targets near the output border; more only costs time.
+        """
+        return Coordinate((0,) * len(gt_voxel_size))
+
     @abstractmethod
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
         """Target ``(channels, *spatial)`` float32 from labels ``gt`` ``(*spatial)``."""
@@ -62,5 +75,12 @@ class Predictor(ABC):
         target: np.ndarray,
         mask: np.ndarray,
         voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
-        """Per-voxel loss weight ``(channels, *spatial)`` float32; zero where ``mask`` is 0."""
+        """Per-voxel loss weight ``(channels, *spatial)`` float32; zero where ``mask`` is 0.
+
+        ``region`` (spatial slices) is the part of the arrays whose weights are used: the
+        network output, the rest being context. Statistics such as class balance are taken
+        over the known voxels there, so that the weights the loss sees average to one, and
+        weights outside it may be left 0. ``None`` means the whole array.
+        """

@@ -58,7 +58,7 @@ class SimpleAugment(Augment):
             data = np.flip(array.data, [lead + a for a in flips]) if flips else array.data
             order = list(range(lead)) + [lead + a for a in permutation]
             # Swapped axes have equal voxel sizes, so the voxel size stays as it is.
-            out[key] = array.with_data(np.ascontiguousarray(np.transpose(data, order)))
+            out[key] = array.with_data(np.transpose(data, order))
         return out
 
     def _axes(self, axes: Sequence[int] | None, dims: int, field: str) -> list[int]:

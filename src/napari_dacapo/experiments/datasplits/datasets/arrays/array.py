@@ -242,7 +242,8 @@ def raw_as_float32(data: np.ndarray) -> np.ndarray:
     integer dtypes are divided by their dtype's maximum (as gunpowder's Normalize does),
     floats pass through. Use an IntensitiesArrayConfig for any other scaling."""
     if np.issubdtype(data.dtype, np.integer):
-        return data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max)
+        # One pass, no float copy first (same values as astype, then divide).
+        return np.divide(data, np.float32(np.iinfo(data.dtype).max), dtype=np.float32)
     if data.dtype == np.bool_:
         return data.astype(np.float32)
     return data.astype(np.float32, copy=False)

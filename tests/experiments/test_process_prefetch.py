@@ -1,0 +1,128 @@
+"""Batches prepared in a forked worker process: items arrive intact, errors and a dying
+worker reach the consumer, stopping never hangs."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from napari_dacapo.experiments.trainers.process_prefetch import ProcessPrefetcher, can_fork
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked (Linux)")
+
+
+def counting(shape=(3, 40, 40)):
+    """Items with a counter, a large array (shared memory) and a strided one (the pipe)."""
+    state = {"count": 0}
+
+    def produce():
+        state["count"] += 1
+        big = np.full(shape, state["count"], np.float32)
+        return {"count": state["count"], "big": big, "strided": big[:, ::2, 1::3]}
+
+    return produce
+
+
+def test_items_arrive_intact_through_shared_memory_and_the_pipe():
+    produce = counting()
+    with ProcessPrefetcher(produce, 2, example=produce()) as prefetcher:
+        items = [prefetcher.get() for _ in range(5)]
+    assert [item["count"] for item in items] == [2, 3, 4, 5, 6]  # the worker's copy goes on
+    for item in items:
+        np.testing.assert_array_equal(item["big"], np.full((3, 40, 40), item["count"]))
+        np.testing.assert_array_equal(item["strided"], item["big"][:, ::2, 1::3])
+        assert item["big"].flags.writeable
+    # Items larger than the example do not fit the shared memory: sent whole, still intact.
+    small = counting((2, 4, 4))
+    with ProcessPrefetcher(counting((3, 80, 80)), 1, example=small()) as prefetcher:
+        assert prefetcher.get()["big"].shape == (3, 80, 80)
+    assert not multiprocessing.active_children()
+
+
+def test_finish_runs_here_on_every_item():
+    pid = os.getpid()
+    with ProcessPrefetcher(os.getpid, 1, finish=lambda worker: (worker, os.getpid())) as p:
+        worker, finisher = p.get()
+    assert worker != pid and finisher == pid
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a} and {b}")
+
+
+def test_errors_in_the_worker_are_raised_by_get_with_its_traceback():
+    def broken():
+        raise KeyError("broken sample")
+
+    with ProcessPrefetcher(broken, 2) as prefetcher:
+        with pytest.raises(KeyError, match="broken sample") as raised:
+            prefetcher.get()
+    assert "Raised in the worker process" in raised.value.__notes__[0]
+    assert "in broken" in raised.value.__notes__[0]
+
+    def odd():
+        raise Unpicklable(1, 2)  # pickles, but cannot be rebuilt from its args
+
+    with ProcessPrefetcher(odd, 1) as prefetcher:
+        with pytest.raises(RuntimeError, match="Unpicklable: 1 and 2"):
+            prefetcher.get()
+
+
+def test_a_killed_worker_is_reported_instead_of_hanging():
+    with ProcessPrefetcher(lambda: time.sleep(10), 1) as prefetcher:
+        os.kill(prefetcher._process.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match=r"exit code -9.*out of memory"):
+            prefetcher.get()
+
+
+def test_stop_is_quick_with_full_slots_or_a_slow_worker():
+    for produce in (counting(), lambda: time.sleep(30)):
+        prefetcher = ProcessPrefetcher(produce, 1)
+        prefetcher.start()
+        time.sleep(0.3)  # slots full, or the worker deep in a slow item
+        started = time.perf_counter()
+        prefetcher.stop()
+        assert time.perf_counter() - started < 2.0
+        assert not prefetcher.running and not multiprocessing.active_children()
+
+
+def test_size_zero_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="size >= 1.*Prefetcher with size 0"):
+        ProcessPrefetcher(counting(), 0)
+
+
+def test_the_worker_exits_when_its_parent_is_killed(tmp_path):
+    # A parent killed with SIGKILL runs no clean-up: its worker must notice on its own.
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from napari_dacapo.experiments.trainers.process_prefetch import ProcessPrefetcher\n"
+        "p = ProcessPrefetcher(lambda: time.sleep(0.05) or 1, 1)\n"
+        "p.start(); p.get()\n"
+        "print(p._process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.05)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
