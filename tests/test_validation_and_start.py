@@ -1,0 +1,92 @@
+"""Validation over a real run, and fine-tuning from a stored run (Start)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from napari_dacapo.examples import example_run_config
+from napari_dacapo.experiments import StartConfig
+from napari_dacapo.experiments.run import Run
+from napari_dacapo.experiments.starts.start import StartError, load_matching_weights
+from napari_dacapo.train import ValidationDone, ValidationSkipped, train_run
+
+
+def test_validation_scores_improve_during_training(store):
+    torch.manual_seed(0)
+    config = example_run_config(
+        2, name="improves", iterations=300, validation_interval=100, snapshot_interval=None,
+        levels=1, input_shape=(48, 48),
+    )
+    done = [e for e in train_run(Run(config, store=store), store=store)
+            if isinstance(e, ValidationDone)]
+    assert [v.iteration for v in done] == [100, 200, 300]
+    criteria = done[0].criteria
+
+    def best(event: ValidationDone, criterion: str) -> float:
+        values = [row[criteria.index(criterion)] for row in event.scores.scores[0]]
+        return max(values) if "hausdorff" not in criterion else min(values)
+
+    for criterion in ("blob__dice", "blob__object_f1"):  # higher is better
+        assert best(done[-1], criterion) > best(done[0], criterion) + 0.1, criterion
+    assert best(done[-1], "blob__hausdorff") < best(done[0], "blob__hausdorff")  # lower
+    # The stored best for a lower-is-better criterion is its minimum, not its maximum.
+    record = store.retrieve_best("improves", "blob__hausdorff")
+    assert record["value"] == min(best(v, "blob__hausdorff") for v in done)
+    assert "prediction" in done[-1].arrays and "segmentation" in done[-1].arrays
+
+
+def test_a_run_without_validation_data_trains_and_says_why(store):
+    config = tiny_config(2, iterations=2, validation_interval=1)
+    split = config.datasplit_config.replace(validate_configs=[])
+    events = list(train_run(Run(config.replace(datasplit_config=split), store=store),
+                            store=store))
+    skipped = [e for e in events if isinstance(e, ValidationSkipped)]
+    assert [e.iteration for e in skipped] == [1, 2]
+    assert "no validation data" in skipped[0].reason
+    assert store.latest_iteration(config.name) == 2
+
+
+def test_fine_tuning_starts_from_the_best_checkpoint_of_another_run(store):
+    base = tiny_config(2, name="base", iterations=4, validation_interval=2)
+    base_run = Run(base, store=store)
+    list(train_run(base_run, store=store))
+    best = store.retrieve_best("base", "blob__dice")["iteration"]
+    stored = store.retrieve_checkpoint("base", best)["model"]
+
+    tuned = tiny_config(2, name="tuned").replace(
+        start_config=StartConfig(run="base", criterion="best:blob__dice")
+    )
+    run = Run(tuned, store=store)
+    for key, value in run.model.state_dict().items():
+        assert torch.equal(value, stored[key]), key
+    assert run.trainer.iteration == 0  # a new run: weights only, its own optimizer
+
+
+def test_a_new_head_keeps_the_rows_of_channels_it_shares():
+    old = Run(tiny_config(2, name="old"), resume=False).model
+    new = Run(tiny_config(2, name="new"), resume=False).model
+    state = {k: v.clone() for k, v in old.state_dict().items()}
+    weight_key = "prediction_head.weight"
+    # Pretend the stored head had channels ["other", "blob"] (two rows).
+    state[weight_key] = torch.stack([torch.full_like(state[weight_key][0], 7.0),
+                                     state[weight_key][0]])
+    state["chain.1.weight"] = state[weight_key]
+    bias = state["prediction_head.bias"]
+    state["prediction_head.bias"] = state["chain.1.bias"] = torch.stack([bias[0] + 7, bias[0]])
+    load_matching_weights(new, state, ["other", "blob"], ["blob"])
+    assert torch.equal(new.prediction_head.weight[0], old.prediction_head.weight[0])
+    assert torch.equal(new.prediction_head.bias[0], old.prediction_head.bias[0])
+    body = [k for k in state if not k.startswith(("prediction_head", "chain.1"))]
+    assert all(torch.equal(new.state_dict()[k], state[k]) for k in body)
+
+
+def test_a_different_architecture_is_refused_naming_the_layers(store):
+    base = tiny_config(2, name="small", iterations=2, validation_interval=2)
+    list(train_run(Run(base, store=store), store=store))
+    wider = tiny_config(2, name="wider", num_fmaps=4).replace(
+        start_config=StartConfig(run="small", criterion="latest")
+    )
+    with pytest.raises(StartError, match=r"(?s)layers that differ.*weight.*same architecture"):
+        Run(wider, store=store)
