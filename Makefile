@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/precision.py
+	xvfb-run -a $(BIN)/python bench/gui_stall.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -34,8 +34,7 @@ def pure_steps(run, plan, device, iterations: int) -> float:
     batch = trainer.batch_size
     memory_format = plan.memory_format(len(model.input_shape))
     model.to(device)
-    if memory_format is not torch.contiguous_format:
-        model.to(memory_format=memory_format)
+    model.to(memory_format=memory_format)
     model.train()
     out_shape = (batch, model.num_out_channels, *model.output_shape)
     tensors = {
