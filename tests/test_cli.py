@@ -86,3 +86,14 @@ def test_input_shape_larger_than_the_data_is_refused_before_any_work(tmp_path):
 def test_train_needs_exactly_one_source(args):
     result = CliRunner().invoke(main, ["train", *args])
     assert result.exit_code != 0 and "either a CONFIG file or --run NAME" in result.output
+
+
+def test_a_run_name_stored_with_another_config_is_a_message_not_a_traceback(tmp_path):
+    runner = CliRunner()
+    store = str(tmp_path / "runs")
+    assert runner.invoke(main, ["example", "--iterations", "1", "--store", store]).exit_code == 0
+    result = runner.invoke(main, ["example", "--iterations", "1", "--dims", "3", "--name",
+                                  "example_2d", "--store", store])
+    assert result.exit_code == 1
+    assert "Error: Run 'example_2d' is already stored" in result.output
+    assert "Traceback" not in result.output

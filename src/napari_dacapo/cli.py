@@ -294,11 +294,12 @@ def _zarr_path(value: str, name: str) -> tuple[Path, str]:
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Show the library's errors about the user's input as a message, not a traceback."""
+    from napari_dacapo.experiments.starts.start import StartError
     from napari_dacapo.store.file_store import StoreError
 
     try:
         yield
-    except (ValueError, TypeError, OSError, StoreError) as e:
+    except (ValueError, TypeError, OSError, StoreError, StartError) as e:
         raise click.ClickException(str(e)) from e
 
 
@@ -329,38 +330,35 @@ def _train(run_config, file_store, device, validate: bool) -> None:
     previous = signal.signal(signal.SIGINT, request_stop)
     bar = None
     try:
-        run = Run(run_config, store=file_store)
-        for event in train_run(run, store=file_store, stop=stop, device=device,
-                               validate=validate):
-            match event:
-                case RunStarted():
-                    click.echo(f"Training '{event.run}' on {event.device} from iteration "
-                               f"{event.start_iteration} to {event.train_until}")
-                    bar = tqdm(total=event.train_until, initial=event.start_iteration,
-                               unit="it", dynamic_ncols=True, file=sys.stderr)
-                case IterationDone():
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{event.loss:.4f}", refresh=False)
-                case CheckpointSaved():
-                    bar.write(f"checkpoint saved at iteration {event.iteration}")
-                case ValidationDone():
-                    summary = ", ".join(f"{c}={v:.3f} (it {i})"
-                                        for c, (i, v) in list(event.best.items())[:4])
-                    bar.write(f"validated iteration {event.iteration}; best: {summary}")
-                case ValidationSkipped():
-                    bar.write(f"validation skipped at {event.iteration}: {event.reason}")
-                case RunStopped():
-                    bar.write(f"stopped at iteration {event.iteration}")
-                case RunFinished():
-                    pass
-    except (ValueError, RuntimeError, OSError) as e:
-        if bar is not None:
-            bar.close()
-        raise click.ClickException(str(e)) from e
+        with _user_errors():
+            run = Run(run_config, store=file_store)
+            for event in train_run(run, store=file_store, stop=stop, device=device,
+                                   validate=validate):
+                match event:
+                    case RunStarted():
+                        click.echo(f"Training '{event.run}' on {event.device} from iteration "
+                                   f"{event.start_iteration} to {event.train_until}")
+                        bar = tqdm(total=event.train_until, initial=event.start_iteration,
+                                   unit="it", dynamic_ncols=True, file=sys.stderr)
+                    case IterationDone():
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{event.loss:.4f}", refresh=False)
+                    case CheckpointSaved():
+                        bar.write(f"checkpoint saved at iteration {event.iteration}")
+                    case ValidationDone():
+                        summary = ", ".join(f"{c}={v:.3f} (it {i})"
+                                            for c, (i, v) in list(event.best.items())[:4])
+                        bar.write(f"validated iteration {event.iteration}; best: {summary}")
+                    case ValidationSkipped():
+                        bar.write(f"validation skipped at {event.iteration}: {event.reason}")
+                    case RunStopped():
+                        bar.write(f"stopped at iteration {event.iteration}")
+                    case RunFinished():
+                        pass
     finally:
         signal.signal(signal.SIGINT, previous)
-    if bar is not None:
-        bar.close()
+        if bar is not None:
+            bar.close()
     click.echo(f"Run '{run_config.name}' stored in {file_store.run_dir(run_config.name)}")
 
 
