@@ -33,6 +33,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
     Array,
     default_axis_names,
     raw_as_float32,
+    voxel_slices,
 )
 from napari_dacapo.experiments.model import Model
 
@@ -197,7 +198,7 @@ def predict_blocks(
                 y = model(x)[0]
             y = y.float().cpu().numpy()
             write = out_roi.intersect(roi)
-            src = _slices(write, out_roi.begin, geometry.output_voxel_size)
+            src = voxel_slices(write, out_roi.begin, geometry.output_voxel_size)
             yield TilePredicted(index, write, y[(slice(None), *src)])
     finally:
         model.train(was_training)
@@ -214,7 +215,7 @@ def assemble(events: Iterable[PredictEvent]) -> tuple[np.ndarray, Roi, Coordinat
                 start, out = event, np.zeros(event.shape, np.float32)
             case TilePredicted():
                 assert start is not None, "a TilePredicted came before PredictionStarted"
-                dst = _slices(event.roi, start.roi.begin, start.voxel_size)
+                dst = voxel_slices(event.roi, start.roi.begin, start.voxel_size)
                 out[(slice(None), *dst)] = event.data
     if start is None:
         raise ValueError("No PredictionStarted event: nothing was predicted.")
@@ -536,12 +537,6 @@ def post_processing(
     parameters = best_parameters(run, criterion, store)
     post_processor = run.task.post_processor
     return lambda prediction: post_processor.process(prediction, parameters)
-
-
-def _slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:
-    begin = (roi.begin - origin) / voxel_size
-    shape = roi.shape / voxel_size
-    return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, shape))
 
 
 def _memory_format(dims: int) -> torch.memory_format:

@@ -20,6 +20,7 @@ from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
 from napari_dacapo.gui.layer_arrays import (
     layer_array_config,
     layer_geometry_values,
@@ -34,7 +35,6 @@ from napari_dacapo.gui.prediction_job import (
     TileDone,
     image_mismatch,
     prediction_events,
-    voxel_slices,
 )
 from napari_dacapo.gui.regions import region_roi
 from napari_dacapo.gui.run_info import RunInfo, read_run_info

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from funlib.geometry import Coordinate, Roi
+from funlib.geometry import Roi
 
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
 from napari_dacapo.gui.layer_arrays import spatial_dims
 from napari_dacapo.gui.run_info import RunInfo
 from napari_dacapo.predict import PredictionStarted, TileGeometry, TilePredicted
 from napari_dacapo.store.file_store import FileStore
 
-__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch",
-           "voxel_slices"]
+__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch"]
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,3 @@ def image_mismatch(image: Any, info: RunInfo) -> str:
         return (f"Image '{image.name}' has {found} channel(s) but the network of run "
                 f"'{info.name}' takes {channels}{stack}: pick an image with {channels}.")
     return ""
-
-
-def voxel_slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:
-    """Array slices of the world ``roi`` in an array whose first voxel is at ``origin``."""
-    begin = (roi.begin - origin) / voxel_size
-    return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, roi.shape / voxel_size))

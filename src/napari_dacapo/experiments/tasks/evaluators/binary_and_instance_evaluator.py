@@ -45,12 +45,8 @@ class BinaryAndInstanceEvaluator(BinarySegmentationEvaluator):
 
     Parameters
     ----------
-    clip_distance
-        Clip for ``mean_false_distance_clipped`` (world units).
-    tol_distance
-        Tolerance for the ``*_with_tolerance`` criteria (world units).
-    channels
-        Names of the channels, in the order of the prediction's channel axis.
+    clip_distance, tol_distance, channels
+        As for :class:`BinarySegmentationEvaluator`.
     """
 
     def channel_criteria(self) -> dict[str, tuple[bool, tuple[float | None, float | None]]]:

@@ -258,10 +258,85 @@ def clip_padding(clip_distance: float, voxel_size: Coordinate) -> Coordinate:
     return Coordinate((math.ceil(clip_distance / v) - 1) * v for v in voxel_size)
 
 
-# -- the predictor ------------------------------------------------------------------------------
+# -- the predictors ----------------------------------------------------------------------------
 
 
-class DistancePredictor(Predictor):
+class ClippedDistancePredictor(Predictor):
+    """Base of the distance predictors: the parameters they all check and keep, the context a
+    clipped distance needs, and foreground/background-balanced weights.
+
+    Subclasses give :meth:`create_target`; :meth:`known` may narrow where labels count.
+
+    Parameters
+    ----------
+    channels
+        Names of the classes, one output channel each.
+    scale_factor
+        World-unit distance at which the target reaches ``tanh(1) ~ 0.76``.
+    clip_distance
+        Distances are clipped to ``clip_distance`` (world units).
+    clipmin, clipmax
+        Bounds on the class fractions used to balance foreground against background.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[str],
+        scale_factor: float,
+        clip_distance: float,
+        clipmin: float = 0.05,
+        clipmax: float = 0.95,
+    ) -> None:
+        check_distance_parameters(
+            channels=channels, scale_factor=scale_factor, clip_distance=clip_distance,
+            clipmin=clipmin, clipmax=clipmax,
+        )
+        self._channels = list(channels)
+        self.scale_factor = float(scale_factor)
+        self.clip_distance = float(clip_distance)
+        self.clipmin = float(clipmin)
+        self.clipmax = float(clipmax)
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return clip_padding(self.clip_distance, gt_voxel_size)
+
+    def labels(self, gt: Any, voxel_size: Coordinate) -> np.ndarray:
+        """Per-channel label images of ``gt`` (:func:`channel_labels`)."""
+        return channel_labels(gt, len(self._channels), len(voxel_size))
+
+    def known(
+        self, labels: np.ndarray, mask: np.ndarray | None, voxel_size: Coordinate
+    ) -> np.ndarray:
+        """Where the labels count for the weights: where ``mask`` is non-zero."""
+        return known_region(mask, labels.shape)
+
+    def balanced_weights(
+        self, labels: np.ndarray, known: np.ndarray, region: tuple[slice, ...] | None = None
+    ) -> np.ndarray:
+        """Foreground/background-balanced weights of ``labels`` over the ``known`` voxels
+        (:func:`balanced_channel_weights` with this predictor's ``clipmin``/``clipmax``)."""
+        return balanced_channel_weights(labels != 0, known, self.clipmin, self.clipmax, region)
+
+    def create_weight(
+        self,
+        gt: np.ndarray,
+        target: np.ndarray,
+        mask: np.ndarray | None,
+        voxel_size: Coordinate,
+        region: tuple[slice, ...] | None = None,
+    ) -> np.ndarray:
+        """Foreground/background-balanced weights, 0 where :meth:`known` is False.
+        ``target`` is not read: foreground and distances come from ``gt``, since the tanh of
+        the target loses them where it saturates."""
+        labels = self.labels(gt, voxel_size)
+        return self.balanced_weights(labels, self.known(labels, mask, voxel_size), region)
+
+
+class DistancePredictor(ClippedDistancePredictor):
     """Predict ``tanh(signed_distance / scale_factor)`` per channel.
 
     Distances are positive inside objects and negative outside, in world units, clipped to
@@ -300,50 +375,24 @@ class DistancePredictor(Predictor):
         clipmin: float = 0.05,
         clipmax: float = 0.95,
     ) -> None:
-        check_distance_parameters(
-            channels=channels, scale_factor=scale_factor, clip_distance=clip_distance,
-            clipmin=clipmin, clipmax=clipmax,
-        )
-        self._channels = list(channels)
-        self.scale_factor = float(scale_factor)
+        super().__init__(channels, scale_factor, clip_distance, clipmin, clipmax)
         self.mask_distances = bool(mask_distances)
-        self.clip_distance = float(clip_distance)
-        self.clipmin = float(clipmin)
-        self.clipmax = float(clipmax)
-
-    @property
-    def channels(self) -> list[str]:
-        return list(self._channels)
 
     def normalize(self, distances: np.ndarray) -> np.ndarray:
         """``tanh(clip(d, ±clip_distance) / scale_factor)`` as float32."""
         clipped = np.clip(distances, -self.clip_distance, self.clip_distance)
         return np.tanh(clipped / self.scale_factor).astype(np.float32)
 
-    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
-        return clip_padding(self.clip_distance, gt_voxel_size)
-
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
-        labels = channel_labels(gt, len(self._channels), len(voxel_size))
-        return self.normalize(signed_distances(labels, voxel_size))
+        return self.normalize(signed_distances(self.labels(gt, voxel_size), voxel_size))
 
-    def create_weight(
-        self,
-        gt: np.ndarray,
-        target: np.ndarray,
-        mask: np.ndarray | None,
-        voxel_size: Coordinate,
-        region: tuple[slice, ...] | None = None,
+    def known(
+        self, labels: np.ndarray, mask: np.ndarray | None, voxel_size: Coordinate
     ) -> np.ndarray:
-        """Balanced weights, 0 outside ``mask`` (and, with ``mask_distances``, where the
-        distance is unknowable). ``target`` is not read: foreground and distances come from
-        ``gt``, since the tanh of the target loses them where it saturates."""
-        labels = channel_labels(gt, len(self._channels), len(voxel_size))
-        known = known_region(mask, labels.shape)
+        """Where ``mask`` is non-zero and, with ``mask_distances``, the distance is knowable."""
+        known = super().known(labels, mask, voxel_size)
         if self.mask_distances:
             known = known & distance_is_known(
                 signed_distances(labels, voxel_size), known, voxel_size, self.clip_distance
             )
-        return balanced_channel_weights(
-            labels != 0, known, self.clipmin, self.clipmax, region
-        )
+        return known

@@ -9,12 +9,7 @@ import numpy as np
 import torch
 from funlib.geometry import Coordinate
 
-from .distance_predictor import (
-    DistancePredictor,
-    balanced_channel_weights,
-    channel_labels,
-    known_region,
-)
+from .distance_predictor import DistancePredictor, known_region
 from .predictor import Predictor
 
 
@@ -78,7 +73,7 @@ class HotDistancePredictor(Predictor):
         return self.distance.padding(gt_voxel_size)
 
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
-        hot = channel_labels(gt, len(self.classes), len(voxel_size)) != 0
+        hot = self.distance.labels(gt, voxel_size) != 0
         distance = self.distance.create_target(gt, voxel_size)
         return np.concatenate([hot.astype(np.float32), distance])
 
@@ -90,10 +85,9 @@ class HotDistancePredictor(Predictor):
         voxel_size: Coordinate,
         region: tuple[slice, ...] | None = None,
     ) -> np.ndarray:
-        labels = channel_labels(gt, len(self.classes), len(voxel_size))
         d = self.distance
-        hot = balanced_channel_weights(
-            labels != 0, known_region(mask, labels.shape), d.clipmin, d.clipmax, region
-        )
+        labels = d.labels(gt, voxel_size)
+        # The hot half is never distance-masked: only the mask limits where it is known.
+        hot = d.balanced_weights(labels, known_region(mask, labels.shape), region)
         distance = d.create_weight(gt, target[len(self.classes) :], mask, voxel_size, region)
         return np.concatenate([hot, distance])

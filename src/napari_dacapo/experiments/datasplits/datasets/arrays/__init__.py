@@ -1,7 +1,7 @@
 """Arrays with geometry and the configs that build them (DaCapo's
 ``dacapo.experiments.datasplits.datasets.arrays``)."""
 
-from .array import Array, DerivedArray, SourceArray
+from .array import Array, DerivedArray, SourceArray, WrappedArray
 from .array_config import ArrayConfig, NumpyArray, NumpyArrayConfig
 from .binarize_array import BinarizeArray
 from .binarize_array_config import BinarizeArrayConfig
@@ -33,6 +33,7 @@ __all__ = [
     "NumpyArray",
     "NumpyArrayConfig",
     "SourceArray",
+    "WrappedArray",
     "ZarrArray",
     "ZarrArrayConfig",
     "prepare_zarr_array",

@@ -29,6 +29,14 @@ def default_axis_names(spatial_dims: int, channels: bool) -> list[str]:
     return (["c^"] if channels else []) + names
 
 
+def voxel_slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:
+    """Array slices of the world ``roi`` in an array whose first voxel is at ``origin``
+    (``roi`` on that array's voxel grid)."""
+    begin = (roi.begin - origin) / voxel_size
+    shape = roi.shape / voxel_size
+    return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, shape))
+
+
 class Array(ABC):
     """A lazily read array with a channel axis (optional, first) and spatial axes."""
 
@@ -96,9 +104,7 @@ class Array(ABC):
                 f"ROI {roi} is not aligned with the voxel size {self.voxel_size} of this "
                 f"array; snap it with roi.snap_to_grid(voxel_size) first."
             )
-        begin = (roi.begin - self.offset) / self.voxel_size
-        shape = roi.shape / self.voxel_size
-        return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, shape))
+        return voxel_slices(roi, self.offset, self.voxel_size)
 
     def __getitem__(self, roi: Roi) -> np.ndarray:
         """Read a world ROI that lies inside :attr:`roi`."""
@@ -200,8 +206,15 @@ class SourceArray(Array):
         return np.asarray(self._data[key])
 
 
-class DerivedArray(Array):
-    """An array computed voxel-wise from one source array (same geometry)."""
+class WrappedArray(Array):
+    """An array over one source array: axes, voxel size, offset, units, shape and dtype are
+    the source's unless a subclass overrides them; subclasses say how voxels are read.
+
+    Parameters
+    ----------
+    source
+        The array wrapped.
+    """
 
     def __init__(self, source: Array) -> None:
         self.source = source
@@ -229,6 +242,10 @@ class DerivedArray(Array):
     @property
     def dtype(self) -> np.dtype:
         return self.source.dtype
+
+
+class DerivedArray(WrappedArray):
+    """An array computed voxel-wise from one source array (same geometry)."""
 
     def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
         return self.transform(self.source.read_voxels(spatial_slices))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from .array import Array
+from .array import Array, WrappedArray
 
 if TYPE_CHECKING:
     from .crop_array_config import CropArrayConfig
@@ -44,7 +44,7 @@ def window_shift(source: Array, roi: Roi, where: str) -> Coordinate:
     return (roi.begin - source.offset) / vs
 
 
-class CropArray(Array):
+class CropArray(WrappedArray):
     """The part of a source array inside a world ROI; reads go to the source lazily.
 
     Parameters
@@ -55,35 +55,19 @@ class CropArray(Array):
     """
 
     def __init__(self, config: CropArrayConfig) -> None:
+        super().__init__(config.source_array_config.array())
         self.config = config
-        self.source = config.source_array_config.array()
         self._roi = config.roi
         self._shift = window_shift(self.source, config.roi, f"CropArrayConfig '{config.name}'")
-
-    @property
-    def axis_names(self) -> list[str]:
-        return self.source.axis_names
-
-    @property
-    def voxel_size(self) -> Coordinate:
-        return self.source.voxel_size
 
     @property
     def offset(self) -> Coordinate:
         return self._roi.offset
 
     @property
-    def units(self) -> list[str]:
-        return self.source.units
-
-    @property
     def shape(self) -> tuple[int, ...]:
         channels = self.source.shape[: self.source.channel_dims]
         return tuple(channels) + tuple(self._roi.shape / self.voxel_size)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.source.dtype
 
     def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
         return self.source.read_voxels(shift_slices(spatial_slices, self._shift))
