@@ -11,6 +11,6 @@ cat <<'MSG'
 
 To look at the result in napari on a machine with a display:
   .venv/bin/napari-dacapo runs                       # where the run is stored
-  .venv/bin/napari <run folder printed above>        # opens snapshots and validation outputs
+  .venv/bin/napari --plugin napari-dacapo <run folder printed above>   # snapshots, validation
 or open napari, Plugins > DaCapo runs, and pick example_2d.
 MSG

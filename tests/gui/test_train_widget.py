@@ -153,6 +153,11 @@ def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
     for output in ("snapshot raw", "snapshot target", "snapshot prediction",
                    "validation prediction", "validation labels"):
         assert layer_name("tiny", output) in names
+    # The opaque raw crop lies under the prediction and target, never over them.
+    order = [layer.name for layer in viewer.layers]
+    raw_index = order.index(layer_name("tiny", "snapshot raw"))
+    assert raw_index < order.index(layer_name("tiny", "snapshot prediction"))
+    assert raw_index < order.index(layer_name("tiny", "snapshot target"))
     # Outputs lie on the source's voxel grid in world coordinates.
     validation = viewer.layers[layer_name("tiny", "validation labels")]
     assert tuple(validation.scale) == (0.5, 0.5)

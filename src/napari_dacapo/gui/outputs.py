@@ -142,12 +142,15 @@ class OutputLayers(QObject):
         """Apply up to ``limit`` pending updates (None: all, at once), the longest waiting
         first, skipping layers updated less than :data:`LAYER_INTERVAL_S` ago."""
         now = time.monotonic()
+        # New layers stack in the order they are added: raw crops first, so an opaque raw
+        # snapshot never hides the prediction or target added after it.
         due = sorted(
-            (self._shown_at.get(name, -np.inf), name) for name in self._pending
+            (self._shown_at.get(name, -np.inf), not name.endswith(" raw"), name)
+            for name in self._pending
             if limit is None or self._ending
             or now - self._shown_at.get(name, -np.inf) >= LAYER_INTERVAL_S
         )
-        for _, name in due[:limit]:
+        for *_, name in due[:limit]:
             data, kind, kwargs = self._pending.pop(name)
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
