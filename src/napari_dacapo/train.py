@@ -169,7 +169,7 @@ def train_run(
         last_snapshot = None
         with run.trainer as trainer:
             for stats in trainer.iterate(
-                run.train_until - trainer.iteration, run.model, run.optimizer, device
+                run.train_until - trainer.iteration, run.model, run.optimizer, device, stop=stop
             ):
                 run.training_stats.add_iteration_stats(stats)
                 yield IterationDone(stats.iteration, stats.loss, stats.time, rate.tick())

@@ -622,6 +622,31 @@ def test_stats_of_a_sync_window_are_yielded_after_its_steps(monkeypatch):
     assert [stats.loss for stats, _, _ in seen] == reference
 
 
+def test_a_stop_request_flushes_a_sync_window_after_the_current_step(monkeypatch):
+    """Where losses are read in windows (CUDA), a stop request still reaches the caller
+    within one iteration: the pending stats are reported right after the current step."""
+    import threading
+
+    raw, gt = blobs((30, 30))
+    monkeypatch.setattr(default_trainer, "_sync_interval", lambda device, every: every)
+    trainer, model, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), loss_sync_interval=10)
+    optimizer = trainer.create_optimizer(model)
+    def first_two(stop):
+        seen = []
+        with trainer:
+            for stats in trainer.iterate(20, model, optimizer, CPU, stop=stop):
+                seen.append((stats.iteration, trainer.iteration))
+                if len(seen) == 2:
+                    break
+        return seen
+
+    assert first_two(None) == [(0, 10), (1, 10)]  # a whole window of steps, then its stats
+    stop = threading.Event()
+    stop.set()
+    start = trainer.iteration
+    assert first_two(stop) == [(start, start + 1), (start + 1, start + 2)]
+
+
 def test_snapshots_are_stored_as_zarr_with_their_geometry(tmp_path):
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,

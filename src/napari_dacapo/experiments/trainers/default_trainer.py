@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -202,9 +203,12 @@ class DefaultTrainer(Trainer):
         model: Model,
         optimizer: torch.optim.Optimizer,
         device: torch.device,
+        stop: threading.Event | None = None,
     ) -> Iterator[TrainingIterationStats]:
         """Train ``num_iterations`` iterations, yielding their stats (see the class
-        docstring for when the model state matches the yielded iteration)."""
+        docstring for when the model state matches the yielded iteration). When ``stop``
+        is set, the pending stats are reported after the current step, so the caller can
+        stop within one iteration even where losses are read in windows (CUDA)."""
         if self.provider is None or self._prefetcher is None or self._task is None:
             raise RuntimeError(
                 "Call build_batch_provider(datasets, model, task) before iterate()."
@@ -238,7 +242,9 @@ class DefaultTrainer(Trainer):
                 snapshot = cfg.snapshot_interval is not None and index % cfg.snapshot_interval == 0
                 if snapshot:
                     self._take_snapshot(index, batch, prediction, model)
-                if snapshot or self.iteration % sync_every == 0 or step == num_iterations - 1:
+                flush = stop is not None and stop.is_set()
+                if (snapshot or flush or self.iteration % sync_every == 0
+                        or step == num_iterations - 1):
                     losses = torch.stack([value for _, value in pending]).tolist()  # one sync
                     seconds = (time.perf_counter() - window_start) / len(pending)
                     for (i, _), value in zip(pending, losses):

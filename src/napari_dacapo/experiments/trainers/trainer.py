@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,10 @@ class Trainer(ABC):
         model: Model,
         optimizer: torch.optim.Optimizer,
         device: torch.device,
-    ) -> Iterator[TrainingIterationStats]: ...
+        stop: threading.Event | None = None,
+    ) -> Iterator[TrainingIterationStats]:
+        """Train, yielding each iteration's stats. ``stop`` (beyond DaCapo's signature):
+        when set, report pending stats after the current step so the caller can stop."""
 
     @abstractmethod
     def can_train(self, datasets: list[Dataset]) -> bool: ...
