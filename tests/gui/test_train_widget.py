@@ -189,6 +189,9 @@ def test_pause_resume_stop(viewer, tmp_path, qtbot):
     paused_at = panel.state.iteration
     qtbot.wait(300)
     assert panel.state.iteration == paused_at
+    panel.status.render()
+    assert "ETA" not in panel.status.speed.text()  # a paused run has no arrival time
+    assert panel.status.message.text() == f"paused at iteration {paused_at}"
 
     panel.resume_button.click()
     qtbot.waitUntil(lambda: panel.state.iteration > paused_at + 1, timeout=WAIT_MS)

@@ -151,7 +151,8 @@ class StatusPanel(QWidget):
         parts = []
         if s.iterations_per_second:
             parts.append(f"{s.iterations_per_second:.1f} it/s")
-        if s.eta_seconds is not None and s.phase.busy:
+        # No ETA while paused: it would stand still and lie.
+        if s.eta_seconds is not None and s.phase is Phase.TRAINING:
             parts.append(f"ETA {datetime.timedelta(seconds=round(s.eta_seconds))}")
         if s.last_loss is not None:
             parts.append(f"loss {s.last_loss:.4g}")
@@ -163,4 +164,7 @@ class StatusPanel(QWidget):
     def _render_message(self, *_: Any) -> None:
         phase = self.state.phase
         text = self.state.message
-        self.message.setText(f"{phase.value}: {text}" if text else phase.value)
+        # Messages that start with the phase name ("paused at ...") stand on their own.
+        if text and not text.startswith(phase.value):
+            text = f"{phase.value}: {text}"
+        self.message.setText(text or phase.value)
