@@ -178,13 +178,29 @@ def validate(run_name, iteration, device, store) -> None:
     help="Numeric precision (default: the run's trainer setting).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Predict block by block with this many daisy worker processes (for volumes "
+    "bigger than memory); rerunning an interrupted prediction redoes only missing blocks.",
+)
+@click.option(
+    "--roi", default=None, metavar="OFFSET:SHAPE",
+    help="With --workers: the world region to predict, e.g. 0,0,0:100,512,512 "
+    "(default: all of INPUT).",
+)
+@click.option(
+    "--worker-command", default=None,
+    help="With --workers: a shell command template that starts a worker elsewhere and "
+    "waits for it, e.g. 'bsub -K -n 1 {command}' (default: local processes).",
+)
 @store_option
 def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
-            precision, overwrite, store) -> None:
+            precision, overwrite, workers, roi, worker_command, store) -> None:
     """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
     write OUTPUT (container.zarr/dataset) with the input's geometry.
 
     The prediction is written tile by tile; with --labels it is post-processed as a whole.
+    With --workers, daisy workers predict and write the tiles in parallel.
     """
     from tqdm import tqdm
 
@@ -207,6 +223,17 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     labels = labels or criterion is not None
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
+    if workers is None and (roi is not None or worker_command is not None):
+        raise click.UsageError("--roi and --worker-command need --workers N.")
+    if workers is not None:
+        if labels:
+            raise click.UsageError(
+                "--workers writes the prediction; post-process it separately (drop "
+                "--labels/--criterion)."
+            )
+        _predict_blockwise(run_name, checkpoint, in_file / in_dataset, output_path, workers,
+                           _roi(roi), worker_command, device, precision, overwrite, store)
+        return
     if out_dataset and (out_file / out_dataset).exists() and not overwrite:
         # Checked before predicting, which may take long.
         raise click.ClickException(
@@ -281,14 +308,47 @@ def export(run_name, checkpoint, criterion, output_dir, store) -> None:
 
 def _zarr_path(value: str, name: str) -> tuple[Path, str]:
     """Split ``container.zarr/path/in/it`` at its last ``.zarr`` component."""
-    parts = Path(value).parts
-    ends = [i for i, part in enumerate(parts) if part.endswith(".zarr")]
-    if not ends:
+    from napari_dacapo.blockwise import split_zarr_path
+
+    try:
+        return split_zarr_path(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=name) from e
+
+
+def _roi(value: str | None):
+    """``OFFSET:SHAPE`` (comma-separated world units) as a Roi."""
+    if value is None:
+        return None
+    from funlib.geometry import Roi
+
+    try:
+        offset, shape = value.split(":")
+        return Roi(tuple(int(v) for v in offset.split(",")),
+                   tuple(int(v) for v in shape.split(",")))
+    except ValueError as e:
         raise click.BadParameter(
-            f"'{value}' names no zarr container; give container.zarr/dataset, e.g. "
-            f"data.zarr/raw.", param_hint=name,
-        )
-    return Path(*parts[: ends[-1] + 1]), "/".join(parts[ends[-1] + 1 :])
+            f"'{value}' is not OFFSET:SHAPE; give comma-separated world units, e.g. "
+            f"0,0,0:100,512,512.", param_hint="--roi",
+        ) from e
+
+
+def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, roi,
+                       worker_command, device, precision, overwrite, store) -> None:
+    from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
+    from napari_dacapo.store.file_store import FileStore
+
+    click.echo(f"Predicting {input_path} block by block with {workers} worker(s)", err=True)
+    with _user_errors():
+        try:
+            written = predict_blockwise(
+                run_name, checkpoint, str(input_path), output_path, workers=workers, roi=roi,
+                store=FileStore(store), device=device, precision=precision,
+                worker_command=worker_command, overwrite=overwrite, progress=True,
+            )
+        except BlockwisePredictionError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"Wrote prediction to {written}")
 
 
 @contextlib.contextmanager

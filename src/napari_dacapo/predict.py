@@ -402,9 +402,11 @@ def prediction_input(
     return array
 
 
-def _device_plan(
+def prediction_device_plan(
     run: Run, device: torch.device | str | None, precision: str | None
 ) -> tuple[torch.device, PrecisionPlan]:
+    """The device and precision plan for predicting with ``run``: the run's trainer config,
+    with ``device`` and ``precision`` overriding it when given (in-process and blockwise)."""
     from napari_dacapo.experiments.device import choose_precision, device_plan_for
 
     trainer_config = run.config.trainer_config
@@ -458,7 +460,7 @@ def predict_tiles(
     run, store = load_run(run, store)
     iteration, _ = resolve_checkpoint(run, checkpoint, store)
     array = prediction_input(run, raw, voxel_size, offset, rescale)
-    device, plan = _device_plan(run, device, precision)
+    device, plan = prediction_device_plan(run, device, precision)
     model = load_model(run, iteration, store).to(device)
     if plan.channels_last:
         model = model.to(memory_format=plan.memory_format(array.dims))
