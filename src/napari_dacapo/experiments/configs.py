@@ -113,7 +113,9 @@ class Config:
 def config_class(name: str) -> type[Config]:
     """The config class registered under ``name`` (a class name or a DaCapo alias)."""
     if name not in _REGISTRY:
-        import napari_dacapo.experiments  # noqa: F401  (registers every config class)
+        import importlib
+
+        importlib.import_module(__package__)  # registers every config class
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -336,7 +338,7 @@ def save_config(config: Config, path: str | Path) -> Path:
     """Write ``config`` as YAML (atomically: a crash never leaves half a file)."""
     import yaml
 
-    from napari_dacapo.store.atomic import atomic_write_text
+    from ..store.atomic import atomic_write_text
 
     path = Path(path)
     text = yaml.safe_dump(to_dict(config), sort_keys=False)

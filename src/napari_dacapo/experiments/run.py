@@ -19,7 +19,7 @@ from .training_stats import TrainingStats
 from .validation_scores import ValidationScores
 
 if TYPE_CHECKING:
-    from napari_dacapo.store.file_store import FileStore
+    from ..store.file_store import FileStore
 
 __all__ = [
     "DataSplit",
@@ -110,7 +110,7 @@ class Run:
     @property
     def store(self) -> FileStore:
         if self._store is None:
-            from napari_dacapo.store.file_store import FileStore
+            from ..store.file_store import FileStore
 
             self._store = FileStore()
         return self._store

@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import Config
+from ..configs import Config
 
 from .architecture import Architecture
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.configs import option
+from ..configs import option
 
 from .architecture import Architecture
 from .architecture_config import ArchitectureConfig

@@ -10,8 +10,8 @@ import torch
 from .start_config import StartConfig
 
 if TYPE_CHECKING:
-    from napari_dacapo.experiments.model import Model
-    from napari_dacapo.store.file_store import FileStore
+    from ..model import Model
+    from ...store.file_store import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,14 @@ class Start:
     @property
     def store(self) -> FileStore:
         if self._store is None:
-            from napari_dacapo.store.file_store import FileStore
+            from ...store.file_store import FileStore
 
             self._store = FileStore()
         return self._store
 
     def checkpoint_iteration(self) -> int:
         """The stored run's iteration that ``criterion`` names."""
-        from napari_dacapo.store.file_store import CheckpointError
+        from ...store.file_store import CheckpointError
 
         if self.criterion == "latest":
             latest = self.store.latest_iteration(self.run)

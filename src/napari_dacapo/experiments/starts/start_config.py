@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from napari_dacapo.experiments.configs import Config, option
+from ..configs import Config, option
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.configs import option
+from ..configs import option
 
 from .affinities_task import AGGLOMERATIONS, AffinitiesTask
 from .post_processors.affinities_post_processor import is_nearest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from napari_dacapo.experiments.configs import Config, option
+from ..configs import Config, option
 
 from .distance_task import DistanceTask
 from .predictors.distance_predictor import distance_parameter_problems

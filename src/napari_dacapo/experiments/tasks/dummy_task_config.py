@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import option
+from ..configs import option
 
 from .dummy_task import DummyTask
 from .task import Task

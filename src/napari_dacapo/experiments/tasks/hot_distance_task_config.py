@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import option
+from ..configs import option
 
 from .distance_task_config import (
     CHANNELS_HELP,

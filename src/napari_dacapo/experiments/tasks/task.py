@@ -5,8 +5,8 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Iterable
 
-from napari_dacapo.experiments.architectures.architecture import Architecture
-from napari_dacapo.experiments.model import Model
+from ..architectures.architecture import Architecture
+from ..model import Model
 
 from .evaluators.evaluation_scores import EvaluationScores
 from .evaluators.evaluator import Evaluator

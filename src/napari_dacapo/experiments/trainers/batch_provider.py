@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import raw_as_float32
+from ..datasplits.datasets.arrays.array import raw_as_float32
 
 from .augments.augment import AugmentPipeline, Augment, Sample, SampleArray
 from .box_reads import BoxReader, box_slices
 from .sampling import CentreSampler, annotated
 
 if TYPE_CHECKING:
-    from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
-    from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
-    from napari_dacapo.experiments.model import Model
-    from napari_dacapo.experiments.tasks.predictors.predictor import Predictor
+    from ..datasplits.datasets.arrays.array import Array
+    from ..datasplits.datasets.dataset import Dataset
+    from ..model import Model
+    from ..tasks.predictors.predictor import Predictor
 
 __all__ = ["Batch", "BatchProvider", "SAMPLE_TRIES"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
+from ..datasplits.datasets.arrays.array import Array
 
 __all__ = ["BoxReader", "box_slices"]
 

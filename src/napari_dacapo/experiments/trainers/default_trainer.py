@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_dacapo.experiments.device import PrecisionPlan, choose_precision, describe_device
-from napari_dacapo.experiments.training_iteration_stats import TrainingIterationStats
+from ..device import PrecisionPlan, choose_precision, describe_device
+from ..training_iteration_stats import TrainingIterationStats
 
 from .batch_provider import Batch, BatchProvider
 from .prefetch import Prefetcher
@@ -24,10 +24,10 @@ from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
 from .trainer import Trainer
 
 if TYPE_CHECKING:
-    from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
-    from napari_dacapo.experiments.model import Model
-    from napari_dacapo.experiments.tasks.task import Task
-    from napari_dacapo.store.array_store import LocalContainerIdentifier
+    from ..datasplits.datasets.dataset import Dataset
+    from ..model import Model
+    from ..tasks.task import Task
+    from ...store.array_store import LocalContainerIdentifier
 
     from .default_trainer_config import DefaultTrainerConfig
 

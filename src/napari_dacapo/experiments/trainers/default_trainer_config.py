@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from napari_dacapo.experiments.configs import option
+from ..configs import option
 
 from .augments.augment_config import AugmentConfig
 from .default_trainer import DefaultTrainer

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
+from ..datasplits.datasets.arrays.array import Array
 
 __all__ = ["CentreSampler", "annotated"]
 

@@ -53,7 +53,7 @@ def snapshot_writer() -> Callable[..., Any]:
     """The function snapshots are written with (``write_zarr_array``); raises an
     ``ImportError`` that names the fix when it is missing."""
     try:
-        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        from ..datasplits.datasets.arrays.zarr_array import (
             write_zarr_array,
         )
     except ImportError as error:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
-    from napari_dacapo.experiments.model import Model
-    from napari_dacapo.experiments.tasks.task import Task
-    from napari_dacapo.experiments.training_iteration_stats import TrainingIterationStats
-    from napari_dacapo.store.array_store import LocalContainerIdentifier
+    from ..datasplits.datasets.dataset import Dataset
+    from ..model import Model
+    from ..tasks.task import Task
+    from ..training_iteration_stats import TrainingIterationStats
+    from ...store.array_store import LocalContainerIdentifier
 
 
 class Trainer(ABC):

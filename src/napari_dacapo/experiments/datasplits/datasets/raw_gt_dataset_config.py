@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.configs import option
+from ...configs import option
 
 from .arrays.array_config import ArrayConfig
 from .dataset import Dataset

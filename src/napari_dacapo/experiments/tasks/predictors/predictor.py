@@ -10,8 +10,8 @@ import torch
 from funlib.geometry import Coordinate
 
 if TYPE_CHECKING:
-    from napari_dacapo.experiments.architectures.architecture import Architecture
-    from napari_dacapo.experiments.model import Model
+    from ...architectures.architecture import Architecture
+    from ...model import Model
 
 
 class Predictor(ABC):
@@ -41,7 +41,7 @@ class Predictor(ABC):
         return None
 
     def create_model(self, architecture: Architecture) -> Model:
-        from napari_dacapo.experiments.model import Model
+        from ...model import Model
 
         conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[architecture.dims]
         head = conv(

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import option
+from ...configs import option
 
 from .augment import Augment
 from .augment_config import AugmentConfig

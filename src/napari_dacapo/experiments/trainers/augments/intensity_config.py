@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import option
+from ...configs import option
 
 from .augment import Augment
 from .augment_config import AugmentConfig

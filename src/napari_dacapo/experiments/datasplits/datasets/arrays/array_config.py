@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.configs import Config, option
+from ....configs import Config, option
 
 from .array import Array, SourceArray, default_axis_names
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from napari_dacapo.experiments.configs import option
+from ....configs import option
 
 from .array import Array
 from .array_config import ArrayConfig

@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from funlib.geometry import Roi
 
-from napari_dacapo.experiments.configs import option
+from ....configs import option
 
 from .array import Array
 from .array_config import ArrayConfig

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from funlib.geometry import Coordinate
 
-from napari_dacapo.experiments.configs import option
+from ....configs import option
 
 from .array import Array
 from .array_config import ArrayConfig
