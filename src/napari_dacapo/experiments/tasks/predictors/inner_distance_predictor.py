@@ -18,16 +18,7 @@ class InnerDistancePredictor(ClippedDistancePredictor):
     small one's, which lets a watershed or threshold split objects at their narrow necks.
     Ground truth may come in any form :func:`~.distance_predictor.channel_labels` accepts.
 
-    Parameters
-    ----------
-    channels
-        Names of the classes, one output channel each.
-    scale_factor
-        World-unit distance at which the target reaches ``tanh(1) ~ 0.76``.
-    clip_distance
-        Distances are clipped to ``clip_distance`` (world units).
-    clipmin, clipmax
-        Bounds on the class fractions used to balance foreground against background.
+    Parameters are those of :class:`~.distance_predictor.ClippedDistancePredictor`.
     """
 
     def create_target(self, gt: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
