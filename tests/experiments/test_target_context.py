@@ -1,5 +1,6 @@
 """Targets and weights are computed on the output ROI grown by the predictor's padding, not
-on the whole network input: the batches must be exactly those of the whole input."""
+on the whole network input, or (distance tasks) once per dataset: the batches must be
+exactly those of the whole input."""
 
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ from napari_dacapo.experiments.trainers import BatchProvider, SimpleAugmentConfi
 
 
 class LabelsDataset(Dataset):
-    def __init__(self, gt: np.ndarray, mask: np.ndarray, voxel_size: tuple[int, ...]) -> None:
+    def __init__(
+        self, gt: np.ndarray, mask: np.ndarray, voxel_size: tuple[int, ...], border: int = 0
+    ) -> None:
+        """Raw is ``border`` voxels larger than the labels on every side."""
         self.name = "random labels"
         dims = len(voxel_size)
         channels = gt.ndim > dims
-        self.raw = SourceArray((gt[0] if channels else gt).astype(np.float32), voxel_size)
+        raw = np.pad((gt[0] if channels else gt).astype(np.float32), border, mode="reflect")
+        self.raw = SourceArray(raw, voxel_size)
         axes = ["c^"] + ["z", "y", "x"][-dims:] if channels else None
-        self.gt = SourceArray(gt, voxel_size, axis_names=axes)
-        self.mask = SourceArray(mask, voxel_size)
+        offset = [border * v for v in voxel_size]
+        self.gt = SourceArray(gt, voxel_size, offset=offset, axis_names=axes)
+        self.mask = SourceArray(mask, voxel_size, offset=offset)
         self.weight = 1.0
         self.sample_points = None
 
@@ -69,16 +75,19 @@ def assert_crop_equals_whole_input(
     block: int = 12,
     exact: bool = True,
     gt_channels: int = 0,
+    precompute: bool = True,
+    border: int = 0,
 ) -> None:
     dims = len(voxel_size)
     labels, mask = random_labels((48,) * dims, classes, block, seed=dims)
     if gt_channels:  # a leading channel axis: one label image per channel
         labels = np.stack([np.roll(labels, 5 * c, axis=-1) for c in range(gt_channels)])
     provider = BatchProvider(
-        [LabelsDataset(labels, mask, voxel_size)], Geometry(input_shape, output_shape),
+        [LabelsDataset(labels, mask, voxel_size, border)], Geometry(input_shape, output_shape),
         predictor, batch_size=3, augments=[SimpleAugmentConfig(name="s").augment()],
-        sample_from="anywhere", rng=np.random.default_rng(0),
+        sample_from="anywhere", rng=np.random.default_rng(0), precompute_targets=precompute,
     )
+    assert provider.precompute_targets == (precompute and predictor.precomputable_target)
     samples = []
     draw = provider.sample
     provider.sample = lambda: samples.append(draw()) or samples[-1]
@@ -110,13 +119,55 @@ DISTANCE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("precompute", [True, False], ids=["per dataset", "per sample"])
 @pytest.mark.parametrize("predictor, voxel_size, input_shape, output_shape", DISTANCE_CASES)
 def test_distance_targets_and_weights_from_the_padded_crop_equal_the_whole_input(
-    predictor, voxel_size, input_shape, output_shape
+    predictor, voxel_size, input_shape, output_shape, precompute
 ):
     margin = [(i - o) // 2 * v for i, o, v in zip(input_shape, output_shape, voxel_size)]
     assert all(p < m for p, m in zip(predictor.padding(Coordinate(voxel_size)), margin))
-    assert_crop_equals_whole_input(predictor, voxel_size, input_shape, output_shape)
+    assert_crop_equals_whole_input(
+        predictor, voxel_size, input_shape, output_shape, precompute=precompute
+    )
+
+
+@pytest.mark.parametrize("predictor, voxel_size, input_shape, output_shape", DISTANCE_CASES[2:])
+def test_precomputed_targets_near_the_labels_border_equal_the_whole_input(
+    predictor, voxel_size, input_shape, output_shape
+):
+    # Labels with an offset inside a larger raw; samples reach the labels' border, where the
+    # target made once from the zero-padded labels must still equal a sample's own.
+    assert_crop_equals_whole_input(
+        predictor, voxel_size, input_shape, output_shape, border=20
+    )
+
+
+def test_targets_are_made_per_sample_when_an_augment_moves_voxels_off_the_grid(monkeypatch):
+    from napari_dacapo.experiments.trainers import ElasticAugmentConfig
+    from napari_dacapo.experiments.trainers import batch_provider
+
+    labels, mask = random_labels((48, 48), 3, 12, seed=1)
+    dataset = LabelsDataset(labels, mask, (1, 1))
+    predictor = DistancePredictor(["fg"], 2.0, False, 5.0)
+
+    def provider(augments, **kwargs):
+        return BatchProvider(
+            [dataset], Geometry((36, 36), (12, 12)), predictor, 2, augments=augments,
+            rng=np.random.default_rng(0), **kwargs,
+        )
+
+    elastic = ElasticAugmentConfig(
+        name="e", control_point_spacing=(8, 8), control_point_displacement_sigma=(2.0, 2.0),
+        rotation_interval=(0.0, 1.0),
+    ).augment()
+    assert not provider([elastic]).precompute_targets
+    assert not provider([], clip_raw=False).precompute_targets  # samples may leave the labels
+    assert provider([]).precompute_targets
+    # A dataset too large to keep its target falls back to per-sample targets.
+    monkeypatch.setattr(batch_provider, "PRECOMPUTE_MAX_VOXELS", 48 * 48 - 1)
+    small_budget = provider([])
+    assert small_budget._precomputed_target(small_budget.sources[0]) is None
+    np.testing.assert_array_equal(small_budget.batch().target, provider([]).batch().target)
 
 
 def test_ground_truth_with_a_channel_axis_is_cropped_on_its_spatial_axes():

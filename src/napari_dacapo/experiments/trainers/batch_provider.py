@@ -12,6 +12,15 @@ Targets and weights are then computed on the output ROI grown by the predictor's
 and cropped to the output ROI: the same targets as from the whole input, at a fraction of
 the cost (a distance transform of the 60**3 input of the 3D example costs about three times
 that of the 36**3 it needs).
+
+Precomputed targets. When the predictor's target is local and grid-covariant
+(:attr:`~..tasks.predictors.predictor.Predictor.precomputable_target`, the distance tasks),
+every augment keeps the voxel grid (mirror, transpose, intensities) and samples stay inside
+the ground truth (``clip_raw``), the target of a sample is that of the whole dataset, read
+and augmented like the labels: it is computed once per dataset (up to
+:data:`PRECOMPUTE_MAX_VOXELS`) instead of once per sample, bit for bit the same. On 2 CPU
+cores this is most of the batch preparation time that the model step has to share its cores
+with (the distance transforms).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from ..datasplits.datasets.arrays.array import raw_as_float32
+from ..datasplits.datasets.arrays.array import SourceArray, raw_as_float32
 
 from .augments.augment import AugmentPipeline, Augment, Sample, SampleArray
 from .box_reads import BoxReader, box_slices
@@ -37,12 +46,14 @@ if TYPE_CHECKING:
     from ..model import Model
     from ..tasks.predictors.predictor import Predictor
 
-__all__ = ["Batch", "BatchProvider", "SAMPLE_TRIES"]
+__all__ = ["Batch", "BatchProvider", "PRECOMPUTE_MAX_VOXELS", "SAMPLE_TRIES"]
 
 logger = logging.getLogger(__name__)
 
 #: Locations tried per sample before one below ``min_masked`` is accepted.
 SAMPLE_TRIES = 50
+#: Largest target (voxels times channels; float32) precomputed for a dataset: 256 MiB.
+PRECOMPUTE_MAX_VOXELS = 2**26
 
 
 @dataclass
@@ -82,6 +93,7 @@ class _Source:
         self.raw = BoxReader(dataset.raw)
         self.gt = BoxReader(dataset.gt)  # type: ignore[arg-type]
         self.mask = BoxReader(dataset.mask) if dataset.mask is not None else None
+        self.target: BoxReader | None = None  # the precomputed target, once made
 
 
 class BatchProvider:
@@ -101,6 +113,9 @@ class BatchProvider:
         Applied to every sample, in order.
     rng
         The only source of randomness (a seeded generator gives reproducible batches).
+    precompute_targets
+        Compute targets once per dataset where that gives the same batches (see the module
+        docstring); False always computes them per sample.
 
     Raises
     ------
@@ -120,6 +135,7 @@ class BatchProvider:
         clip_raw: bool = True,
         sample_from: str = "auto",
         rng: np.random.Generator | None = None,
+        precompute_targets: bool = True,
     ) -> None:
         if not datasets:
             raise ValueError("No training dataset was given. Add one to the datasplit.")
@@ -175,6 +191,11 @@ class BatchProvider:
                 f"every training dataset a positive weight."
             )
         self.probabilities = weights / weights.sum()
+        self.precompute_targets = (
+            precompute_targets and clip_raw and predictor.precomputable_target
+            and all(augment.keeps_voxel_grid for augment in augments)
+        )
+        self._padding = Coordinate(predictor.padding(self.output_voxel_size))
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -279,6 +300,31 @@ class BatchProvider:
         )
         return _Source(dataset, region, sampler)
 
+    def _precomputed_target(self, source: _Source) -> BoxReader | None:
+        """The target of the whole dataset, made at the first call (None where it would
+        exceed :data:`PRECOMPUTE_MAX_VOXELS`).
+
+        The labels are read with ``padding`` zeros around them, as a sample reads zeros
+        beyond the labels, so that the target near their border is a sample's too.
+        """
+        if source.target is None:
+            gt = source.dataset.gt
+            assert gt is not None
+            channels = len(self.predictor.channels)
+            if channels * int(np.prod(gt.spatial_shape)) > PRECOMPUTE_MAX_VOXELS:
+                return None
+            roi = gt.roi.grow(self._padding, self._padding)
+            labels = BoxReader(gt).read(
+                np.asarray(roi.begin, dtype=np.int64), np.asarray(roi.end, dtype=np.int64)
+            )
+            target = self.predictor.create_target(labels, gt.voxel_size)
+            source.target = BoxReader(SourceArray(
+                target, gt.voxel_size, roi.offset,
+                axis_names=["c^", *gt.axis_names[gt.channel_dims :]],
+            ))
+            logger.debug("Precomputed the target of dataset '%s'.", source.dataset.name)
+        return source.target
+
     # -- one sample ------------------------------------------------------------------------
 
     def _input_begin(self, source: _Source, centre: np.ndarray) -> np.ndarray:
@@ -306,11 +352,15 @@ class BatchProvider:
         if source.raw.channel_dims == 0:
             raw = raw[None]
         voxel_size = source.dataset.gt.voxel_size  # type: ignore[union-attr]
-        return {
+        sample = {
             "raw": SampleArray(raw_as_float32(raw), source.dataset.raw.voxel_size, True),
             "gt": SampleArray(source.gt.read(begin, end), voxel_size, False),
             "mask": SampleArray(self._known(source, begin, end), voxel_size, False),
         }
+        target = self._precomputed_target(source) if self.precompute_targets else None
+        if target is not None:
+            sample["target"] = SampleArray(target.read(begin, end), voxel_size, False)
+        return sample
 
     def sample(self) -> tuple[Sample, Roi, Roi]:
         """One augmented sample (input-sized), with its input and output ROI.
@@ -361,7 +411,10 @@ class BatchProvider:
         for _ in range(self.batch_size):
             sample, input_roi, output_roi = self.sample()
             gt, mask = sample["gt"].data[crop], sample["mask"].data[crop]
-            target = self.predictor.create_target(gt, voxel_size)
+            if "target" in sample:
+                target = sample["target"].data[crop]
+            else:
+                target = self.predictor.create_target(gt, voxel_size)
             weight = self.predictor.create_weight(
                 gt, target, mask, voxel_size, region=self._output_in_crop
             )

@@ -279,6 +279,11 @@ class ClippedDistancePredictor(Predictor):
         Bounds on the class fractions used to balance foreground against background.
     """
 
+    # Clipped distances only see labels within padding(), and a distance transform of
+    # mirrored or transposed labels (equal voxel sizes on swapped axes) is the mirrored or
+    # transposed transform; integer world distances keep it bit-exact.
+    precomputable_target = True
+
     def __init__(
         self,
         channels: Sequence[str],

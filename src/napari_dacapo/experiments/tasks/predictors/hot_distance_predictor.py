@@ -69,6 +69,9 @@ class HotDistancePredictor(Predictor):
     def eval_activation(self) -> torch.nn.Module:
         return SigmoidFirstChannels(len(self.classes))
 
+    #: Its hot channels are voxel-wise and its distance channels a DistancePredictor's.
+    precomputable_target = True
+
     def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
         return self.distance.padding(gt_voxel_size)
 

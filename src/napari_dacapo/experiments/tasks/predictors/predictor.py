@@ -28,6 +28,13 @@ class Predictor(ABC):
     def channels(self) -> list[str]:
         """Names of the output channels (used to carry head rows over when fine-tuning)."""
 
+    #: True when the target is *local and grid-covariant*: on a labels crop grown by
+    #: :meth:`padding` (zeros outside the labels), the target of the output region equals
+    #: that region of the target of the whole labels volume zero-padded by :meth:`padding`,
+    #: and mirroring or transposing the labels mirrors or transposes the target. The trainer
+    #: may then compute the target once per dataset instead of once per sample.
+    precomputable_target: bool = False
+
     #: Size of the prediction head's convolution; odd, zero-padded so the head keeps the
     #: architecture's output shape (which :meth:`Architecture.output_shape_for` gives).
     head_kernel_size: int = 1

@@ -97,6 +97,11 @@ class Augment(ABC):
         unchanged (cropped to the requested size).
     """
 
+    #: True when the augment moves voxels only by mirroring or transposing whole axes, or
+    #: not at all: then a quantity computed voxel by voxel on the labels before it (a
+    #: distance target) equals the one computed after it, mirrored and transposed alike.
+    keeps_voxel_grid: bool = False
+
     def __init__(self, probability: float = 1.0) -> None:
         self.probability = probability
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class RawAugment(Augment):
     """An augment that changes only the ``"raw"`` array of a sample, voxel by voxel."""
 
+    keeps_voxel_grid = True
+
     def apply(self, sample: Sample, size: Coordinate, rng: np.random.Generator) -> Sample:
         out = crop_center(sample, size)
         raw = out[RAW]

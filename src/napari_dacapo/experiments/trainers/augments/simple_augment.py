@@ -27,6 +27,8 @@ class SimpleAugment(Augment):
         Which axes may be mirrored or transposed and with which probabilities.
     """
 
+    keeps_voxel_grid = True
+
     def __init__(self, config: SimpleAugmentConfig) -> None:
         super().__init__(config.augmentation_probability)
         self.config = config
