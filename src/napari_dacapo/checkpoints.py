@@ -171,7 +171,8 @@ def best_parameters(
 ) -> PostProcessorParameters:
     """The post-processor parameter set that validation found best for ``criterion``.
 
-    Without a criterion the task's first parameter set is returned, with a warning.
+    Without a criterion the task's first parameter set is returned, with a warning when
+    the task has others to choose from.
 
     Raises
     ------
@@ -183,6 +184,8 @@ def best_parameters(
     if not parameters:
         raise ValueError(f"The task of run '{run.name}' has no post-processing parameters.")
     if criterion is None:
+        if len(parameters) == 1:  # nothing to choose from
+            return parameters[0]
         warnings.warn(
             f"No criterion given: post-processing with the first parameter set "
             f"({parameters[0]}). Pass a criterion to use the set that validation found best.",

@@ -1,4 +1,5 @@
-"""The headless face: ``napari-dacapo train | validate | predict | export | runs | example``.
+"""The headless face: ``napari-dacapo train | validate | predict | segment | export | runs |
+example``.
 
 A thin layer over the operations: it consumes their events (training iterations,
 prediction tiles) and results, and turns them into progress bars, tables and log lines.
@@ -26,6 +27,13 @@ store_option = click.option(
     default=None,
     envvar="NAPARI_DACAPO_ROOT",
     help="Folder that holds the runs (default: $NAPARI_DACAPO_ROOT or the user data folder).",
+)
+
+
+worker_command_option = click.option(
+    "--worker-command", default=None,
+    help="With --workers: a shell command template that starts a worker elsewhere and "
+    "waits for it, e.g. 'bsub -K -n 1 {command}' (default: local processes).",
 )
 
 
@@ -169,8 +177,9 @@ def validate(run_name, iteration, device, store) -> None:
 )
 @click.option(
     "--criterion", default=None,
-    help="Post-process with the best parameters for this criterion (implies --labels; "
-    "default: the criterion of a best:<criterion> checkpoint).",
+    help="Post-process with the best parameters for this criterion (implies --labels, or "
+    "with --workers applies to --segment; default: the criterion of a best:<criterion> "
+    "checkpoint).",
 )
 @click.option("--device", default=None, help="Device to predict on: cpu, cuda, cuda:1, mps.")
 @click.option(
@@ -188,19 +197,22 @@ def validate(run_name, iteration, device, store) -> None:
     help="With --workers: the world region to predict, e.g. 0,0,0:100,512,512 "
     "(default: all of INPUT).",
 )
+@worker_command_option
 @click.option(
-    "--worker-command", default=None,
-    help="With --workers: a shell command template that starts a worker elsewhere and "
-    "waits for it, e.g. 'bsub -K -n 1 {command}' (default: local processes).",
+    "--segment", "segment_path", default=None, metavar="LABELS",
+    help="With --workers: then also post-process the prediction block by block into the "
+    "zarr array LABELS (container.zarr/dataset), with the best parameters for --criterion "
+    "or the best:<criterion> checkpoint's (see the segment command).",
 )
 @store_option
 def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
-            precision, overwrite, workers, roi, worker_command, store) -> None:
+            precision, overwrite, workers, roi, worker_command, segment_path, store) -> None:
     """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
     write OUTPUT (container.zarr/dataset) with the input's geometry.
 
     The prediction is written tile by tile; with --labels it is post-processed as a whole.
-    With --workers, daisy workers predict and write the tiles in parallel.
+    With --workers, daisy workers predict and write the tiles in parallel, and --segment
+    post-processes the written prediction block by block as well.
     """
     from tqdm import tqdm
 
@@ -220,20 +232,28 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     )
     from napari_dacapo.store.file_store import FileStore
 
-    labels = labels or criterion is not None
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
-    if workers is None and (roi is not None or worker_command is not None):
-        raise click.UsageError("--roi and --worker-command need --workers N.")
+    if workers is None and (roi or worker_command or segment_path):
+        raise click.UsageError("--roi, --worker-command and --segment need --workers N.")
     if workers is not None:
-        if labels:
+        if labels or (criterion is not None and segment_path is None):
             raise click.UsageError(
-                "--workers writes the prediction; post-process it separately (drop "
-                "--labels/--criterion)."
+                "--workers writes the prediction; to post-process it block by block too, "
+                "give --segment LABELS (with --criterion) instead of --labels."
             )
+        criterion = criterion or criterion_of(checkpoint)
+        if segment_path is not None:
+            _zarr_path(segment_path, "--segment")
+            with _user_errors():  # an unusable criterion fails before predicting
+                _segmentation_parameters(run_name, criterion, store)
         _predict_blockwise(run_name, checkpoint, in_file / in_dataset, output_path, workers,
                            _roi(roi), worker_command, device, precision, overwrite, store)
+        if segment_path is not None:
+            _segment_blockwise(run_name, output_path, segment_path, criterion, workers, None,
+                               None, worker_command, overwrite, store)
         return
+    labels = labels or criterion is not None
     if out_dataset and (out_file / out_dataset).exists() and not overwrite:
         # Checked before predicting, which may take long.
         raise click.ClickException(
@@ -278,6 +298,50 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                     out[tile.roi] = tile.data
     click.echo(f"Wrote {'labels' if labels else 'prediction'} to {written.file_name}/"
                f"{written.dataset}")
+
+
+@main.command()
+@click.option(
+    "--run", "run_name", required=True, help="The stored run whose post-processor to use."
+)
+@click.option(
+    "--criterion", default=None,
+    help="Post-process with the parameters validation found best for this criterion, e.g. "
+    "f1_score (needed unless the post-processor has a single parameter set).",
+)
+@click.argument("prediction_path", metavar="PREDICTION")
+@click.argument("output_path", metavar="OUTPUT")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True,
+    help="How many daisy worker processes post-process blocks at once.",
+)
+@click.option(
+    "--roi", default=None, metavar="OFFSET:SHAPE",
+    help="The world region to segment, e.g. 0,0,0:100,512,512 (default: all of PREDICTION).",
+)
+@click.option(
+    "--block-shape", default=None, metavar="Z,Y,X",
+    help="Voxels per block, comma-separated (default: the chunks of PREDICTION).",
+)
+@worker_command_option
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
+@store_option
+def segment(run_name, criterion, prediction_path, output_path, workers, roi, block_shape,
+            worker_command, overwrite, store) -> None:
+    """Post-process the prediction PREDICTION (container.zarr/dataset, e.g. written by
+    predict --workers) block by block into the segmentation OUTPUT (container.zarr/dataset),
+    with the run's post-processor.
+
+    Thresholds and argmax are applied per block. Connected components are merged across
+    block faces and give exactly the in-memory objects; affinities (mutex watershed,
+    watershed) are agglomerated per block with context and merged across faces where the
+    mean affinity exceeds the bias, which matches the in-memory result for well-separated
+    objects. Rerunning an interrupted segmentation redoes only the missing blocks.
+    """
+    _zarr_path(prediction_path, "PREDICTION")
+    _zarr_path(output_path, "OUTPUT")
+    _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, _roi(roi),
+                       _voxels(block_shape), worker_command, overwrite, store)
 
 
 @main.command()
@@ -331,6 +395,47 @@ def _roi(value: str | None):
             f"'{value}' is not OFFSET:SHAPE; give comma-separated world units, e.g. "
             f"0,0,0:100,512,512.", param_hint="--roi",
         ) from e
+
+
+def _voxels(value: str | None) -> tuple[int, ...] | None:
+    """Comma-separated voxel counts, e.g. ``64,256,256``."""
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError as e:
+        raise click.BadParameter(
+            f"'{value}' is not a comma-separated list of voxel counts, e.g. 64,256,256.",
+            param_hint="--block-shape",
+        ) from e
+
+
+def _segmentation_parameters(run_name, criterion, store):
+    from napari_dacapo.blockwise.segmentation import segmentation_parameters
+    from napari_dacapo.checkpoints import load_run
+    from napari_dacapo.store.file_store import FileStore
+
+    run, file_store = load_run(run_name, FileStore(store))
+    return segmentation_parameters(run, criterion, file_store)
+
+
+def _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, roi,
+                       block_shape, worker_command, overwrite, store) -> None:
+    from napari_dacapo.blockwise import BlockwiseSegmentationError, segment_blockwise
+    from napari_dacapo.store.file_store import FileStore
+
+    click.echo(f"Post-processing {prediction_path} block by block with {workers} worker(s)",
+               err=True)
+    with _user_errors():
+        try:
+            written = segment_blockwise(
+                run_name, prediction_path, output_path, criterion=criterion, workers=workers,
+                roi=roi, block_shape=block_shape, store=FileStore(store),
+                worker_command=worker_command, overwrite=overwrite, progress=True,
+            )
+        except BlockwiseSegmentationError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"Wrote segmentation to {written}")
 
 
 def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, roi,

@@ -1,0 +1,23 @@
+"""Volumes bigger than memory, block by block with daisy workers: prediction
+(:func:`predict_blockwise`) and post-processing into a segmentation
+(:func:`segment_blockwise`).
+
+Both are blockwise *jobs* that share one machinery (:mod:`.scheduler`): a record of the
+job beside its output, done markers so that a rerun does only the missing blocks, local
+worker processes or a command template that starts workers elsewhere, retries, and an
+error naming the blocks still missing.
+"""
+
+from .prediction import BlockwisePredictionError, predict_blockwise
+from .scheduler import BlockwiseError, split_zarr_path, worker_main
+from .segmentation import BlockwiseSegmentationError, segment_blockwise
+
+__all__ = [
+    "BlockwiseError",
+    "BlockwisePredictionError",
+    "BlockwiseSegmentationError",
+    "predict_blockwise",
+    "segment_blockwise",
+    "split_zarr_path",
+    "worker_main",
+]

@@ -1,0 +1,443 @@
+"""What every blockwise job shares: its record, the done markers, the workers and the
+report of blocks still missing.
+
+A job (a :class:`BlockwiseJob`: plain data) writes one output array and keeps its
+bookkeeping in the *job folder* ``<container>.blocks/<dataset>/`` beside the output:
+``job.yaml`` (the job itself), one folder of done markers per step, and ``logs/``. A job
+runs as one or more *steps* (:class:`Step`), each a daisy task over a grid of blocks.
+
+Restarting. After a block, its worker writes a *done marker* named by the block's id; a
+rerun of the same job skips every block that has one (daisy's ``check_function``) and
+does only the missing ones. A marker may carry the block's results for the parent (an
+``.npz`` payload, e.g. the fragments of a segmentation block); it is written atomically,
+so a marker is either absent or complete. A different job over the same output is an
+error unless ``overwrite=True``, so stale blocks of an earlier job are never mixed in.
+
+Workers. By default daisy starts ``workers`` local processes. With ``worker_command``, a
+shell command template such as ``"bsub -K -n 1 {command}"`` or ``"srun -n 1 {command}"``,
+each of daisy's worker slots instead runs that command, with ``{command}`` replaced by the
+worker's command line (``python -m napari_dacapo.blockwise JOB --step STEP --context
+CONTEXT``), so workers can run on other machines that see the same files. daisy 2 spawns a
+worker by calling a function in a worker process of its own; here that function runs the
+command and waits for it, so the command must block until its worker ends (``bsub -K``,
+``srun``).
+
+Failures. A block that raises is reported to daisy with its traceback and retried up to
+``max_retries`` times (by any worker; the worker itself keeps going). Blocks still missing
+afterwards raise the job's :class:`BlockwiseError`, naming them; nothing is silently left
+empty. Worker logs go to ``logs/`` in the job folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import yaml
+from funlib.geometry import Roi
+
+__all__ = [
+    "BlockwiseError",
+    "BlockwiseJob",
+    "Step",
+    "split_zarr_path",
+    "prepare_output",
+    "missing_blocks",
+    "run_step",
+    "read_payloads",
+    "worker_main",
+]
+
+JOB_FILE = "job.yaml"
+LOG_FOLDER = "logs"
+
+#: What a worker's block function returns for the parent: arrays stored in the block's
+#: done marker, or None for a marker that only says "done".
+Payload = dict[str, np.ndarray] | None
+BlockFunction = Callable[[Any], Payload]
+
+
+class BlockwiseError(RuntimeError):
+    """Blocks of a blockwise job were still not done after all retries.
+
+    Attributes
+    ----------
+    failed_rois
+        World write ROIs of the missing blocks (cut to the output).
+    """
+
+    def __init__(self, message: str, failed_rois: list[Roi]) -> None:
+        super().__init__(message)
+        self.failed_rois = failed_rois
+
+
+def split_zarr_path(value: str | Path) -> tuple[Path, str]:
+    """Split ``container.zarr/path/in/it`` at its last ``.zarr`` component.
+
+    Raises
+    ------
+    ValueError
+        If no component ends in ``.zarr``.
+    """
+    parts = Path(value).parts
+    ends = [i for i, part in enumerate(parts) if part.endswith(".zarr")]
+    if not ends:
+        raise ValueError(
+            f"'{value}' names no zarr container; give container.zarr/dataset, e.g. "
+            f"data.zarr/raw."
+        )
+    return Path(*parts[: ends[-1] + 1]), "/".join(parts[ends[-1] + 1 :])
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockwiseJob(ABC):
+    """A blockwise job as plain data: what its workers need, written to ``job.yaml``.
+
+    Subclasses add their fields, name their ``kind`` (the tag in ``job.yaml``) and
+    ``steps``, and open the worker side of each step (:meth:`open_step`).
+
+    Attributes
+    ----------
+    output_file, output_dataset
+        The output array (absolute container path, dataset inside it).
+    roi
+        ``[offset, shape]`` of the output, world units.
+    """
+
+    output_file: str
+    output_dataset: str
+    roi: list[list[int]]
+
+    kind: ClassVar[str] = ""
+    steps: ClassVar[tuple[str, ...]] = ()
+    #: How messages name the job ("rerun the same <noun>").
+    noun: ClassVar[str] = "job"
+    error_type: ClassVar[type[BlockwiseError]] = BlockwiseError
+    _kinds: ClassVar[dict[str, type[BlockwiseJob]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BlockwiseJob._kinds[cls.kind] = cls
+
+    @property
+    def output(self) -> Path:
+        """``container.zarr/dataset`` of the output."""
+        return Path(self.output_file) / self.output_dataset
+
+    @property
+    def output_roi(self) -> Roi:
+        return Roi(*self.roi)
+
+    @property
+    def folder(self) -> Path:
+        """The job folder, ``<container>.blocks/<dataset>``."""
+        return Path(f"{self.output_file}.blocks") / self.output_dataset
+
+    @property
+    def job_file(self) -> Path:
+        return self.folder / JOB_FILE
+
+    def marker_dir(self, step: str) -> Path:
+        """Where the done markers of ``step`` live."""
+        return self.folder / step
+
+    @abstractmethod
+    def open_step(self, step: str) -> BlockFunction:
+        """The worker side of ``step``: open what its blocks need (once per worker) and
+        return the function that processes one daisy block."""
+
+    def record(self) -> dict[str, Any]:
+        """What ``job.yaml`` holds: the kind and the fields."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def load(path: str | Path) -> BlockwiseJob:
+        """The job recorded in ``path`` (a ``job.yaml``)."""
+        data = yaml.safe_load(Path(path).read_text())
+        return BlockwiseJob._kinds[data.pop("kind")](**data)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One daisy task of a job: a grid of blocks, relative to ``total_roi``.
+
+    Attributes
+    ----------
+    name
+        The step's name (its marker folder and daisy task id).
+    verb
+        What a done block is, for the report ("predicted").
+    total_roi, read_roi, write_roi
+        As for ``daisy.Task``; blocks that overhang the output are cut to it by the worker.
+    read_write_conflict
+        Whether blocks read what their neighbours write (daisy then never runs two such
+        blocks at once, and of two neighbours always finishes one before the other).
+    """
+
+    name: str
+    verb: str
+    total_roi: Roi
+    read_roi: Roi
+    write_roi: Roi
+    read_write_conflict: bool = False
+
+    def graph(self, task_id: str) -> Any:
+        """daisy's graph of the step's blocks (their ids and ROIs, as the run hands them
+        out)."""
+        import daisy
+
+        return daisy.BlockwiseDependencyGraph(
+            task_id, self.read_roi, self.write_roi, self.read_write_conflict, "overhang",
+            total_read_roi=self.total_roi,
+        )
+
+
+def _load_job_if_any(path: Path) -> BlockwiseJob | None:
+    try:
+        return BlockwiseJob.load(path)
+    except (OSError, AttributeError, KeyError, TypeError, yaml.YAMLError):
+        return None
+
+
+def prepare_output(
+    job: BlockwiseJob,
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    voxel_size: Sequence[int],
+    axis_names: Sequence[str],
+    units: Sequence[str],
+    chunks: Sequence[int],
+    overwrite: bool,
+) -> None:
+    """Create the output array and the job folder, or check that both belong to ``job``
+    when resuming.
+
+    Raises
+    ------
+    FileExistsError
+        If the output exists and another job (or none) wrote it, unless ``overwrite``.
+    """
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        prepare_zarr_array,
+    )
+    from napari_dacapo.store.atomic import atomic_write_text
+
+    if job.output.exists() and not overwrite:
+        recorded = _load_job_if_any(job.job_file)
+        if recorded == job:
+            return  # resume: the done markers belong to this very job
+        if recorded is not None and type(recorded) is type(job):
+            differ = [f.name for f in dataclasses.fields(job)
+                      if getattr(recorded, f.name) != getattr(job, f.name)]
+            why = f"its {', '.join(differ)} differ from the job recorded in {job.job_file}"
+        else:
+            why = f"no such job is recorded in {job.job_file}"
+        raise FileExistsError(
+            f"{job.output} already exists and was not written by this {job.noun} ({why}). "
+            f"Pass overwrite=True (--overwrite) to replace it, or choose another output."
+        )
+    shutil.rmtree(job.folder, ignore_errors=True)
+    job.folder.mkdir(parents=True)
+    prepare_zarr_array(
+        job.output_file, job.output_dataset, shape, dtype, voxel_size=voxel_size,
+        offset=job.output_roi.offset, axis_names=axis_names, units=units, chunks=chunks,
+        overwrite=True,
+    )
+    # Written last: an interrupted preparation is not mistaken for a resumable job.
+    atomic_write_text(job.job_file, yaml.safe_dump(job.record(), sort_keys=False))
+
+
+def _task_id(job: BlockwiseJob, step: Step) -> str:
+    return f"{step.name}_{job.output_dataset.replace('/', '_')}"
+
+
+def missing_blocks(job: BlockwiseJob, step: Step) -> list[Roi]:
+    """Write ROIs (cut to the output) of the blocks of ``step`` without a done marker."""
+    marker_dir = job.marker_dir(step.name)
+    return [
+        block.write_roi.intersect(job.output_roi)
+        for block, _ in step.graph(_task_id(job, step)).enumerate_all_dependencies()
+        if not (marker_dir / str(block.block_id[1])).exists()
+    ]
+
+
+def run_step(
+    job: BlockwiseJob,
+    step: Step,
+    *,
+    workers: int,
+    worker_command: str | None,
+    max_retries: int,
+    progress: bool,
+) -> None:
+    """Run the blocks of ``step`` that have no done marker yet with ``workers`` daisy
+    workers (see the module docstring).
+
+    Raises
+    ------
+    BlockwiseError
+        The job's ``error_type``, if blocks failed on every try; rerunning the job does
+        just those.
+    """
+    import daisy
+
+    if not missing_blocks(job, step):
+        return  # nothing to do: start no worker
+    marker_dir = job.marker_dir(step.name)
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    task_id = _task_id(job, step)
+
+    def is_done(block: Any) -> bool:
+        return (marker_dir / str(block.block_id[1])).exists()
+
+    with warnings.catch_warnings():
+        # daisy warns that check_function runs per block on the server; here it is one
+        # stat() of a marker file, and the markers (unlike daisy's tracking store) live
+        # with the output they describe, so a replaced output never inherits them.
+        warnings.filterwarnings("ignore", message=r"Task\(check_function", category=UserWarning)
+        task = daisy.Task(
+            task_id, step.total_roi, step.read_roi, step.write_roi,
+            process_function=_Worker(str(job.job_file.absolute()), step.name, worker_command),
+            check_function=is_done, read_write_conflict=step.read_write_conflict,
+            fit="overhang", max_workers=workers, max_retries=max_retries,
+        )
+    logs = job.folder / LOG_FOLDER
+    with _daisy_logs(logs):
+        try:
+            states = daisy.run_blockwise(
+                task, progress=progress, block_tracking=False, return_states=True,
+                summary=False,
+            )
+            worker_error = states[task_id].last_worker_error
+        except RuntimeError as e:  # daisy gave up on the task (workers kept crashing)
+            worker_error = str(e)
+
+    missing = missing_blocks(job, step)
+    if missing:
+        total = step.graph(task_id).num_blocks
+        shown = ", ".join(str(r) for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise job.error_type(
+            f"{len(missing)} of {total} blocks of {job.output} were not {step.verb} after "
+            f"{max_retries} retries (write ROIs: {shown}). Last error: "
+            f"{worker_error or 'none reported'}. Worker logs: {logs}. Fix the cause and "
+            f"rerun the same {job.noun}: only these blocks are redone.",
+            missing,
+        )
+
+
+def _write_marker(path: Path, payload: Payload) -> None:
+    from napari_dacapo.store.atomic import atomic_write
+
+    atomic_write(path, lambda fh: np.savez(fh, **payload) if payload else None)
+
+
+def read_payloads(marker_dir: Path) -> Iterator[dict[str, np.ndarray]]:
+    """The payloads of the done markers in ``marker_dir``."""
+    for path in sorted(marker_dir.iterdir()):
+        if path.name.isdigit():
+            with np.load(path) as payload:
+                yield {name: payload[name] for name in payload.files}
+
+
+def _work(job_path: str | Path, step: str, context: Any = None) -> None:
+    """Process blocks of ``step`` handed out by the daisy server until there are none
+    left, leaving a done marker after each."""
+    import daisy
+
+    job = BlockwiseJob.load(job_path)
+    process = job.open_step(step)
+    marker_dir = job.marker_dir(step)
+    client = daisy.Client(context)
+    while True:
+        acquired = False
+        try:
+            with client.acquire_block() as block:
+                if block is None:
+                    return
+                acquired = True
+                payload = process(block)
+                # The marker comes last: a worker killed mid-block leaves the block to redo.
+                _write_marker(marker_dir / str(block.block_id[1]), payload)
+        except Exception:
+            if not acquired:  # the connection to the server failed: nothing to retry
+                raise
+            # The client has reported the failure (with its traceback) and daisy retries
+            # the block; this worker keeps what it opened for the next one.
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """daisy's worker function: run :func:`_work` here, or start it with the user's
+    command template and wait for it (daisy calls this in a worker process of its own)."""
+
+    job_path: str
+    step: str
+    worker_command: str | None = None
+
+    def __call__(self, *, context: Any = None) -> None:
+        if self.worker_command is None:
+            _work(self.job_path, self.step, context)
+            return
+        command = shlex.join([
+            sys.executable, "-m", "napari_dacapo.blockwise", self.job_path,
+            "--step", self.step, "--context", context.to_env(),
+        ])
+        subprocess.run(self.worker_command.format(command=command), shell=True, check=True)
+
+
+def check_worker_options(workers: int, worker_command: str | None) -> None:
+    """Refuse fewer than one worker and a command template without ``{command}``."""
+    if workers < 1:
+        raise ValueError(f"workers is {workers}; give at least 1 worker.")
+    if worker_command is not None and "{command}" not in worker_command:
+        raise ValueError(
+            f"worker_command '{worker_command}' has no '{{command}}' placeholder; write "
+            f"where the worker's command line goes, e.g. 'bsub -K -n 1 {{command}}'."
+        )
+
+
+def worker_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of a worker started by a ``worker_command``:
+    ``python -m napari_dacapo.blockwise JOB [--step STEP] --context CONTEXT``."""
+    import daisy
+
+    parser = argparse.ArgumentParser(
+        prog="python -m napari_dacapo.blockwise",
+        description="A worker of a napari_dacapo.blockwise job (prediction or segmentation).",
+    )
+    parser.add_argument("job", help="The job.yaml of the job.")
+    parser.add_argument("--step", default=None, help="The job's step (default: its first).")
+    parser.add_argument("--context", required=True, help="The daisy worker context.")
+    args = parser.parse_args(argv)
+    step = args.step or BlockwiseJob.load(args.job).steps[0]
+    # The context travels on the command line, not in the environment, because cluster
+    # launchers do not all pass the environment on; daisy parses it from there.
+    os.environ[daisy.Context.ENV_VARIABLE] = args.context
+    _work(args.job, step, daisy.Context.from_env())
+
+
+@contextlib.contextmanager
+def _daisy_logs(folder: Path) -> Iterator[None]:
+    """Route daisy's per-worker logs into ``folder`` (not ``./daisy_logs``) for a run."""
+    from daisy import logging as daisy_logging
+
+    before = daisy_logging.get_log_basedir()
+    daisy_logging.set_log_basedir(folder)
+    try:
+        yield
+    finally:
+        daisy_logging.set_log_basedir(before)
