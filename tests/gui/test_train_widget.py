@@ -142,6 +142,7 @@ def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
     panel.data.validation_labels.value = viewer.layers["val labels"]
     panel._refresh_enabled()
     assert panel.state.reason_disabled == ""
+    viewer.layers.selection.active = viewer.layers["labels"]  # the user paints labels
 
     panel.train_button.click()
     assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
@@ -153,6 +154,9 @@ def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
     for output in ("snapshot raw", "snapshot target", "snapshot prediction",
                    "validation prediction", "validation labels"):
         assert layer_name("tiny", output) in names
+    # Output layers arrived without taking the selection from the labels being painted.
+    assert viewer.layers.selection.active is viewer.layers["labels"]
+    assert viewer.layers.selection == {viewer.layers["labels"]}
     # The opaque raw crop lies under the prediction and target, never over them.
     order = [layer.name for layer in viewer.layers]
     raw_index = order.index(layer_name("tiny", "snapshot raw"))

@@ -6,9 +6,14 @@ snapshot, validation and prediction layers never pile up as duplicates.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 LAYER_KINDS = ("image", "labels")
+
+_warmed_up = threading.Event()
 
 
 def layer_name(run: str, output: str) -> str:
@@ -20,14 +25,19 @@ def show(
     name: str,
     data: Any,
     kind: str = "image",
+    *,
+    select: bool = True,
     **kwargs: Any,
 ) -> Any:
     """Put ``data`` into the layer called ``name``: replace its data (and geometry) when the
     layer exists with the same kind, otherwise add it. Returns the layer.
 
     ``kwargs`` are napari layer keyword arguments (``scale``, ``translate``, ``colormap``,
-    ``opacity``, ``blending`` ...); geometry is applied on every update, display settings
-    only when the layer is created (so the user's contrast and colormap choices stay).
+    ``opacity``, ``blending``, ``metadata`` ...); geometry and metadata (e.g. the iteration
+    shown) are applied on every update, display settings only when the layer is created
+    (so the user's contrast and colormap choices stay).
+    With ``select=False`` a new layer does not take the selection (see
+    :func:`_not_selecting`).
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"kind must be one of {LAYER_KINDS}, got {kind!r}")
@@ -39,7 +49,70 @@ def show(
                 if tuple(getattr(layer, key)) != tuple(value):
                     setattr(layer, key, value)
             layer.data = data
+            if "metadata" in kwargs:
+                layer.metadata = {**layer.metadata, **kwargs["metadata"]}
             return layer
         viewer.layers.remove(layer)
     add = viewer.add_labels if kind == "labels" else viewer.add_image
-    return add(data, name=name, **kwargs)
+    with contextlib.nullcontext() if select else _not_selecting(viewer.layers):
+        return add(data, name=name, **kwargs)
+
+
+@contextlib.contextmanager
+def _not_selecting(layers: Any) -> Iterator[None]:
+    """Add layers without napari selecting them: an output layer that arrives while the
+    user paints labels must not take the brush away from the labels layer (and switching
+    the layer controls costs the GUI thread about 10 ms under software OpenGL).
+
+    napari selects every inserted layer unless ``_activate_on_insert`` is off; the flag is
+    private, so a napari without it simply selects the layer as before.
+    """
+    before = getattr(layers, "_activate_on_insert", None)
+    if before is None:
+        yield
+        return
+    layers._activate_on_insert = False
+    try:
+        yield
+    finally:
+        layers._activate_on_insert = before
+
+
+def warm_up_layer_types() -> None:
+    """Pay napari's one-off costs of the first Image and Labels layer of a process (module
+    imports, unit registry, colormaps: about a second) in a background thread, so that the
+    first output layer does not stall the GUI thread with them. Layer models hold no Qt
+    objects, so they can be made off the GUI thread; these are never added to a viewer."""
+    if _warmed_up.is_set():
+        return
+    _warmed_up.set()
+
+    def make_layers() -> None:
+        import numpy as np
+        from napari.layers import Image, Labels
+
+        Image(np.zeros((2, 2), np.float32))
+        Labels(np.zeros((2, 2), np.uint8))
+
+    threading.Thread(target=make_layers, name="napari-dacapo layer warm-up", daemon=True).start()
+
+
+def show_channels(
+    viewer: Any,
+    name: str,
+    data: Any,
+    kind: str,
+    scale: Sequence[float],
+    translate: Sequence[float],
+    **kwargs: Any,
+) -> Any:
+    """:func:`show` for ``(channels, *spatial)`` data placed by the spatial ``scale`` and
+    ``translate``: a lone channel is dropped (by indexing, so lazy data stays lazy), and
+    several channels get an axis (a slider) of their own."""
+    scale, translate = tuple(scale), tuple(translate)
+    if data.ndim > len(scale):
+        if data.shape[0] == 1:
+            data = data[0]
+        else:
+            scale, translate = (1.0, *scale), (0.0, *translate)
+    return show(viewer, name, data, kind, scale=scale, translate=translate, **kwargs)

@@ -20,7 +20,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer
 
 from .layer_arrays import napari_geometry
-from .layers import layer_name, show
+from .layers import layer_name, show, warm_up_layer_types
 
 __all__ = ["OutputLayers", "readable"]
 
@@ -75,6 +75,7 @@ class OutputLayers(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
+        warm_up_layer_types()
 
     def begin(
         self, run: str, factor: int, dims: int, rgb: bool,
@@ -156,5 +157,6 @@ class OutputLayers(QObject):
                 layer = self.viewer.layers[name]
                 if kind == "image" and getattr(layer, "rgb", False) != kwargs["rgb"]:
                     self.viewer.layers.remove(layer)  # the view changed (e.g. another task)
-            show(self.viewer, name, data, kind, **kwargs)
+            # Outputs never take the selection from the layer the user works on.
+            show(self.viewer, name, data, kind, select=False, **kwargs)
             self._shown_at[name] = now

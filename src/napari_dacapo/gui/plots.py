@@ -8,6 +8,7 @@ than one small ``setData`` per interval.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -100,6 +101,28 @@ class TrainingPlots(QWidget):
         """``{criterion: (iteration, value)}``."""
         self._best = dict(best)
         self._dirty = True
+
+    def show_run(self, info: Any, previous: Any = None) -> None:
+        """Show a stored run's curves (a :class:`~napari_dacapo.gui.run_info.RunInfo` read
+        with curves). When ``previous`` is an earlier read of the same run, only the
+        iterations trained since are added: a followed run's long loss curve is not
+        rebuilt every few seconds."""
+        loss = info.loss
+        shown = loss.iterations[:0]
+        if previous is not None and previous.name == info.name:
+            shown = previous.loss.iterations
+        if shown.size > loss.iterations.size or not np.array_equal(
+                shown, loss.iterations[: shown.size]) or shown.size == 0:
+            self.reset()
+            shown = shown[:0]
+        new = slice(shown.size, None)
+        finite = np.isfinite(loss.values[new])
+        self._loss_x += loss.iterations[new][finite].tolist()
+        self._loss_y += loss.values[new][finite].tolist()
+        for criterion, curve in info.scores.items():
+            for iteration, value in zip(curve.iterations, curve.values):
+                self.add_scores(int(iteration), {criterion: float(value)})
+        self.set_best(info.best)
 
     # -- drawing ---------------------------------------------------------------------------
 

@@ -1,41 +1,41 @@
-"""The predict panel: a stored run's checkpoint applied to an image layer, tile by tile.
+"""The predict panel: a stored run's checkpoint applied to an image layer.
 
-The inputs (run, checkpoint, the image's data reference and geometry, the region) are
-taken on the GUI thread; :func:`prediction_events` runs in a worker and yields each tile;
-the GUI writes it into the output layers' arrays and refreshes them. Cancel sets an event
-the worker checks between tiles, so the prediction generator is closed at once (releasing
-the device) instead of whenever it is garbage-collected.
+Two modes. "tiles in memory": the inputs (run, checkpoint, the image's data reference and
+geometry, the region) are taken on the GUI thread; :func:`prediction_events` runs in a
+worker and yields each tile; the GUI writes it into the output layers' arrays
+(:class:`PredictionLayers`). Cancel sets an event the worker checks between tiles, so the
+prediction generator is closed at once (releasing the device) instead of whenever it is
+garbage-collected. "blockwise to zarr", chosen by itself for images stored as zarr: worker
+processes write the prediction into a zarr array, shown lazily (:class:`BlockwisePanel`).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from funlib.geometry import Roi
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
+from napari_dacapo.gui.blockwise_panel import BlockwisePanel
 from napari_dacapo.gui.layer_arrays import (
     layer_array_config,
     layer_geometry_values,
-    napari_geometry,
     spatial_dims,
     world_factor,
 )
-from napari_dacapo.gui.layers import layer_name, show
+from napari_dacapo.gui.layer_storage import zarr_location
+from napari_dacapo.gui.layers import layer_name
 from napari_dacapo.gui.prediction_job import (
-    LabelsDone,
     PredictJob,
     TileDone,
     image_mismatch,
     prediction_events,
 )
+from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi
 from napari_dacapo.gui.run_info import RunInfo, read_run_info
 from napari_dacapo.predict import PredictionStarted
@@ -47,8 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["PredictWidget"]
 
 WHOLE, VIEW = "whole image", "current view"
-#: Least time between two redraws of the output layers while tiles arrive.
-REFRESH_SECONDS = 0.1
+TILES, BLOCKWISE = "tiles in memory", "blockwise to zarr"
 
 
 class PredictWidget(Container):
@@ -72,12 +71,8 @@ class PredictWidget(Container):
         self._cancel = threading.Event()
         # Set when the panel's Qt widget is gone: late worker signals are then ignored.
         self._closed = threading.Event()
-        self._outputs: dict[str, np.ndarray] = {}
-        self._names: dict[str, str] = {}
-        self._start: PredictionStarted | None = None
+        self.layers: PredictionLayers | None = None  # of the in-memory prediction
         self._factor = 1
-        self._last_refresh = 0.0
-        self._range = (np.inf, -np.inf)  # of the prediction's values so far
         self._outcome = ""  # how the last prediction ended, shown while nothing is wrong
 
         self.run_choice = ComboBox(label="run", choices=lambda _: self.store.list_runs(),
@@ -91,24 +86,32 @@ class PredictWidget(Container):
         self.region_choice = ComboBox(label="region", choices=self._regions,
                                       tooltip="Predict everything, the part in view, or the "
                                       "box around a Shapes layer's (selected) shapes")
+        self.mode_choice = ComboBox(
+            label="mode", choices=(TILES, BLOCKWISE), tooltip=f"{TILES}: into layers, for "
+            f"images that fit in memory; {BLOCKWISE}: for big images stored as zarr, by "
+            f"worker processes into a zarr array (resumable), shown as it fills")
         self.labels_check = CheckBox(text="labels (best post-processing)", value=True)
         self.predict_button = PushButton(text="Predict")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="tiles", min=0, max=1, value=0)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.blockwise = BlockwisePanel(viewer, self.progress, self._on_blockwise_finished)
+        self.blockwise.visible = False
         self.status = Label(value="")
         self.native.destroyed.connect(self._closed.set)
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
-            self.region_choice, self.labels_check, self.predict_button, self.cancel_button,
-            self.progress, self.status,
+            self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
+            self.predict_button, self.cancel_button, self.progress, self.status,
         ])
 
         self.refresh_button.clicked.connect(self.refresh_runs)
         self.run_choice.changed.connect(self._on_run_choice_changed)
         self.predict_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        for widget in (self.checkpoint_choice, self.image_choice, self.region_choice,
-                       self.labels_check):
+        self.image_choice.changed.connect(self._on_image_choice_changed)
+        for widget in (self.mode_choice, self.checkpoint_choice):
+            widget.changed.connect(self._show_mode)
+        for widget in (self.region_choice, self.labels_check, self.blockwise):
             widget.changed.connect(self._refresh_enabled)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._on_layers_changed)
@@ -130,6 +133,20 @@ class PredictWidget(Container):
     def _on_layers_changed(self, _: Any = None) -> None:
         for widget in (self.image_choice, self.region_choice):
             widget.reset_choices()
+        self._refresh_enabled()
+
+    def _on_image_choice_changed(self, image: Any = None) -> None:
+        # Images stored as zarr may be bigger than memory: blockwise unless the user says.
+        if image is not None:
+            self.mode_choice.value = BLOCKWISE if zarr_location(image) else TILES
+        self._show_mode()
+
+    def _show_mode(self, _: Any = None) -> None:
+        """Show the blockwise settings in blockwise mode, with the output suggested for
+        the chosen image, run and checkpoint."""
+        self.blockwise.visible = self.mode_choice.value == BLOCKWISE
+        self.blockwise.suggest_output(self.image_choice.value, self.run_choice.value,
+                                      self.checkpoint_choice.value, self.store.root)
         self._refresh_enabled()
 
     def refresh_runs(self, _: Any = None) -> None:
@@ -154,13 +171,22 @@ class PredictWidget(Container):
             return  # the user picked another run meanwhile
         self.info = info
         self.checkpoint_choice.reset_choices()
-        self._refresh_enabled()
+        self._show_mode()
 
     # -- enabling ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether a prediction (of either mode) runs."""
+        return self.worker is not None or self.blockwise.worker is not None
 
     def reason_disabled(self) -> str:
         """Why Predict cannot start now ('' when it can)."""
         image = self.image_choice.value
+        blockwise = self.mode_choice.value == BLOCKWISE
+        if self.blockwise.worker is not None:
+            return ("Predicting: {} of {} blocks done (Cancel ends the workers; written blocks "
+                    "stay)").format(*self.blockwise.done)
         if self.worker is not None:
             return "Predicting… (Cancel stops after the current tile)"
         if self.run_choice.value is None:
@@ -172,17 +198,21 @@ class PredictWidget(Container):
             return f"Run '{self.info.name}' has no checkpoint yet: train it first."
         if image is None:
             return "Add or open an image layer to predict."
-        return image_mismatch(image, self.info)
+        mismatch = image_mismatch(image, self.info)
+        return mismatch or (self.blockwise.reason_disabled(image) if blockwise else "")
 
     def _refresh_enabled(self, _: Any = None) -> None:
         labelled = bool(self.info and self.info.best)
-        self.labels_check.enabled = labelled and self.worker is None
-        self.labels_check.tooltip = "" if labelled else (
-            "Labels need the run's best post-processing parameters: validate the run first.")
+        blockwise = self.mode_choice.value == BLOCKWISE
+        self.labels_check.enabled = labelled and not blockwise and not self.running
+        self.labels_check.tooltip = (
+            "Blockwise prediction writes the prediction only." if blockwise else "" if labelled
+            else "Labels need the run's best post-processing parameters: validate the run "
+            "first.")
         reason = self.reason_disabled()
         self.predict_button.enabled = not reason
         self.predict_button.tooltip = reason or "Predict the image with this checkpoint"
-        self.cancel_button.enabled = self.worker is not None
+        self.cancel_button.enabled = self.running
         self.status.value = reason or self._outcome
 
     # -- running -------------------------------------------------------------------------------
@@ -193,9 +223,7 @@ class PredictWidget(Container):
         dims = self.info.dims or spatial_dims(image)
         factor = world_factor(layer_geometry_values(image, dims))
         raw = layer_array_config(image, "input", dims, factor, channels_first=True)
-        region = self.region_choice.value
-        roi = None if region == WHOLE else region_roi(
-            self.viewer, image, None if region == VIEW else region, raw.array())
+        roi = self._region(raw.array())
         criterion = None
         if self.labels_check.value and self.labels_check.enabled:
             checkpoint = self.checkpoint_choice.value
@@ -205,95 +233,64 @@ class PredictWidget(Container):
         return PredictJob(self.store, self.info.name, self.checkpoint_choice.value, raw, roi,
                           criterion)
 
+    def _region(self, array: Any) -> Roi | None:
+        """The world ROI of the chosen region of the image (``array``), None for all."""
+        region = self.region_choice.value
+        return None if region == WHOLE else region_roi(
+            self.viewer, self.image_choice.value, None if region == VIEW else region, array)
+
     def start(self, _: Any = None) -> None:
         """Start predicting with the current choices (does nothing while one runs)."""
         if self.reason_disabled():
             return
+        blockwise = self.mode_choice.value == BLOCKWISE
         try:
-            job = self.job()
+            job = self.blockwise.make_job(
+                self.image_choice.value, self.store.root, self.info.name,
+                self.checkpoint_choice.value, self._region) if blockwise else self.job()
         except ValueError as e:  # e.g. no shapes drawn, or they miss the image
             self._outcome = str(e)
             show_error(str(e))
             self._refresh_enabled()
             return
         image = self.image_choice.value
-        self._names = {
+        self._outcome = ""
+        if blockwise:
+            self.blockwise.start(job, layer_name(job.run, f"prediction {image.name}"))
+            self._refresh_enabled()
+            return
+        self.layers = PredictionLayers(self.viewer, {
             "prediction": layer_name(job.run, f"prediction {image.name}"),
             "labels": layer_name(job.run, f"labels {image.name}"),
-        }
-        self._outputs = {}
+        }, self._factor)
         self._cancel = threading.Event()
         # Closing the panel (or napari) ends the prediction at its next tile.
         self.native.destroyed.connect(self._cancel.set)
-        self._outcome = ""
         self.worker = create_worker(prediction_events, job, self._cancel, _start_thread=False)
         self.worker.yielded.connect(self._on_worker_yielded)
         self.worker.errored.connect(self._on_worker_errored)
         self.worker.finished.connect(self._on_worker_finished)
         self.progress.value = 0
-        self._last_refresh = 0.0
-        self._range = (np.inf, -np.inf)
         self._refresh_enabled()
         self.worker.start()
 
     def cancel(self, _: Any = None) -> None:
-        """Stop the running prediction after its current tile."""
-        if self.worker is not None:
+        """Stop the running prediction: after its current tile, or at once (blockwise)."""
+        if self.blockwise.worker is not None:
+            self.blockwise.cancel()
+            self.status.value = "Cancelling: ending the worker processes…"
+        elif self.worker is not None:
             self._cancel.set()
             self.status.value = "Cancelling after the current tile…"
 
     def _on_worker_yielded(self, event: Any) -> None:
         if self._closed.is_set():
             return
-        match event:
-            case PredictionStarted():
-                self._start = event
-                self.progress.max = max(event.num_tiles, 1)
-                self._outputs["prediction"] = np.zeros(event.shape, np.float32)
-                self._show("prediction", self._outputs["prediction"], "image")
-            case TileDone():
-                self._write("prediction", event.roi, event.prediction, "image")
-                if event.labels is not None:
-                    self._write("labels", event.roi, event.labels, "labels")
-                self.progress.value = event.index
-                low, high = float(event.prediction.min()), float(event.prediction.max())
-                self._range = (min(self._range[0], low), max(self._range[1], high))
-                if time.monotonic() - self._last_refresh > REFRESH_SECONDS:
-                    self._refresh_outputs()
-            case LabelsDone():
-                self._outputs["labels"] = event.labels
-                self._show("labels", event.labels, "labels")
-
-    def _write(self, output: str, roi: Roi, data: np.ndarray, kind: str) -> None:
-        start = self._start
-        if output not in self._outputs:
-            shape = (data.shape[0], *start.shape[1:])
-            self._outputs[output] = np.zeros(shape, data.dtype)
-            self._show(output, self._outputs[output], kind)
-        target = self._outputs[output]
-        target[(slice(None), *voxel_slices(roi, start.roi.begin, start.voxel_size))] = data
-
-    def _show(self, output: str, data: np.ndarray, kind: str) -> None:
-        """Show ``(channels, *spatial)`` data (a lone channel dropped) over the image."""
-        geometry = napari_geometry(self._start.voxel_size, self._start.roi.offset, self._factor)
-        if data.ndim > len(geometry["scale"]):
-            if data.shape[0] == 1:
-                data = data[0]
-            else:  # channels get an axis (a slider) of their own
-                geometry = {k: ((1.0 if k == "scale" else 0.0), *v) for k, v in geometry.items()}
-        kwargs = {"blending": "additive"} if kind == "image" else {"opacity": 0.6}
-        show(self.viewer, self._names[output], data, kind, **geometry, **kwargs)
-
-    def _refresh_outputs(self) -> None:
-        """Redraw the output layers; the prediction's contrast spans the values of the tiles
-        so far (known from the tiles: no scan of the whole array on the GUI thread)."""
-        self._last_refresh = time.monotonic()
-        for output in self._outputs:
-            if self._names[output] in self.viewer.layers:
-                layer = self.viewer.layers[self._names[output]]
-                if output == "prediction" and self._range[1] > self._range[0]:
-                    layer.contrast_limits = self._range
-                layer.refresh()
+        if isinstance(event, TileDone):
+            self.progress.value = event.index
+        elif isinstance(event, PredictionStarted):
+            self.progress.max = max(event.num_tiles, 1)
+        self.layers.apply(event)
 
     def _on_worker_errored(self, error: Exception) -> None:
         # napari shows the error itself; the status keeps it next to the panel.
@@ -304,11 +301,17 @@ class PredictWidget(Container):
         if self._closed.is_set():
             return
         self.native.destroyed.disconnect(self._cancel.set)
-        if self._outputs:
-            self._refresh_outputs()
+        outputs = self.layers.outputs
+        if outputs:
+            self.layers.refresh()
         if self._cancel.is_set():
             self._outcome = "Cancelled; the tiles done so far are shown."
             show_info("Prediction cancelled.")
         elif not self._outcome:
-            self._outcome = f"Predicted {', '.join(self._names[o] for o in self._outputs)}."
+            self._outcome = f"Predicted {', '.join(self.layers.names[o] for o in outputs)}."
         self._refresh_enabled()
+
+    def _on_blockwise_finished(self, outcome: str) -> None:
+        if not self._closed.is_set():
+            self._outcome = outcome
+            self._refresh_enabled()

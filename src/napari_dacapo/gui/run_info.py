@@ -62,8 +62,11 @@ class RunInfo:
         post-processing parameters (mean over datasets); empty unless ``curves=True``.
     higher_is_better
         ``{criterion: bool}``, the direction of each criterion.
+    trainer
+        The pid of the process training the run now (holding its lock), or None.
     stamp
-        Modification times of the run's watched files (see :func:`run_stamp`).
+        Modification times of the run's watched files and its trainer (see
+        :func:`run_stamp`).
     note
         Why part of the run could not be read (e.g. scores stored by an older version
         with other criteria), empty if all was read.
@@ -81,7 +84,8 @@ class RunInfo:
     loss: Curve = field(default_factory=lambda: Curve(np.zeros(0, int), np.zeros(0)))
     scores: dict[str, Curve] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
-    stamp: tuple[float, ...] = ()
+    trainer: str | None = None
+    stamp: tuple[Any, ...] = ()
     note: str = ""
 
     @property
@@ -103,11 +107,11 @@ class RunInfo:
         return f"{criterion} {value:.3g} @ {iteration}"
 
 
-def run_stamp(store: FileStore, name: str) -> tuple[float, ...]:
+def run_stamp(store: FileStore, name: str) -> tuple[Any, ...]:
     """Modification times of a run's stats, scores, bests and checkpoints folder (0 for a
-    missing one): equal stamps mean nothing new to read."""
+    missing one), then its trainer's pid (or None): equal stamps mean nothing new to read."""
     folder = store.run_dir(name)
-    return tuple(_mtime(folder / entry) for entry in WATCHED)
+    return (*(_mtime(folder / entry) for entry in WATCHED), store.lock_holder(name))
 
 
 def read_run_info(store: FileStore, name: str, curves: bool = False) -> RunInfo:
@@ -137,6 +141,7 @@ def read_run_info(store: FileStore, name: str, curves: bool = False) -> RunInfo:
         criteria=criteria,
         best=best,
         higher_is_better={c: bool(evaluation.higher_is_better(c)) for c in criteria},
+        trainer=stamp[-1],
         stamp=stamp,
     )
     if not curves:
@@ -192,6 +197,19 @@ def _score_curves(iteration_scores: list[Any], task: Any) -> dict[str, Curve]:
         str(c): Curve(iterations, np.asarray(values.sel(criteria=c).values, dtype=float))
         for c in values["criteria"].values
     }
+
+
+def fine_tune_config(store: FileStore, info: RunInfo, criterion: str) -> Any:
+    """A new run config like run ``info``'s, named to be unique in ``store``, that starts
+    from ``info``'s best checkpoint for ``criterion`` (its latest one when that criterion
+    has no best yet)."""
+    from napari_dacapo.experiments.starts.start_config import StartConfig
+
+    start = f"best:{criterion}" if criterion in info.best else "latest"
+    return info.config.replace(
+        name=unique_run_name(store, f"{info.name}_finetune"),
+        start_config=StartConfig(run=info.name, criterion=start),
+    )
 
 
 def unique_run_name(store: FileStore, base: str) -> str:

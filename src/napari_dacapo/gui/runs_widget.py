@@ -1,17 +1,20 @@
-"""The runs browser: stored runs, their loss and validation curves, and what to do next
-(continue training, fine-tune from one, open its outputs as layers).
+"""The runs browser: the runs of a store folder (e.g. a cluster's shared one), their loss
+and validation curves, and what to do next (continue, fine-tune, open outputs as layers).
 
-Every read of the store runs in a worker; a timer re-reads the selected run every few
-seconds (when its files changed), so a run training in another process (the CLI, a
-cluster node) can be watched. Nothing here writes to a run.
+Every read runs in a worker; a timer re-reads the selected run every few seconds (when its
+files or its trainer changed) and shows the latest snapshot of a run that trains, so a run
+training in another process can be followed (:mod:`.run_follow`). Nothing here writes to
+a store; a run another process trains, or of another store than the training panel's,
+cannot be continued from here.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from magicgui.widgets import FileEdit
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
@@ -30,13 +33,14 @@ from qtpy.QtWidgets import (
 
 from napari_dacapo.gui.layers import show
 from napari_dacapo.gui.plots import TrainingPlots
-from napari_dacapo.gui.run_info import (
-    RunInfo,
-    read_if_changed,
-    read_run_info,
-    read_runs,
-    unique_run_name,
+from napari_dacapo.gui.run_follow import (
+    FollowUpdate,
+    SnapshotKey,
+    follow_text,
+    not_ours,
+    poll_run,
 )
+from napari_dacapo.gui.run_info import RunInfo, fine_tune_config, read_runs
 from napari_dacapo.store.file_store import FileStore
 
 if TYPE_CHECKING:
@@ -51,27 +55,36 @@ COLUMNS = ("run", "iterations", "best")
 
 def training_panel(viewer: Any) -> Any:
     """The docked training panel of ``viewer``, docking one if there is none."""
+    panel = docked_training_panel(viewer)
+    if panel is None:
+        panel = viewer.window.add_plugin_dock_widget("napari-dacapo", TRAINING_PANEL)[1]
+    return panel
+
+
+def docked_training_panel(viewer: Any) -> Any:
+    """The training panel docked in ``viewer``, or None."""
     from napari_dacapo.gui.train_widget import TrainWidget
 
-    for widget in viewer.window.dock_widgets.values():
-        if isinstance(widget, TrainWidget):
-            return widget
-    return viewer.window.add_plugin_dock_widget("napari-dacapo", TRAINING_PANEL)[1]
+    widgets = viewer.window.dock_widgets.values()
+    return next((w for w in widgets if isinstance(w, TrainWidget)), None)
 
 
 class RunsWidget(QWidget):
-    """Dock widget: browse the stored runs, follow one, continue or fine-tune it.
+    """Dock widget: browse the runs of a store folder, follow one, continue or fine-tune it.
 
     Parameters
     ----------
     viewer
         The napari viewer (outputs open as its layers; its training panel continues runs).
     store
-        Where runs are stored (default: :class:`FileStore`'s default root).
+        The store shown first (default: :class:`FileStore`'s default root); the store
+        folder field opens another one.
     """
 
     #: How often a followed run's files are checked, in milliseconds.
     FOLLOW_MS = 3000
+    #: How long the store folder's text must stay unchanged before it is opened.
+    TYPING_MS = 500
 
     def __init__(self, viewer: napari.viewer.Viewer, store: FileStore | None = None) -> None:
         super().__init__()
@@ -79,11 +92,15 @@ class RunsWidget(QWidget):
         self.store = store or FileStore()
         self.runs: dict[str, RunInfo | str] = {}
         self.selected: RunInfo | None = None
+        self.snapshot: SnapshotKey | None = None  # the latest snapshot of the selected run
         self.workers: set[Any] = set()
         # Set when the Qt widget is gone: results of late workers are then dropped.
         self._closed = threading.Event()
         self.destroyed.connect(self._closed.set)
 
+        self.store_edit = FileEdit(mode="d", value=self.store.root)
+        self.store_edit.tooltip = ("The folder whose runs are listed, e.g. a cluster's shared "
+                                   "store: runs are only read, never written")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -93,8 +110,11 @@ class RunsWidget(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.follow_check = QCheckBox("Follow the selected run")
         self.follow_check.setChecked(True)
-        self.follow_check.setToolTip("Re-read its loss and scores every few seconds, e.g. "
-                                     "while it trains in another process")
+        self.follow_check.setToolTip("Re-read its curves and best checkpoint every few "
+                                     "seconds and, while it trains (e.g. in another process),"
+                                     " show its latest snapshot as layers")
+        self.follow_label = QLabel()
+        self.follow_label.setWordWrap(True)
         self.plots = TrainingPlots()
         self.plots.criterion.setToolTip("Validation criterion to plot and to fine-tune from")
         self.continue_button = QPushButton("Continue")
@@ -108,13 +128,17 @@ class RunsWidget(QWidget):
                                          self.open_button)):
             buttons.addWidget(button, 0, column)
         layout = QVBoxLayout(self)
-        for item in (self.refresh_button, self.table, self.follow_check, self.plots, buttons,
-                     self.status):
+        for item in (self.store_edit.native, self.refresh_button, self.table,
+                     self.follow_check, self.follow_label, self.plots, buttons, self.status):
             (layout.addLayout if isinstance(item, QGridLayout) else layout.addWidget)(item)
 
         self.timer = QTimer(self)
         self.timer.setInterval(self.FOLLOW_MS)
         self.timer.timeout.connect(self._on_timer_timeout)
+        # Typing a path changes it per key: open the folder once the typing pauses.
+        self.store_timer = QTimer(self, singleShot=True, interval=self.TYPING_MS)
+        self.store_timer.timeout.connect(self._on_store_timer_timeout)
+        self.store_edit.changed.connect(self._on_store_edit_changed)
         self.refresh_button.clicked.connect(self.refresh)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         self.follow_check.toggled.connect(self._on_follow_check_toggled)
@@ -138,12 +162,33 @@ class RunsWidget(QWidget):
         worker.start()
         return worker
 
+    def set_store(self, store: FileStore) -> None:
+        """Show the runs of ``store`` instead (opening it creates nothing there)."""
+        self.store = store
+        if Path(self.store_edit.value) != store.root:
+            self.store_edit.value = store.root
+        self.runs, self.selected, self.snapshot = {}, None, None
+        self.table.setRowCount(0)
+        self.follow_label.clear()
+        self.plots.reset()
+        self.refresh()
+
+    def _on_store_edit_changed(self, _: Any) -> None:
+        self.store_timer.start()
+
+    def _on_store_timer_timeout(self) -> None:
+        if Path(self.store_edit.value).expanduser().absolute() != self.store.root:
+            self.set_store(FileStore(self.store_edit.value))
+
     def refresh(self) -> None:
         """Re-list the stored runs (in a worker)."""
         self.status.setText(f"Reading runs in {self.store.root}…")
-        self._read(read_runs, self.store, done=self._on_runs_read)
+        store = self.store
+        self._read(read_runs, store, done=lambda runs: self._on_runs_read(store, runs))
 
-    def _on_runs_read(self, runs: dict[str, RunInfo | str]) -> None:
+    def _on_runs_read(self, store: FileStore, runs: dict[str, RunInfo | str]) -> None:
+        if store is not self.store:
+            return  # another store was opened meanwhile
         current = self.selected_name()
         self.runs = runs
         self.table.setRowCount(len(runs))
@@ -169,47 +214,43 @@ class RunsWidget(QWidget):
         return self.table.item(rows[0].row(), 0).text() if rows else None
 
     def _on_table_selection_changed(self) -> None:
-        self.selected = None
+        self.selected, self.snapshot = None, None
+        self.follow_label.clear()
         name = self.selected_name()
         if name is not None and isinstance(self.runs.get(name), RunInfo):
-            self._read(read_run_info, self.store, name, True, done=self._on_run_read)
+            self._poll(name, (), first=True)
         self._refresh_enabled()
 
     def _on_timer_timeout(self) -> None:
         # One read at a time: a slow disk must not pile up workers.
         if self.selected is not None and not self.workers:
-            self._read(read_if_changed, self.store, self.selected.name, self.selected.stamp,
-                       done=self._on_run_read)
+            self._poll(self.selected.name, self.selected.stamp, first=False)
+
+    def _poll(self, name: str, stamp: tuple[Any, ...], first: bool) -> None:
+        """Read what changed in run ``name`` since ``stamp`` (in a worker)."""
+        store = self.store
+        self._read(poll_run, store, name, stamp, self.snapshot, self.follow_check.isChecked(),
+                   first, done=lambda update: self._on_run_polled(store, name, update))
 
     def _on_follow_check_toggled(self, checked: bool) -> None:
         (self.timer.start if checked else self.timer.stop)()
 
-    def _on_run_read(self, info: RunInfo | None) -> None:
-        if info is None or info.name != self.selected_name():
-            return  # unchanged, or the selection moved on meanwhile
-        previous, self.selected = self.selected, info
-        self.runs[info.name] = info
-        self._fill_row(list(self.runs).index(info.name), info)
-        self._plot(info, previous)
-        self.status.setText(info.note)
+    def _on_run_polled(self, store: FileStore, name: str, update: FollowUpdate) -> None:
+        if store is not self.store or name != self.selected_name():
+            return  # the selection (or the store) moved on meanwhile
+        self._show_layers(update.layers or [])
+        info = update.info
+        if info is not None:
+            previous, self.selected = self.selected, info
+            self.runs[name] = info
+            self._fill_row(list(self.runs).index(name), info)
+            self.plots.show_run(info, previous)
+            self.status.setText(info.note)
+        if info is not None or update.snapshot != self.snapshot:
+            self.snapshot = update.snapshot
+            self.follow_label.setText(follow_text(
+                self.selected, self.plots.criterion.currentText(), self.snapshot))
         self._refresh_enabled()
-
-    def _plot(self, info: RunInfo, previous: RunInfo | None) -> None:
-        """Show ``info``'s curves; a followed run only adds the iterations it trained since
-        ``previous`` was read (a long loss curve is not re-added every few seconds)."""
-        loss = info.loss
-        shown = previous.loss.iterations if previous is not None else loss.iterations[:0]
-        extends = shown.size <= loss.iterations.size and np.array_equal(
-            shown, loss.iterations[: shown.size])
-        if previous is None or previous.name != info.name or not extends:
-            self.plots.reset()
-            shown = shown[:0]
-        for iteration, value in zip(loss.iterations[shown.size:], loss.values[shown.size:]):
-            self.plots.add_loss(int(iteration), float(value))
-        for criterion, curve in info.scores.items():
-            for iteration, value in zip(curve.iterations, curve.values):
-                self.plots.add_scores(int(iteration), {criterion: float(value)})
-        self.plots.set_best(info.best)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -221,13 +262,19 @@ class RunsWidget(QWidget):
             reason = f"Run '{name}' is {self.runs[name]}"
         else:
             reason = f"Reading run '{name}'…" if info is None else ""
+        opened = reason
+        if not reason:
+            panel = docked_training_panel(self.viewer)
+            # A panel docked later gets the default store.
+            reason = not_ours(info, self.store.root,
+                              FileStore().root if panel is None else panel.store.root)
         finetune = reason or ("" if info.checkpoints else
                               f"Run '{name}' has no checkpoint to start from yet.")
         for button, why, tip in (
             (self.continue_button, reason, "Train this run further in the training panel"),
             (self.finetune_button, finetune,
              "A new run in the training panel, starting from this run's weights"),
-            (self.open_button, reason, "Open its snapshots, validation outputs and "
+            (self.open_button, opened, "Open its snapshots, validation outputs and "
              "predictions as layers"),
         ):
             button.setEnabled(not why)
@@ -235,26 +282,19 @@ class RunsWidget(QWidget):
 
     def continue_run(self) -> None:
         """Load the selected run into the training panel, to train it further."""
-        if self.selected is not None:
+        if self.continue_button.isEnabled():
             training_panel(self.viewer).load_run(self.selected.name)
 
     def fine_tune(self) -> None:
         """Fill the training panel with a new run that starts from the selected run's best
         checkpoint for the chosen criterion (its latest one before any validation)."""
-        from napari_dacapo.experiments.starts.start_config import StartConfig
-
-        info = self.selected
-        if info is None or not info.checkpoints:
-            return
-        criterion = self.plots.criterion.currentText()
-        start = f"best:{criterion}" if criterion in info.best else "latest"
-        config = info.config.replace(
-            name=unique_run_name(self.store, f"{info.name}_finetune"),
-            start_config=StartConfig(run=info.name, criterion=start),
-        )
-        training_panel(self.viewer).set_config(config)
-        show_info(f"Training panel: new run '{config.name}' starting from '{info.name}' "
-                  f"({start}). Pick its data and press Train.")
+        if self.finetune_button.isEnabled():
+            config = fine_tune_config(self.store, self.selected,
+                                      self.plots.criterion.currentText())
+            training_panel(self.viewer).set_config(config)
+            show_info(f"Training panel: new run '{config.name}' starting from "
+                      f"'{self.selected.name}' ({config.start_config.criterion}). Pick its "
+                      f"data and press Train.")
 
     def open_outputs(self) -> None:
         """Open the selected run's outputs as layers (read in a worker)."""
@@ -267,6 +307,9 @@ class RunsWidget(QWidget):
     def _on_outputs_read(self, layers: list[tuple[Any, dict[str, Any], str]]) -> None:
         if not layers:
             show_info("This run has no snapshots, validation outputs or predictions yet.")
+        self._show_layers(layers)
+
+    def _show_layers(self, layers: list[tuple[Any, dict[str, Any], str]]) -> None:
         for data, meta, kind in layers:
             meta = dict(meta)
             show(self.viewer, meta.pop("name"), data, kind, **meta)

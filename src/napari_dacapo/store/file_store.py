@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -524,7 +525,7 @@ class FileStore:
             fh = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")  # noqa: SIM115
         _HELD_LOCKS.add(fh)
         try:
-            if not _try_lock(fh):
+            if not _try_lock_patiently(fh):
                 fh.seek(_PID_OFFSET)
                 holder = fh.read().strip() or "unknown"
                 raise RunLockedError(
@@ -543,6 +544,28 @@ class FileStore:
         finally:
             _HELD_LOCKS.discard(fh)
             fh.close()
+
+    def lock_holder(self, name: str) -> str | None:
+        """The pid (as the holder wrote it) of the process training run ``name``, or None
+        when no process holds the run's lock.
+
+        Read-only, so that a run training elsewhere can be followed from a folder the
+        reader does not own: the lock file is opened for reading only (nothing is created
+        when it is missing), and probed with a shared lock that is released at once; a
+        trainer that tries to lock the run at that very instant waits for the probe (see
+        :meth:`lock`). The holder may be this very process (e.g. its training panel).
+        """
+        path = self.run_dir(name) / LOCK_FILE
+        try:
+            fh = open(path)  # noqa: SIM115 (closed below; read-only on purpose)
+        except FileNotFoundError:
+            return None
+        with fh:
+            if _try_lock(fh, shared=True):
+                _unlock(fh)
+                return None
+            fh.seek(_PID_OFFSET)
+            return fh.read().strip() or "unknown"
 
     # -- files -------------------------------------------------------------------------------
 
@@ -645,6 +668,21 @@ def _comparable(value: Any, data_dir: str) -> Any:
     return value
 
 
+#: How long :meth:`FileStore.lock` retries a held lock before refusing the run: a reader's
+#: probe (:meth:`FileStore.lock_holder`) holds it for an instant, and must not make a
+#: trainer that starts at that instant fail.
+_LOCK_PATIENCE_S = 0.2
+
+
+def _try_lock_patiently(fh: IO[str]) -> bool:
+    deadline = time.monotonic() + _LOCK_PATIENCE_S
+    while not _try_lock(fh):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 # The lock covers byte 0 of the lock file and the holder's pid follows it: Windows locks
 # byte ranges (and others cannot read a locked range), POSIX flock locks the whole file.
 _PID_OFFSET = 1
@@ -652,7 +690,8 @@ _PID_OFFSET = 1
 if sys.platform == "win32":
     import msvcrt
 
-    def _try_lock(fh: IO[str]) -> bool:
+    def _try_lock(fh: IO[str], shared: bool = False) -> bool:
+        # Windows has no shared locks: a probe locks byte 0 exclusively, for an instant.
         fh.seek(0)
         try:
             msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
@@ -667,9 +706,9 @@ if sys.platform == "win32":
 else:
     import fcntl
 
-    def _try_lock(fh: IO[str]) -> bool:
+    def _try_lock(fh: IO[str], shared: bool = False) -> bool:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         return True

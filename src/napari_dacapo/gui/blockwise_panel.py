@@ -1,0 +1,229 @@
+"""The predict panel's "blockwise to zarr" mode: an image layer stored as zarr is predicted
+block by block by daisy worker processes into a zarr array (see :mod:`.blockwise_job`).
+
+While blocks complete, the output is shown as a layer that reads the zarr array lazily
+(never loaded whole); it is swapped for a fresh dask view as done blocks are counted, so
+napari re-reads the visible part instead of showing chunks it cached before they were
+written. Cancel ends the prediction's processes; finished blocks stay, and predicting the
+same job again resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, Container, FileEdit, ProgressBar, SpinBox
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_info
+
+from napari_dacapo.blockwise import split_zarr_path
+from napari_dacapo.gui.blockwise_job import (
+    BlocksDone,
+    BlockwiseJob,
+    BlockwiseStarted,
+    OutputReady,
+    blockwise_events,
+    default_output,
+)
+from napari_dacapo.gui.layer_storage import zarr_location
+from napari_dacapo.gui.layers import show_channels
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from funlib.geometry import Roi
+
+__all__ = ["BlockwisePanel"]
+
+#: Least time between two refreshes of the output layer while blocks complete.
+REFRESH_SECONDS = 0.5
+
+
+class BlockwisePanel(Container):
+    """The settings of a blockwise prediction (output, workers, overwrite) and the one
+    prediction it runs at a time.
+
+    Parameters
+    ----------
+    viewer
+        The viewer that shows the output layer.
+    progress
+        The bar to fill with done blocks.
+    finished
+        Called (GUI thread) with a one-line outcome when a prediction ends.
+    """
+
+    def __init__(self, viewer: Any, progress: ProgressBar,
+                 finished: Callable[[str], None]) -> None:
+        super().__init__(labels=True)
+        self.margins = (0, 0, 0, 0)
+        self.viewer, self.progress, self._finished = viewer, progress, finished
+        cores = os.cpu_count() or 1
+        self.output_edit = FileEdit(
+            mode="w", label="output", filter="*.zarr",
+            tooltip="Where the prediction is written: container.zarr/dataset. Predicting the "
+            "same job into it again resumes it.")
+        self.workers_spin = SpinBox(label="workers", min=1, max=cores, value=min(2, cores),
+                                    tooltip="Worker processes predicting blocks at once")
+        self.overwrite_check = CheckBox(
+            text="overwrite another prediction", value=False,
+            tooltip="Replace an output that another run, checkpoint or region wrote (the "
+            "same prediction always resumes)")
+        self.extend([self.output_edit, self.workers_spin, self.overwrite_check])
+        self.worker: Any = None
+        self.job: BlockwiseJob | None = None
+        self._cancel = threading.Event()
+        self._suggested: Path | None = None  # the output last suggested; typed ones stay
+        self._layer = ""  # the output layer's name
+        self._placement: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._output: OutputReady | None = None
+        self.done = (0, 0)  # blocks done of all, in the running (or last) prediction
+        self._shown_at = 0.0
+        self._outcome = ""  # set when the prediction failed
+        # Set when the Qt widget is gone: late worker signals are then ignored.
+        self._closed = threading.Event()
+        self.native.destroyed.connect(self._closed.set)
+
+    # -- choices -------------------------------------------------------------------------------
+
+    def suggest_output(self, image: Any, run: str | None, checkpoint: str | None,
+                       store_root: Path) -> None:
+        """Fill in the default output for these choices, unless the user typed one."""
+        source = zarr_location(image) if image is not None else None
+        if source is None or not run or not checkpoint:
+            return
+        if self._suggested is None or Path(self.output_edit.value) in (self._suggested,
+                                                                         Path(".")):
+            self._suggested = default_output(source, run, checkpoint, store_root)
+            self.output_edit.value = self._suggested
+
+    def reason_disabled(self, image: Any) -> str:
+        """Why ``image`` cannot be predicted blockwise into the chosen output ('' if it can)."""
+        source = zarr_location(image)
+        if source is None:
+            return (f"Blockwise prediction reads the image from a zarr array on disk, and "
+                    f"'{image.name}' is not one. Save it as .zarr (File > Save Selected "
+                    f"Layers) and open that file, or choose the mode 'tiles in memory'.")
+        try:
+            container, dataset = split_zarr_path(self.output_edit.value)
+        except ValueError as e:
+            return f"Output: {e}"
+        if not dataset:
+            return (f"Output '{self.output_edit.value}' names no dataset: add one after the "
+                    f"container, e.g. {container}/prediction.")
+        if (container.absolute(), dataset.strip("/")) == (source[0].absolute(),
+                                                          source[1].strip("/")):
+            return "The output is the image itself: choose another output."
+        return ""
+
+    def make_job(self, image: Any, store_root: Path, run: str, checkpoint: str,
+                 region: Callable[[Any], Roi | None]) -> BlockwiseJob:
+        """The job for these choices (GUI thread: reads the input's zarr metadata once).
+        ``region`` maps the input array to the world ROI to predict (None: all of it)."""
+        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+            ZarrArrayConfig,
+        )
+
+        container, dataset = zarr_location(image)
+        array = ZarrArrayConfig(name="input", file_name=container, dataset=dataset).array()
+        roi = region(array)
+        dims = array.dims
+        # Input world units per layer world unit, per axis: outputs land on the image.
+        factor = np.asarray(array.voxel_size, float) / np.asarray(image.scale[-dims:], float)
+        self._placement = (factor, np.asarray(array.offset, float),
+                           np.asarray(image.translate[-dims:], float))
+        output = Path(self.output_edit.value).expanduser().absolute()
+        return BlockwiseJob(
+            store_root=str(store_root), run=run, checkpoint=checkpoint,
+            input=f"{Path(container).absolute()}/{dataset}".rstrip("/"), output=str(output),
+            workers=int(self.workers_spin.value),
+            roi=None if roi is None else [list(map(int, roi.offset)),
+                                          list(map(int, roi.shape))],
+            overwrite=bool(self.overwrite_check.value),
+        )
+
+    # -- running -------------------------------------------------------------------------------
+
+    def start(self, job: BlockwiseJob, layer_name: str) -> None:
+        """Run ``job`` (made by :meth:`make_job`) in a worker; its output is shown as
+        the layer ``layer_name``."""
+        self.job, self._layer, self._output = job, layer_name, None
+        self.done, self._shown_at = (0, 0), 0.0
+        self._cancel = threading.Event()
+        # Closing the panel (or napari) ends the prediction's processes.
+        self.native.destroyed.connect(self._cancel.set)
+        self.worker = create_worker(blockwise_events, job, self._cancel, _start_thread=False)
+        self.worker.yielded.connect(self._on_worker_yielded)
+        self.worker.errored.connect(self._on_worker_errored)
+        self.worker.finished.connect(self._on_worker_finished)
+        self._outcome = ""
+        self.progress.value = 0
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """End the running prediction; the blocks written so far stay done."""
+        self._cancel.set()
+
+    def _on_worker_yielded(self, event: Any) -> None:
+        if self._closed.is_set():
+            return
+        match event:
+            case BlockwiseStarted():
+                self.done = (event.done, event.total)
+            case OutputReady():
+                self._output = event
+            case BlocksDone():
+                self.done = (event.done, event.total)
+        done, total = self.done
+        self.progress.max = max(total, 1)
+        self.progress.value = done
+        self.changed.emit(self)  # the panel that holds this one shows the count
+        if self._output is not None and (
+                isinstance(event, OutputReady) or time.monotonic() - self._shown_at
+                > REFRESH_SECONDS):
+            self._show_output()
+
+    def _show_output(self) -> None:
+        """Show the output as a fresh lazy view (a new dask name: no stale cached chunks)."""
+        import dask.array as da
+
+        self._shown_at = time.monotonic()
+        array, factor, begin, translate = self._output.array, *self._placement
+        data = da.from_array(array, chunks=array.chunks, name=f"blockwise-{uuid.uuid4().hex}")
+        layer = show_channels(
+            self.viewer, self._layer, data, "image",
+            scale=np.asarray(self._output.voxel_size) / factor,
+            translate=translate + (np.asarray(self._output.offset) - begin) / factor,
+            blending="additive", contrast_limits=(0.0, 1.0),
+        )
+        # Contrast from the values in view: the slice napari just read, no scan of the array
+        # (created with limits, the layer never scanned it either).
+        layer.reset_contrast_limits(mode="slice")
+
+    def _on_worker_errored(self, error: Exception) -> None:
+        # napari shows the error (its message names the fix); the status keeps it.
+        self._outcome = f"Blockwise prediction failed: {error}"
+
+    def _on_worker_finished(self) -> None:
+        self.worker = None
+        if self._closed.is_set():
+            return
+        self.native.destroyed.disconnect(self._cancel.set)
+        if self._output is not None:
+            self._show_output()
+        done, total = self.done
+        if self._outcome:
+            outcome = self._outcome
+        elif self._cancel.is_set():
+            outcome = (f"Cancelled after {done} of {total} blocks; they stay written. Press "
+                       f"Predict again to predict the other blocks.")
+            show_info("Blockwise prediction cancelled.")
+        else:
+            outcome = f"Predicted {total} blocks into {self.job.output}."
+        self._finished(outcome)

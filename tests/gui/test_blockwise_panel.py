@@ -1,0 +1,142 @@
+"""The predict panel's "blockwise to zarr" mode: a zarr-backed layer is predicted by daisy
+worker processes into a zarr array, shown lazily while it fills; cancel keeps the blocks
+done, and predicting again resumes with the others."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from napari.layers import Image
+
+from napari_dacapo.examples import synthetic_blobs
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+from napari_dacapo.gui.blockwise_job import BlockwiseJob, BlockwiseJobError
+from napari_dacapo.gui.layer_storage import zarr_location
+from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.predict_widget import BLOCKWISE, TILES, PredictWidget
+from napari_dacapo.predict import predict
+
+pytestmark = pytest.mark.gui
+
+CHECKPOINT = "best:blob__dice"
+
+
+@pytest.fixture
+def panel(make_napari_viewer, trained_store, qtbot):
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=trained_store)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    return viewer, widget
+
+
+def done_markers(job: BlockwiseJob) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in job.marker_dir.iterdir() if p.name.isdigit()}
+
+
+def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(panel, qtbot, trained_store,
+                                                          tmp_path):
+    viewer, widget = panel
+    raw = synthetic_blobs((160, 176), seed=5)[0]  # 10 x 11 blocks of 16 x 16
+    write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(1, 1))
+    image = viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")[0]
+    # A layer read from zarr is predicted blockwise, next to its container by default.
+    assert widget.mode_choice.value == BLOCKWISE and not widget.blockwise.native.isHidden()
+    assert not widget.labels_check.enabled
+    widget.checkpoint_choice.value = CHECKPOINT
+    output = tmp_path / "in_predictions.zarr" / "tiny_2d" / "best_blob__dice"
+    assert widget.blockwise.output_edit.value == output
+    widget.blockwise.workers_spin.value = 2
+
+    widget.predict_button.native.click()
+    job = widget.blockwise.job
+    assert (job.input, job.output, job.workers) == (f"{tmp_path}/in.zarr/raw", str(output), 2)
+    assert widget.cancel_button.enabled and not widget.predict_button.enabled
+    name = layer_name("tiny_2d", f"prediction {image.name}")
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=120_000)
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    layer = viewer.layers[name]
+    assert isinstance(layer.data, da.Array) and layer.data.shape == raw.shape  # lazy
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=30_000)
+    assert widget.status.value.startswith("Cancelled after")
+    kept = done_markers(job)
+    assert 0 < len(kept) < 110
+    assert widget.predict_button.enabled
+
+    # The same prediction again: only the missing blocks are predicted.
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=180_000)
+    assert widget.status.value == f"Predicted 110 blocks into {output}.", widget.status.value
+    assert widget.progress.value == widget.progress.max == 110
+    finished = done_markers(job)
+    assert len(finished) == 110 and all(finished[b] == kept[b] for b in kept)
+    expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
+    np.testing.assert_allclose(zarr.open_array(output, mode="r")[0], expected, atol=1e-5)
+    layer = viewer.layers[name]  # the layer shows the filled array, read lazily
+    assert isinstance(layer.data, da.Array)
+    np.testing.assert_allclose(np.asarray(layer.data), expected, atol=1e-5)
+
+
+def test_blockwise_needs_a_zarr_image_and_an_output(panel, tmp_path):
+    viewer, widget = panel
+    viewer.add_image(np.zeros((40, 40), np.float32), name="in memory")
+    assert widget.mode_choice.value == TILES and widget.blockwise.native.isHidden()
+    widget.mode_choice.value = BLOCKWISE
+    assert widget.reason_disabled().startswith(
+        "Blockwise prediction reads the image from a zarr array on disk, and 'in memory' "
+        "is not one.")
+    assert not widget.predict_button.enabled
+
+    array = zarr.open_array(tmp_path / "big.zarr" / "raw", mode="w", shape=(40, 40),
+                            chunks=(20, 20), dtype="f4")
+    # As napari's own zarr reader opens it.
+    widget.image_choice.value = viewer.add_image(da.from_zarr(array), name="big")
+    assert widget.mode_choice.value == BLOCKWISE
+    assert widget.blockwise.output_edit.value == (
+        tmp_path / "big_predictions.zarr" / "tiny_2d" / "latest")
+    assert widget.reason_disabled() == ""
+    widget.blockwise.output_edit.value = tmp_path / "out"
+    assert widget.reason_disabled().startswith("Output: ")
+    widget.blockwise.output_edit.value = tmp_path / "big.zarr" / "raw"
+    assert widget.reason_disabled() == "The output is the image itself: choose another output."
+
+
+def test_zarr_location_of_layers(tmp_path):
+    array = zarr.open_array(tmp_path / "c.zarr" / "g" / "raw", mode="w", shape=(1, 8, 8),
+                            chunks=(1, 4, 4), dtype="u1")
+    where = (tmp_path / "c.zarr", "g/raw")
+    lazy = da.from_zarr(array)
+    assert zarr_location(Image(array)) == where
+    assert zarr_location(Image(lazy)) == where
+    assert zarr_location(Image(lazy[0])) == where  # the lone channel dropped
+    assert zarr_location(Image(lazy[0, 2:])) is None  # a part: not what would be predicted
+    assert zarr_location(Image(np.zeros((8, 8)))) is None
+    assert zarr_location(Image(lazy + 1)) is None  # computed from the array
+    opened = Image(np.zeros((8, 8)), metadata={"source": str(tmp_path / "x.zarr"),
+                                               "dataset": "raw"})
+    assert zarr_location(opened) == (tmp_path / "x.zarr", "raw")  # napari-dacapo's reader
+
+
+def test_a_failed_blockwise_prediction_is_notified_with_its_fix(panel, qtbot, tmp_path):
+    viewer, widget = panel
+    write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((40, 40), np.uint8),
+                     voxel_size=(1, 1))
+    viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")
+    output = tmp_path / "other.zarr" / "pred"  # written by something else
+    zarr.open_array(output, mode="w", shape=(2,), dtype="u1")[:] = 7
+    widget.blockwise.output_edit.value = output
+    # napari notifies a worker's error; under pytest it goes to the excepthook instead.
+    with qtbot.capture_exceptions() as raised:
+        widget.predict_button.native.click()
+        qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=60_000)
+
+    fix = "In the predict panel: tick 'overwrite another prediction', or choose another output."
+    (_, error, _), = raised
+    assert isinstance(error, BlockwiseJobError) and error.kind == "FileExistsError"
+    assert "already exists" in str(error) and str(error).endswith(fix)
+    assert widget.status.value == f"Blockwise prediction failed: {error}"
+    assert list(zarr.open_array(output, mode="r")[:]) == [7, 7]  # left alone
+    assert widget.predict_button.enabled
