@@ -32,9 +32,13 @@ def default_axis_names(spatial_dims: int, channels: bool) -> list[str]:
 def voxel_slices(roi: Roi, origin: Coordinate, voxel_size: Coordinate) -> tuple[slice, ...]:
     """Array slices of the world ``roi`` in an array whose first voxel is at ``origin``
     (``roi`` on that array's voxel grid)."""
-    begin = (roi.begin - origin) / voxel_size
-    shape = roi.shape / voxel_size
-    return tuple(slice(int(b), int(b + s)) for b, s in zip(begin, shape))
+    # Plain integers (as Coordinate division, truncated): this runs several times per
+    # prediction tile, where Coordinate arithmetic costs more than the slicing itself.
+    slices = []
+    for b, o, n, v in zip(roi.begin, origin, roi.shape, voxel_size):
+        start = int((b - o) / v)
+        slices.append(slice(start, start + int(n / v)))
+    return tuple(slices)
 
 
 class Array(ABC):

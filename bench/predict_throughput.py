@@ -1,0 +1,195 @@
+"""Prediction throughput: in-process tiled ``predict()`` and blockwise ``predict_blockwise()``
+(daisy worker processes) versus the pure model forward on the same tiles.
+
+The bundled example is trained for a few iterations in a temporary store, and an input zarr
+of ``--tiles`` prediction tiles per axis is written. Three things are timed in one process,
+alternating in rounds so that the noise of a shared machine hits all alike:
+
+- forward: the stored model on the device, in the precision and memory format prediction
+  uses (``prediction_device_plan``), run over the same tiles, already read, scaled and
+  moved to the device: the limit;
+- in-process: ``predict(run name, "latest", zarr array)`` as a user calls it: loading the
+  run and checkpoint, reading and padding the tiles, assembling the result;
+- blockwise: ``predict_blockwise(..., workers=N)`` of the same zarr input into a zarr
+  output: starting daisy's workers (each imports torch and loads the checkpoint), then
+  reading, predicting and writing one block per tile.
+
+A ratio is forward seconds / seconds of the path (1.0: no overhead at all). Prints one line
+per example, ``blockwise_ratio=<min over examples>`` and ``predict_ratio=<min in-process
+ratio over examples>`` last. Target: predict_ratio >= 0.9.
+
+``--worker-threads N`` sets ``OMP_NUM_THREADS`` for daisy's worker processes only (torch
+reads it when it starts there), to see what oversubscribed cores cost: by default every
+worker uses as many torch threads as the machine has cores.
+
+    python bench/predict_throughput.py [--dims 3 2] [--tiles N] [--rounds 3] [--workers 2]
+                                       [--worker-threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+#: Tiles per axis of the default inputs: 125 tiles (100³ voxels) in 3D, 400 (1040²) in 2D,
+#: so that the forward passes take about half a second in both.
+DEFAULT_TILES = {2: 20, 3: 5}
+
+
+def trained_run(root: Path, dims: int, iterations: int = 3):
+    """The store (under ``root``) and name of the bundled ``dims``-D example trained for
+    ``iterations`` iterations (validation off; the checkpoint is saved at the end)."""
+    from napari_dacapo.examples import example_run_config
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+    from napari_dacapo.train import train_run
+
+    config = example_run_config(
+        dims, name=f"bench_predict_{dims}d", iterations=iterations,
+        validation_interval=10**6, snapshot_interval=None,
+    )
+    store = FileStore(root / "runs")
+    list(train_run(Run(config, store=store), store=store, validate=False))
+    return store, config.name
+
+
+def write_input(root: Path, store, name: str, tiles: int) -> tuple[str, tuple[int, ...]]:
+    """Write ``root/in_<tiles>.zarr/raw``: synthetic blobs of ``tiles`` prediction output
+    tiles per axis (voxel size 1, default chunks). Returns ``container/dataset`` and shape."""
+    from funlib.geometry import Coordinate
+
+    from napari_dacapo.checkpoints import load_run
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+    from napari_dacapo.predict import TileGeometry
+
+    model = load_run(name, store)[0].model
+    dims = model.architecture.dims
+    geometry = TileGeometry.for_model(model, Coordinate((1,) * dims))
+    shape = tuple(int(s) * tiles for s in geometry.output_size)
+    container = root / f"in_{tiles}.zarr"
+    write_zarr_array(container, "raw", synthetic_blobs(shape, seed=7)[0], voxel_size=(1,) * dims)
+    return f"{container}/raw", shape
+
+
+def forward_timer(store, name: str, raw):
+    """``(seconds(), tiles, plan description)``: ``seconds()`` times the pure forward of the
+    stored model over the tiles of ``raw``, prepared beforehand as ``predict()`` prepares
+    them."""
+    from napari_dacapo.checkpoints import load_model, load_run, resolve_checkpoint
+    from napari_dacapo.predict import (
+        TileGeometry,
+        inference_context,
+        model_input,
+        prediction_device_plan,
+        prediction_input,
+        read_input,
+    )
+
+    run = load_run(name, store)[0]
+    iteration, _ = resolve_checkpoint(run, "latest", store)
+    array = prediction_input(run, raw)
+    device, plan = prediction_device_plan(run, None, None)
+    memory_format = plan.memory_format(array.dims)
+    model = load_model(run, iteration, store).to(device).to(memory_format=memory_format).eval()
+    geometry = TileGeometry.for_model(model, array.voxel_size)
+    inputs = [
+        model_input(read_input(array, in_roi), device, memory_format)
+        for in_roi, _ in geometry.tiles(array.roi)
+    ]
+
+    def seconds() -> float:
+        t0 = time.perf_counter()
+        for x in inputs:
+            with torch.inference_mode(), inference_context(device, plan.autocast_dtype):
+                model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    return seconds, len(inputs), plan.description
+
+
+def measure(
+    dims: int, tiles: int, rounds: int, workers: int, worker_threads: int | None = None
+) -> tuple[float, float]:
+    """In-process and blockwise ratios for the ``dims``-D example."""
+    import zarr
+
+    from napari_dacapo.blockwise import predict_blockwise
+    from napari_dacapo.predict import predict
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        store, name = trained_run(root, dims)
+        path, shape = write_input(root, store, name, tiles)
+        raw = zarr.open_array(path, mode="r")
+        forward, num_tiles, plan = forward_timer(store, name, raw)
+
+        def in_process() -> float:
+            t0 = time.perf_counter()
+            predict(name, "latest", raw, store=store)
+            return time.perf_counter() - t0
+
+        def blockwise() -> float:
+            threads = {"OMP_NUM_THREADS": str(worker_threads)} if worker_threads else {}
+            t0 = time.perf_counter()
+            with mock.patch.dict(os.environ, threads):  # seen by the workers started here
+                predict_blockwise(
+                    name, "latest", path, root / "out.zarr/pred", workers=workers,
+                    store=store, overwrite=True,
+                )
+            return time.perf_counter() - t0
+
+        timers = {"forward": forward, "predict": in_process, "blockwise": blockwise}
+        # Warm-up in this process (kernels for these shapes, the page cache); every blockwise
+        # job starts workers of its own.
+        forward()
+        in_process()
+        times: dict[str, list[float]] = {key: [] for key in timers}
+        for _ in range(rounds):
+            for key, timer in timers.items():
+                times[key].append(timer())
+    f, p, b = (statistics.median(times[key]) for key in timers)
+    print(
+        f"{dims}D, {num_tiles} tiles on a {'x'.join(map(str, shape))} zarr, {plan}: "
+        f"forward {f:.3f} s, predict() {p:.3f} s (ratio {f / p:.3f}), blockwise with "
+        f"{workers} workers{f' of {worker_threads} thread(s)' if worker_threads else ''} "
+        f"{b:.3f} s (ratio {f / b:.3f})",
+        flush=True,
+    )
+    return f / p, f / b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", type=int, nargs="+", default=[3, 2])
+    parser.add_argument(
+        "--tiles", type=int, default=None,
+        help=f"Output tiles per axis of the input (default: {DEFAULT_TILES}).",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-threads", type=int, default=None,
+                        help="OMP_NUM_THREADS of the blockwise workers (default: unset).")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    ratios = [
+        measure(d, args.tiles or DEFAULT_TILES[d], args.rounds, args.workers, args.worker_threads)
+        for d in args.dims
+    ]
+    print(f"blockwise_ratio={min(b for _, b in ratios):.3f}")
+    print(f"predict_ratio={min(p for p, _ in ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
