@@ -12,15 +12,15 @@ alternating in rounds so that the noise of a shared machine hits all alike:
   run and checkpoint, reading and padding the tiles, assembling the result;
 - blockwise: ``predict_blockwise(..., workers=N)`` of the same zarr input into a zarr
   output: starting daisy's workers (each imports torch and loads the checkpoint), then
-  reading, predicting and writing one block per tile.
+  reading, predicting and writing its blocks (groups of tiles; ``BlockLayout``).
 
 A ratio is forward seconds / seconds of the path (1.0: no overhead at all). Prints one line
 per example, ``blockwise_ratio=<min over examples>`` and ``predict_ratio=<min in-process
 ratio over examples>`` last. Target: predict_ratio >= 0.9.
 
-``--worker-threads N`` sets ``OMP_NUM_THREADS`` for daisy's worker processes only (torch
-reads it when it starts there), to see what oversubscribed cores cost: by default every
-worker uses as many torch threads as the machine has cores.
+``--worker-threads N`` gives each blockwise worker N compute threads (``threads=N``; by
+default local workers share the cores out, ``cores // workers`` each), e.g. to see what
+oversubscribed cores cost.
 
     python bench/predict_throughput.py [--dims 3 2] [--tiles N] [--rounds 3] [--workers 2]
                                        [--worker-threads N]
@@ -29,14 +29,13 @@ worker uses as many torch threads as the machine has cores.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
+import yaml
 
 #: Tiles per axis of the default inputs: 125 tiles (100³ voxels) in 3D, 400 (1040²) in 2D,
 #: so that the forward passes take about half a second in both.
@@ -141,13 +140,11 @@ def measure(
             return time.perf_counter() - t0
 
         def blockwise() -> float:
-            threads = {"OMP_NUM_THREADS": str(worker_threads)} if worker_threads else {}
             t0 = time.perf_counter()
-            with mock.patch.dict(os.environ, threads):  # seen by the workers started here
-                predict_blockwise(
-                    name, "latest", path, root / "out.zarr/pred", workers=workers,
-                    store=store, overwrite=True,
-                )
+            predict_blockwise(
+                name, "latest", path, root / "out.zarr/pred", workers=workers,
+                threads=worker_threads, store=store, overwrite=True,
+            )
             return time.perf_counter() - t0
 
         timers = {"forward": forward, "predict": in_process, "blockwise": blockwise}
@@ -159,12 +156,13 @@ def measure(
         for _ in range(rounds):
             for key, timer in timers.items():
                 times[key].append(timer())
+        job = yaml.safe_load((root / "out.zarr.blocks" / "pred" / "job.yaml").read_text())
     f, p, b = (statistics.median(times[key]) for key in timers)
     print(
         f"{dims}D, {num_tiles} tiles on a {'x'.join(map(str, shape))} zarr, {plan}: "
         f"forward {f:.3f} s, predict() {p:.3f} s (ratio {f / p:.3f}), blockwise with "
-        f"{workers} workers{f' of {worker_threads} thread(s)' if worker_threads else ''} "
-        f"{b:.3f} s (ratio {f / b:.3f})",
+        f"{workers} workers of {job['threads']} thread(s), blocks of "
+        f"{job['tiles_per_block']}^{dims} tiles, {b:.3f} s (ratio {f / b:.3f})",
         flush=True,
     )
     return f / p, f / b
@@ -180,7 +178,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=None,
-                        help="OMP_NUM_THREADS of the blockwise workers (default: unset).")
+                        help="Compute threads of each blockwise worker (default: "
+                        "cores // workers).")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     ratios = [

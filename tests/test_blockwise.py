@@ -3,21 +3,32 @@ reported."""
 
 from __future__ import annotations
 
+import math
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
+import yaml
 import zarr
 from click.testing import CliRunner
 from conftest import tiny_config
 from funlib.geometry import Coordinate, Roi
 
 from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
+from napari_dacapo.blockwise.prediction import BlockLayout
+from napari_dacapo.blockwise.scheduler import threads_per_worker
 from napari_dacapo.checkpoints import load_run
 from napari_dacapo.cli import main
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+    ZarrArrayConfig,
+)
 from napari_dacapo.experiments.run import Run
-from napari_dacapo.predict import TileGeometry, predict
+from napari_dacapo.predict import GROUP_READ_VOXELS, TileGeometry, predict
 from napari_dacapo.store.file_store import FileStore
 
 FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
@@ -102,9 +113,10 @@ def test_failing_block_is_reported(setup):
     write_zarr_array(folder / "broken.zarr", "raw", raw, voxel_size=(1, 1), chunks=(16, 16))
     (folder / "broken.zarr" / "raw" / "2.2").write_bytes(b"not a chunk")
     with pytest.raises(BlockwisePredictionError, match="not predicted") as error:
+        # One tile per block: blocks of several tiles would all read the broken chunk.
         predict_blockwise(
             name, 0, f"{folder}/broken.zarr/raw", f"{folder}/broken_out.zarr/pred",
-            workers=2, store=store, max_retries=1, **FP32,
+            workers=2, store=store, max_retries=1, tiles_per_block=1, **FP32,
         )
     # exactly the blocks that read the broken chunk failed; all others were written
     context = TileGeometry.for_model(load_run(name, store)[0].model, Coordinate(1, 1)).context
@@ -142,3 +154,64 @@ def test_predict_command_with_workers(setup):
     assert result.exit_code == 2 and "--labels" in result.output
     result = CliRunner().invoke(main, [*args[:-4], "--roi", "16,0:32,44"])
     assert result.exit_code == 2 and "need --workers" in result.output
+
+
+def test_block_layout(setup):
+    """Blocks of whole tiles: as many as one grouped read holds, yet 2 blocks per worker."""
+    store, name, folder, _ = setup
+    model = load_run(name, store)[0].model
+    raw = ZarrArrayConfig(name="in", file_name=folder / "in.zarr", dataset="raw").array()
+    out = folder / "layout.zarr/pred"  # 50x44: 4 x 3 tiles of 16x16
+    layout = BlockLayout.plan(model, raw, None, out, workers=2)
+    assert (layout.tiles_per_block, layout.num_blocks, layout.tile_shape) == (2, 4, (16, 16))
+    assert BlockLayout.plan(model, raw, None, out, workers=1).num_blocks == 2
+    assert BlockLayout.plan(model, raw, None, out, workers=8).tiles_per_block == 1
+
+    big = BlockLayout.plan(model, raw, Roi((0, 0), (2**20, 2**20)), out, workers=2)
+    k, context = big.tiles_per_block, big.geometry.context
+    step = big.step()
+    assert step.write_roi.shape == (16 * k, 16 * k)
+    assert step.read_roi.shape == step.write_roi.shape + context * 2
+    # One read per block, and the largest block that allows it.
+    assert math.prod(step.read_roi.shape) <= GROUP_READ_VOXELS
+    assert math.prod(step.read_roi.shape + 16) > GROUP_READ_VOXELS
+    assert model.num_out_channels * math.prod(step.write_roi.shape) <= GROUP_READ_VOXELS
+    with pytest.raises(ValueError, match="give at least 1"):
+        BlockLayout.plan(model, raw, None, out, workers=2, tiles_per_block=0)
+
+
+def test_worker_threads(setup):
+    """Local workers share the cores out; a job resumed with other workers keeps its blocks
+    and takes the new thread count."""
+    store, name, folder, _ = setup
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert threads_per_worker(2, None) == max(1, cores // 2)
+    assert threads_per_worker(2, "srun {command}") is None  # the cluster's machines decide
+    assert threads_per_worker(2, "srun {command}", 3) == 3
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        predict_blockwise(name, 0, f"{folder}/in.zarr/raw", f"{folder}/t.zarr/p", store=store,
+                          threads=0)
+    # The worker's limit holds for torch started after it.
+    code = ("from napari_dacapo.blockwise.scheduler import _limit_threads; _limit_threads(1); "
+            "import torch; print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip() == "1"
+
+    output = folder / "threads.zarr" / "pred"
+    predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=2, store=store, **FP32)
+    job_file = folder / "threads.zarr.blocks" / "pred" / "job.yaml"
+    job = yaml.safe_load(job_file.read_text())
+    assert (job["threads"], job["tiles_per_block"]) == (max(1, cores // 2), 2)
+    done = blocks_of(output)
+    # One worker would lay out 2 blocks; the job keeps its 4, all done: nothing is redone.
+    args = ["predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+            str(output), "--store", str(store.root), "--device", "cpu", "--precision", "fp32",
+            "--workers", "1", "--worker-threads", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load(job_file.read_text())
+    assert (job["threads"], job["tiles_per_block"]) == (3, 2) and blocks_of(output) == done
+    with pytest.raises(FileExistsError, match="tiles_per_block differ"):
+        predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=1,
+                          tiles_per_block=1, store=store, **FP32)

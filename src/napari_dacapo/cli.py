@@ -36,6 +36,12 @@ worker_command_option = click.option(
     "waits for it, e.g. 'bsub -K -n 1 {command}' (default: local processes).",
 )
 
+worker_threads_option = click.option(
+    "--worker-threads", type=click.IntRange(min=1), default=None,
+    help="With --workers: compute threads of each worker (default: local workers share "
+    "the cores out, cores // workers each; --worker-command workers keep the default).",
+)
+
 
 @click.group()
 @click.version_option(__version__, prog_name="napari-dacapo")
@@ -198,6 +204,7 @@ def validate(run_name, iteration, device, store) -> None:
     "(default: all of INPUT).",
 )
 @worker_command_option
+@worker_threads_option
 @click.option(
     "--segment", "segment_path", default=None, metavar="LABELS",
     help="With --workers: then also post-process the prediction block by block into the "
@@ -206,7 +213,8 @@ def validate(run_name, iteration, device, store) -> None:
 )
 @store_option
 def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
-            precision, overwrite, workers, roi, worker_command, segment_path, store) -> None:
+            precision, overwrite, workers, roi, worker_command, worker_threads, segment_path,
+            store) -> None:
     """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
     write OUTPUT (container.zarr/dataset) with the input's geometry.
 
@@ -234,8 +242,10 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
 
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
-    if workers is None and (roi or worker_command or segment_path):
-        raise click.UsageError("--roi, --worker-command and --segment need --workers N.")
+    if workers is None and (roi or worker_command or worker_threads or segment_path):
+        raise click.UsageError(
+            "--roi, --worker-command, --worker-threads and --segment need --workers N."
+        )
     if workers is not None:
         if labels or (criterion is not None and segment_path is None):
             raise click.UsageError(
@@ -248,10 +258,11 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
             with _user_errors():  # an unusable criterion fails before predicting
                 _segmentation_parameters(run_name, criterion, store)
         _predict_blockwise(run_name, checkpoint, in_file / in_dataset, output_path, workers,
-                           _roi(roi), worker_command, device, precision, overwrite, store)
+                           _roi(roi), worker_command, worker_threads, device, precision,
+                           overwrite, store)
         if segment_path is not None:
             _segment_blockwise(run_name, output_path, segment_path, criterion, workers, None,
-                               None, worker_command, overwrite, store)
+                               None, worker_command, worker_threads, overwrite, store)
         return
     labels = labels or criterion is not None
     if out_dataset and (out_file / out_dataset).exists() and not overwrite:
@@ -324,10 +335,11 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     help="Voxels per block, comma-separated (default: the chunks of PREDICTION).",
 )
 @worker_command_option
+@worker_threads_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
 @store_option
 def segment(run_name, criterion, prediction_path, output_path, workers, roi, block_shape,
-            worker_command, overwrite, store) -> None:
+            worker_command, worker_threads, overwrite, store) -> None:
     """Post-process the prediction PREDICTION (container.zarr/dataset, e.g. written by
     predict --workers) block by block into the segmentation OUTPUT (container.zarr/dataset),
     with the run's post-processor.
@@ -341,7 +353,7 @@ def segment(run_name, criterion, prediction_path, output_path, workers, roi, blo
     _zarr_path(prediction_path, "PREDICTION")
     _zarr_path(output_path, "OUTPUT")
     _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, _roi(roi),
-                       _voxels(block_shape), worker_command, overwrite, store)
+                       _voxels(block_shape), worker_command, worker_threads, overwrite, store)
 
 
 @main.command()
@@ -420,7 +432,7 @@ def _segmentation_parameters(run_name, criterion, store):
 
 
 def _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, roi,
-                       block_shape, worker_command, overwrite, store) -> None:
+                       block_shape, worker_command, threads, overwrite, store) -> None:
     from napari_dacapo.blockwise import BlockwiseSegmentationError, segment_blockwise
     from napari_dacapo.store.file_store import FileStore
 
@@ -431,7 +443,8 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
             written = segment_blockwise(
                 run_name, prediction_path, output_path, criterion=criterion, workers=workers,
                 roi=roi, block_shape=block_shape, store=FileStore(store),
-                worker_command=worker_command, overwrite=overwrite, progress=True,
+                worker_command=worker_command, threads=threads, overwrite=overwrite,
+                progress=True,
             )
         except BlockwiseSegmentationError as e:
             raise click.ClickException(str(e)) from e
@@ -439,7 +452,7 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
 
 
 def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, roi,
-                       worker_command, device, precision, overwrite, store) -> None:
+                       worker_command, threads, device, precision, overwrite, store) -> None:
     from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
     from napari_dacapo.store.file_store import FileStore
 
@@ -449,7 +462,8 @@ def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, r
             written = predict_blockwise(
                 run_name, checkpoint, str(input_path), output_path, workers=workers, roi=roi,
                 store=FileStore(store), device=device, precision=precision,
-                worker_command=worker_command, overwrite=overwrite, progress=True,
+                worker_command=worker_command, threads=threads, overwrite=overwrite,
+                progress=True,
             )
         except BlockwisePredictionError as e:
             raise click.ClickException(str(e)) from e

@@ -97,6 +97,27 @@ class TileGeometry:
             )
         return cls(input_voxel_size, output_voxel_size, input_size, output_size, diff / 2)
 
+    def tile_counts(self, roi: Roi) -> list[int]:
+        """How many tiles cover ``roi`` along each axis (the last ones may overhang it)."""
+        return [-(-int(e - b) // int(s))
+                for b, e, s in zip(roi.begin, roi.end, self.output_size)]
+
+    def group_size(self, roi: Roi, max_voxels: int = GROUP_READ_VOXELS) -> int:
+        """The largest ``g`` such that the input of ``g`` neighbouring tiles along every axis
+        of ``roi`` (fewer along axes that have fewer) holds at most ``max_voxels`` input
+        voxels; 1 at least."""
+        counts = self.tile_counts(roi)
+        size, context = [int(s) for s in self.output_size], [int(c) for c in self.context]
+
+        def group_voxels(g: int) -> int:
+            extent = [min(g, n) * s + 2 * c for n, s, c in zip(counts, size, context)]
+            return int(np.prod([e // int(v) for e, v in zip(extent, self.input_voxel_size)]))
+
+        g = 1
+        while g < max(counts) and group_voxels(g + 1) <= max_voxels:
+            g += 1
+        return g
+
     def tile_groups(
         self, roi: Roi, max_voxels: int = GROUP_READ_VOXELS
     ) -> list[tuple[Roi, list[tuple[Roi, Roi]]]]:
@@ -104,22 +125,14 @@ class TileGeometry:
         once: ``(group input ROI, [(input ROI, output ROI), ...])``. Output ROIs are cut
         to ``roi`` (the last tiles along an axis may overhang it: their input is whole).
 
-        A group spans up to ``g`` tiles along every axis, the largest ``g`` whose group
-        input holds at most ``max_voxels`` input voxels (one tile at least), so memory
-        stays bounded however large ``roi`` is.
+        A group spans up to :meth:`group_size` tiles along every axis, so memory stays
+        bounded however large ``roi`` is.
         """
         # Plain integers: funlib's Roi arithmetic would cost more per tile than the rest
         # of a small 2D network's per-tile work.
         begin, end = [int(b) for b in roi.begin], [int(e) for e in roi.end]
         size, context = [int(s) for s in self.output_size], [int(c) for c in self.context]
-        counts = [-(-(e - b) // s) for b, e, s in zip(begin, end, size)]
-
-        def group_shape(g: int) -> list[int]:
-            return [min(g, n) for n in counts]
-
-        def group_voxels(shape: list[int]) -> int:
-            extent = [n * s + 2 * c for n, s, c in zip(shape, size, context)]
-            return int(np.prod([e // int(v) for e, v in zip(extent, self.input_voxel_size)]))
+        counts = self.tile_counts(roi)
 
         def input_roi(first: Sequence[int], tiles: Sequence[int]) -> Roi:
             return Roi(
@@ -127,10 +140,8 @@ class TileGeometry:
                 [n * s + 2 * c for n, s, c in zip(tiles, size, context)],
             )
 
-        g = 1
-        while g < max(counts) and group_voxels(group_shape(g + 1)) <= max_voxels:
-            g += 1
-        shape = group_shape(g)
+        g = self.group_size(roi, max_voxels)
+        shape = [min(g, n) for n in counts]
         groups = []
         for start in itertools.product(*(range(0, n, k) for n, k in zip(counts, shape))):
             stop = [min(a + k, n) for a, k, n in zip(start, shape, counts)]

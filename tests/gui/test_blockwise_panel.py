@@ -39,7 +39,7 @@ def done_markers(job: BlockwiseJob) -> dict[str, int]:
 def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(panel, qtbot, trained_store,
                                                           tmp_path):
     viewer, widget = panel
-    raw = synthetic_blobs((160, 176), seed=5)[0]  # 10 x 11 blocks of 16 x 16
+    raw = synthetic_blobs((160, 176), seed=5)[0]  # 10 x 11 tiles of 16 x 16: 2 x 2 blocks
     write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(1, 1))
     image = viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")[0]
     # A layer read from zarr is predicted blockwise, next to its container by default.
@@ -55,24 +55,36 @@ def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(panel, qtbot, trained_
     assert (job.input, job.output, job.workers) == (f"{tmp_path}/in.zarr/raw", str(output), 2)
     assert widget.cancel_button.enabled and not widget.predict_button.enabled
     name = layer_name("tiny_2d", f"prediction {image.name}")
-    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=120_000)
-    qtbot.waitUntil(lambda: name in viewer.layers, timeout=10_000)
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=120_000)
     layer = viewer.layers[name]
     assert isinstance(layer.data, da.Array) and layer.data.shape == raw.shape  # lazy
+    qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=180_000)
+    assert widget.status.value == f"Predicted 4 blocks into {output}.", widget.status.value
+    assert widget.progress.value == widget.progress.max == 4
+    finished = done_markers(job)
+    assert len(finished) == 4
+
+    # Two blocks lost (as by an interrupted job). Predicting again starts from the other
+    # two; cancelled (long before its workers have started), it leaves them as they were.
+    lost = sorted(finished)[:2]
+    for block in lost:
+        (job.marker_dir / block).unlink()
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: widget.progress.value == 2, timeout=30_000)
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=30_000)
-    assert widget.status.value.startswith("Cancelled after")
-    kept = done_markers(job)
-    assert 0 < len(kept) < 110
+    assert widget.status.value.startswith("Cancelled after 2 of 4 blocks")
     assert widget.predict_button.enabled
+    kept = done_markers(job)
+    assert kept == {b: t for b, t in finished.items() if b not in lost}
 
     # The same prediction again: only the missing blocks are predicted.
     widget.predict_button.native.click()
     qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=180_000)
-    assert widget.status.value == f"Predicted 110 blocks into {output}.", widget.status.value
-    assert widget.progress.value == widget.progress.max == 110
-    finished = done_markers(job)
-    assert len(finished) == 110 and all(finished[b] == kept[b] for b in kept)
+    assert widget.status.value == f"Predicted 4 blocks into {output}.", widget.status.value
+    assert widget.progress.value == widget.progress.max == 4
+    again = done_markers(job)
+    assert again.keys() == finished.keys() and all(again[b] == kept[b] for b in kept)
     expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
     np.testing.assert_allclose(zarr.open_array(output, mode="r")[0], expected, atol=1e-5)
     layer = viewer.layers[name]  # the layer shows the filled array, read lazily

@@ -8,11 +8,12 @@ worker processes or a command template that starts workers elsewhere, retries, a
 error naming the blocks still missing.
 """
 
-from .prediction import BlockwisePredictionError, predict_blockwise
+from .prediction import BlockLayout, BlockwisePredictionError, predict_blockwise
 from .scheduler import BlockwiseError, split_zarr_path, worker_main
 from .segmentation import BlockwiseSegmentationError, segment_blockwise
 
 __all__ = [
+    "BlockLayout",
     "BlockwiseError",
     "BlockwisePredictionError",
     "BlockwiseSegmentationError",

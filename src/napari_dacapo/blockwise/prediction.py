@@ -1,10 +1,20 @@
 """Blockwise prediction of zarr volumes bigger than memory, with daisy workers.
 
-:func:`predict_blockwise` cuts the requested region into blocks of one prediction tile
-each (the model's eval output, read from the input grown by the network's context, exactly
-as :func:`napari_dacapo.predict.predict` tiles it) and lets daisy hand the blocks to worker
-processes. Each worker loads the checkpoint once, predicts its blocks and writes them into
-a zarr array that the parent prepared, so nothing ever holds the whole volume.
+:func:`predict_blockwise` cuts the requested region into blocks of whole prediction
+tiles (the model's eval output, read from the input grown by the network's context, exactly
+as :func:`napari_dacapo.predict.predict` tiles it; see :class:`BlockLayout`) and lets daisy
+hand the blocks to worker processes. Each worker loads the checkpoint once, and predicts a
+block as ``predict()`` predicts a group of neighbouring tiles: one read of the block's input,
+one forward pass per tile. It writes the block into a zarr array that the parent prepared,
+chunked one chunk per tile, so blocks write whole chunks and never share one, and nothing
+ever holds the whole volume.
+
+A block holds several tiles because a block has fixed costs: reading its input with the
+context around it (a chunk of a zarr input is decompressed once per block that touches it),
+its done marker, daisy's messages. Blocks are as large as
+:data:`~napari_dacapo.predict.GROUP_READ_VOXELS` allows (the limit of one grouped read in
+``predict()``), but a small region is still cut into at least
+:data:`MIN_BLOCKS_PER_WORKER` blocks per worker, so that no worker idles.
 
 The job (run, checkpoint iteration, input, region, precision) is recorded in ``job.yaml``
 in ``<container>.blocks/<dataset>/``, with the done markers of its blocks beside it;
@@ -14,11 +24,12 @@ restarts, worker command templates and failures work as described in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funlib.geometry import Roi
+from funlib.geometry import Coordinate, Roi
 
 from .scheduler import (
     BlockwiseError,
@@ -26,21 +37,36 @@ from .scheduler import (
     Step,
     check_worker_options,
     prepare_output,
+    recorded_job,
     run_step,
     split_zarr_path,
+    threads_per_worker,
 )
 
 if TYPE_CHECKING:
     import torch
 
     from napari_dacapo.checkpoints import Checkpoint
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
+    from napari_dacapo.experiments.model import Model
     from napari_dacapo.experiments.run import Run
+    from napari_dacapo.predict import TileGeometry
     from napari_dacapo.store.file_store import FileStore
 
-__all__ = ["BlockwisePredictionError", "PredictionJob", "predict_blockwise"]
+__all__ = [
+    "BlockwisePredictionError",
+    "BlockLayout",
+    "PredictionJob",
+    "MIN_BLOCKS_PER_WORKER",
+    "predict_blockwise",
+]
+
+#: Where a region has enough tiles, it is cut into at least this many blocks per worker:
+#: fewer, larger blocks would leave workers idle while the last ones finish.
+MIN_BLOCKS_PER_WORKER = 2
 
 
 class BlockwisePredictionError(BlockwiseError):
@@ -53,10 +79,133 @@ class BlockwisePredictionError(BlockwiseError):
     """
 
 
+@dataclass(frozen=True)
+class BlockLayout:
+    """How a blockwise prediction cuts its region into blocks of whole prediction tiles.
+
+    A block spans ``tiles_per_block`` tiles along every axis (fewer where the region has
+    fewer; the last blocks along an axis are cut to the region), starting at the region's
+    begin: its tiles are those ``predict()`` would predict there.
+
+    Attributes
+    ----------
+    geometry
+        The prediction tiles.
+    roi
+        The output region, world units, on the output voxel grid.
+    tiles_per_block
+        Tiles along every axis of a block.
+    """
+
+    geometry: TileGeometry
+    roi: Roi
+    tiles_per_block: int
+
+    @classmethod
+    def plan(
+        cls,
+        model: Model,
+        raw: Array,
+        roi: Roi | None,
+        output: str | Path,
+        *,
+        workers: int,
+        tiles_per_block: int | None = None,
+        overwrite: bool = False,
+    ) -> BlockLayout:
+        """The layout for predicting ``roi`` of ``raw`` (default: all of it) with
+        ``model`` into ``output`` (``container.zarr/dataset``) with ``workers`` workers.
+
+        ``tiles_per_block`` defaults to the largest count for which a block's input holds
+        at most :data:`~napari_dacapo.predict.GROUP_READ_VOXELS` values, and so does its
+        prediction, while the region keeps at least :data:`MIN_BLOCKS_PER_WORKER` blocks
+        per worker (one tile per block at least). As that depends on ``workers``, a job
+        that resumes keeps the layout recorded for ``output`` (unless ``overwrite``), so
+        that its done markers still name the same blocks.
+
+        Raises
+        ------
+        ValueError
+            If ``roi`` has another number of axes than ``raw``, or ``tiles_per_block`` is
+            below 1.
+        """
+        from napari_dacapo.predict import GROUP_READ_VOXELS, TileGeometry
+
+        geometry = TileGeometry.for_model(model, raw.voxel_size)
+        if roi is not None and roi.dims != raw.dims:
+            raise ValueError(
+                f"roi {roi} has {roi.dims} axes, but the input has {raw.dims} spatial axes "
+                f"({', '.join(raw.axis_names[raw.channel_dims:])}); give one per axis."
+            )
+        out_roi = (roi or raw.roi).snap_to_grid(geometry.output_voxel_size, mode="grow")
+        if tiles_per_block is not None:
+            if tiles_per_block < 1:
+                raise ValueError(
+                    f"tiles_per_block is {tiles_per_block}; give at least 1 (tiles along "
+                    f"every axis of a block), or None to choose it from the region."
+                )
+            return cls(geometry, out_roi, tiles_per_block)
+        recorded = None if overwrite else recorded_job(*split_zarr_path(output))
+        if isinstance(recorded, PredictionJob) and recorded.output_roi == out_roi:
+            return cls(geometry, out_roi, recorded.tiles_per_block)
+        counts = geometry.tile_counts(out_roi)
+        tile = [int(s) for s in geometry.output_size / geometry.output_voxel_size]
+
+        def prediction_values(k: int) -> int:
+            return model.num_out_channels * math.prod(min(k, n) * t for n, t in zip(counts, tile))
+
+        def blocks(k: int) -> int:
+            return math.prod(-(-n // k) for n in counts)
+
+        k = geometry.group_size(out_roi, GROUP_READ_VOXELS // (raw.num_channels or 1))
+        while k > 1 and (prediction_values(k) > GROUP_READ_VOXELS
+                         or blocks(k) < MIN_BLOCKS_PER_WORKER * workers):
+            k -= 1
+        # The smallest k with as many blocks along every axis: blocks as even as one k
+        # allows, so that no worker is left with a much larger one (5 tiles: 3 + 2, not
+        # 4 + 1).
+        return cls(geometry, out_roi, max(-(-n // -(-n // k)) for n in counts))
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        """A tile's output in voxels: the output's chunk shape (without channels)."""
+        size = self.geometry.output_size / self.geometry.output_voxel_size
+        return tuple(int(s) for s in size)
+
+    @property
+    def block_size(self) -> Coordinate:
+        """A whole block's output, world units."""
+        return self.geometry.output_size * self.tiles_per_block
+
+    @property
+    def num_blocks(self) -> int:
+        """How many blocks cover the region (as many done markers end the job)."""
+        return math.prod(-(-int(s) // int(b)) for s, b in zip(self.roi.shape, self.block_size))
+
+    def step(self) -> Step:
+        """The daisy step: a block's read ROI is its write ROI grown by the network's
+        context, both relative to the total ROI = the region grown by the context
+        ("overhang" keeps the last blocks that stick out; workers cut them to the
+        region)."""
+        context = self.geometry.context
+        return Step(
+            "predict", "predicted", total_roi=self.roi.grow(context, context),
+            read_roi=Roi((0,) * self.roi.dims, self.block_size + context * 2),
+            write_roi=Roi(context, self.block_size),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class PredictionJob(BlockwiseJob):
     """A blockwise prediction: one step, ``predict``, whose done markers lie in the job
-    folder itself."""
+    folder itself.
+
+    Attributes
+    ----------
+    tiles_per_block
+        Of the job's :class:`BlockLayout` (1 in jobs recorded before a block could hold
+        several tiles).
+    """
 
     run: str
     store_root: str
@@ -65,6 +214,7 @@ class PredictionJob(BlockwiseJob):
     rescale: bool | list[float]
     device: str | None
     precision: str | None
+    tiles_per_block: int = 1
 
     kind = "predict"
     steps = ("predict",)
@@ -128,6 +278,8 @@ def predict_blockwise(
     precision: str | None = None,
     rescale: bool | tuple[float, float] = True,
     worker_command: str | None = None,
+    threads: int | None = None,
+    tiles_per_block: int | None = None,
     max_retries: int = 2,
     overwrite: bool = False,
     progress: bool = False,
@@ -135,8 +287,9 @@ def predict_blockwise(
     """Predict a zarr array block by block with ``workers`` daisy worker processes.
 
     The result equals :func:`napari_dacapo.predict.predict` of the same input: blocks are
-    its tiles, read with zero padding outside the input. Rerunning an interrupted job
-    predicts only the blocks not yet written (see :mod:`napari_dacapo.blockwise.scheduler`).
+    groups of its tiles, read with zero padding outside the input. Rerunning an
+    interrupted job predicts only the blocks not yet written (see
+    :mod:`napari_dacapo.blockwise.scheduler`), also with another number of workers.
 
     Parameters
     ----------
@@ -154,6 +307,12 @@ def predict_blockwise(
     worker_command
         A shell command template with ``{command}``, e.g. ``"bsub -K -n 1 {command}"``,
         that starts a worker elsewhere and waits for it (default: local processes).
+    threads
+        Compute threads of each worker (default: for local workers the cores shared out,
+        ``max(1, cores // workers)``; with ``worker_command`` the libraries' default).
+    tiles_per_block
+        Prediction tiles along every axis of a block (default: chosen from the region
+        and ``workers``; see :class:`BlockLayout`).
     max_retries
         How often a failed block is retried before it is reported.
     overwrite
@@ -177,9 +336,9 @@ def predict_blockwise(
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
-    from napari_dacapo.predict import TileGeometry, prediction_input
+    from napari_dacapo.predict import prediction_input
 
-    check_worker_options(workers, worker_command)
+    check_worker_options(workers, worker_command, threads)
     if not isinstance(input_config, ArrayConfig):
         in_file, in_dataset = split_zarr_path(input_config)
         input_config = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
@@ -190,14 +349,9 @@ def predict_blockwise(
     run, store = load_run(run, store)
     iteration, _ = resolve_checkpoint(run, checkpoint, store)
     raw = prediction_input(run, input_config, rescale=rescale)
-    geometry = TileGeometry.for_model(run.model, raw.voxel_size)
-    out_voxel_size = geometry.output_voxel_size
-    if roi is not None and roi.dims != raw.dims:
-        raise ValueError(
-            f"roi {roi} has {roi.dims} axes, but the input has {raw.dims} spatial axes "
-            f"({', '.join(raw.axis_names[raw.channel_dims:])}); give one per axis."
-        )
-    out_roi = (roi or raw.roi).snap_to_grid(out_voxel_size, mode="grow")
+    layout = BlockLayout.plan(run.model, raw, roi, output, workers=workers,
+                              tiles_per_block=tiles_per_block, overwrite=overwrite)
+    out_roi, out_voxel_size = layout.roi, layout.geometry.output_voxel_size
     job = PredictionJob(
         run=run.name, store_root=str(store.root), iteration=int(iteration),
         input=to_dict(input_config),
@@ -205,23 +359,16 @@ def predict_blockwise(
         output_file=str(Path(out_file).absolute()), output_dataset=out_dataset,
         roi=[list(map(int, out_roi.offset)), list(map(int, out_roi.shape))],
         device=None if device is None else str(device), precision=precision,
+        tiles_per_block=layout.tiles_per_block,
+        threads=threads_per_worker(workers, worker_command, threads),
     )
     channels = run.model.num_out_channels
-    tile_shape = tuple(int(s) for s in geometry.output_size / out_voxel_size)
     prepare_output(
         job, shape=(channels, *(int(s) for s in out_roi.shape / out_voxel_size)),
         dtype="float32", voxel_size=out_voxel_size,
         axis_names=["c^", *raw.axis_names[raw.channel_dims:]], units=raw.units,
-        chunks=(channels, *tile_shape), overwrite=overwrite,
+        chunks=(channels, *layout.tile_shape), overwrite=overwrite,
     )
-    # One block is one tile: daisy's read ROI is the tile's input, its write ROI the tile's
-    # output, both relative to the total ROI = requested output region grown by the context.
-    # "overhang" keeps the last blocks that stick out; workers cut them to the output.
-    step = Step(
-        "predict", "predicted", total_roi=out_roi.grow(geometry.context, geometry.context),
-        read_roi=Roi((0,) * raw.dims, geometry.input_size),
-        write_roi=Roi(geometry.context, geometry.output_size),
-    )
-    run_step(job, step, workers=workers, worker_command=worker_command,
+    run_step(job, layout.step(), workers=workers, worker_command=worker_command,
              max_retries=max_retries, progress=progress)
     return Path(out_file) / out_dataset

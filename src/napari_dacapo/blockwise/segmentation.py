@@ -70,6 +70,7 @@ from .scheduler import (
     read_payloads,
     run_step,
     split_zarr_path,
+    threads_per_worker,
 )
 
 if TYPE_CHECKING:
@@ -383,6 +384,7 @@ def segment_blockwise(
     context: int | Sequence[int] | None = None,
     store: FileStore | None = None,
     worker_command: str | None = None,
+    threads: int | None = None,
     max_retries: int = 2,
     overwrite: bool = False,
     progress: bool = False,
@@ -408,7 +410,7 @@ def segment_blockwise(
     criterion
         Whose best parameter set to use (e.g. ``"f1_score"``); needed unless the
         post-processor has a single parameter set.
-    workers, worker_command, max_retries, overwrite, progress
+    workers, worker_command, threads, max_retries, overwrite, progress
         As for :func:`~napari_dacapo.blockwise.predict_blockwise`.
     roi
         World region to segment (default: the whole prediction), grown to the voxel grid.
@@ -433,7 +435,7 @@ def segment_blockwise(
     from napari_dacapo.checkpoints import load_run
     from napari_dacapo.experiments.configs import to_dict
 
-    check_worker_options(workers, worker_command)
+    check_worker_options(workers, worker_command, threads)
     pred_file, pred_dataset = split_zarr_path(prediction)
     out_file, out_dataset = split_zarr_path(output)
     if not out_dataset:
@@ -483,6 +485,7 @@ def segment_blockwise(
         task=to_dict(run.config.task_config), parameters_id=int(parameters.id),
         voxel_size=list(map(int, voxel_size)), block_shape=list(map(int, block)),
         context=_context(method, post_processor, context, dims),
+        threads=threads_per_worker(workers, worker_command, threads),
     )
     prepare_output(
         job, shape=(*channels, *(int(s) for s in out_roi.shape / voxel_size)),

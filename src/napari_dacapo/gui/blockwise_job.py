@@ -19,7 +19,6 @@ Qt-free: the panel turns the events into a lazily read layer and a progress bar.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -181,19 +180,19 @@ def default_output(
 
 
 def _block_count(job: BlockwiseJob) -> int:
-    """How many blocks (prediction tiles) cover the job's output region."""
+    """How many blocks cover the job's output region (as predict_blockwise lays them out)."""
     from funlib.geometry import Roi
 
+    from napari_dacapo.blockwise.prediction import BlockLayout
     from napari_dacapo.checkpoints import load_run
-    from napari_dacapo.predict import TileGeometry
     from napari_dacapo.store.file_store import FileStore
 
     run, _ = load_run(job.run, FileStore(job.store_root))
-    raw = _open_array(job.input)
-    geometry = TileGeometry.for_model(run.model, raw.voxel_size)
-    region = Roi(*job.roi) if job.roi else raw.roi
-    output = region.snap_to_grid(geometry.output_voxel_size, mode="grow")
-    return math.prod(math.ceil(s / t) for s, t in zip(output.shape, geometry.output_size))
+    layout = BlockLayout.plan(
+        run.model, _open_array(job.input), Roi(*job.roi) if job.roi else None, job.output,
+        workers=job.workers, overwrite=job.overwrite,
+    )
+    return layout.num_blocks
 
 
 def _output_ready(job: BlockwiseJob) -> OutputReady:
