@@ -2,7 +2,7 @@
 
 Drives napari the way a user would: open the 2D sample, dock the training panel, draw a
 validation region, train a short run (pausing half-way), predict the image with the best
-checkpoint and browse the stored runs; after each step the window is saved as a PNG in
+checkpoint, browse the stored runs and predict a large zarr image blockwise; after each step the window is saved as a PNG in
 docs/images/.
 
 Run it on a desktop, or headless under Xvfb (about a minute on 2 CPU cores)::
@@ -242,6 +242,35 @@ def take_screenshots(args: argparse.Namespace, out: Path) -> None:
     show_only(viewer, output(f"prediction {RAW}"))
     settle(1.0)
     window_shot(viewer, out / "06_runs_browser.png")
+
+    # 7. A large image stored as zarr, predicted blockwise by daisy workers into zarr.
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    container = Path(os.environ["NAPARI_DACAPO_ROOT"]) / "large.zarr"
+    write_zarr_array(container, "raw", synthetic_blobs((1024, 1024), seed=7)[0],
+                     voxel_size=(1, 1))
+    large = viewer.open(str(container), plugin="napari-dacapo")[0]
+    for dock in viewer.window._qt_window.findChildren(QDockWidget):
+        if dock.widget() is predict.native or predict.native.isAncestorOf(dock):
+            dock.raise_()
+    predict.image_choice.value = large
+    predict.checkpoint_choice.value = next(
+        c for c in predict.checkpoint_choice.choices if c.endswith(CRITERION))
+    predict.blockwise.workers_spin.value = 2
+    settle(0.3)
+    if not predict.predict_button.enabled:
+        sys.exit(f"Predict is disabled: {predict.reason_disabled()}")
+    predict.predict_button.native.click()
+    wait_until(lambda: predict.blockwise.worker is None, 300, "the blockwise prediction")
+    show_only(viewer, large.name, output(f"prediction {large.name}"))
+    viewer.reset_view()
+    settle(1.0)
+    window_shot(viewer, out / "07_blockwise.png")
 
     viewer.close()
 
