@@ -460,6 +460,43 @@ def test_3d_batches_with_anisotropic_voxels_and_elastic_augment():
     assert batch.raw.shape == (2, 1, 6, 12, 12)
     assert batch.target.shape == (2, 1, 4, 10, 10) and batch.gt.shape == (2, 4, 10, 10)
     assert batch.output_rois[0].begin - batch.input_rois[0].begin == Coordinate(4, 1, 1)
+    assert batch.grid_steps == [None, None]  # a warp cannot be undone
+
+
+@pytest.mark.parametrize("shape, voxel_size, input_shape", [
+    ((30, 30), (1, 1), (10, 10)),
+    ((12, 30, 30), (3, 1, 1), (6, 10, 10)),  # y and x may swap, z (anisotropic) never
+])
+def test_snapshots_of_mirrored_and_transposed_samples_line_up_with_the_source(
+    shape, voxel_size, input_shape, monkeypatch
+):
+    raw, gt = blobs(shape, seed=3)
+    dims = len(shape)
+    moved = []  # the non-trivial mirror-and-transpose steps the snapshots undid
+    undo = default_trainer.undo_grid_steps
+
+    def recording_undo(data, steps, dims):
+        moved.extend(s for s in steps if s[0] or s[1] != tuple(range(dims)))
+        return undo(data, steps, dims)
+
+    monkeypatch.setattr(default_trainer, "undo_grid_steps", recording_undo)
+    trainer, model, _ = setup_trainer(
+        FakeDataset(raw, gt, voxel_size=voxel_size), input_shape, snapshot_interval=1,
+        augments=[SimpleAugmentConfig(name="s")],
+    )
+    with trainer:
+        for _ in trainer.iterate(12, model, trainer.create_optimizer(model), CPU):
+            arrays = trainer.latest_snapshot.arrays
+            begin = np.asarray(arrays["raw"].offset) // voxel_size
+            window = tuple(slice(b, b + s) for b, s in zip(begin, input_shape))
+            np.testing.assert_array_equal(arrays["raw"].data[0], raw[window])
+            out_begin = np.asarray(arrays["gt"].offset) // voxel_size
+            out = tuple(slice(b, b + s) for b, s in zip(out_begin, arrays["gt"].data.shape))
+            np.testing.assert_array_equal(arrays["gt"].data, gt[out])
+    # Samples were mirrored or transposed (so the checks above are not vacuous); the
+    # anisotropic z axis was never swapped.
+    assert moved
+    assert dims == 2 or all(p[0] == 0 for _, p in moved)
 
 
 # -- the prefetch thread ----------------------------------------------------------------------

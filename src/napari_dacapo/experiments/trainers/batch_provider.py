@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +36,7 @@ from funlib.geometry import Coordinate, Roi
 
 from ..datasplits.datasets.arrays.array import SourceArray, raw_as_float32
 
-from .augments.augment import AugmentPipeline, Augment, Sample, SampleArray
+from .augments.augment import AugmentPipeline, Augment, GridStep, Sample, SampleArray
 from .box_reads import BoxReader, box_slices
 from .sampling import CentreSampler, annotated
 
@@ -70,6 +70,10 @@ class Batch:
         ``(B, C_out, *output_shape)`` float32 from the task's predictor.
     input_rois, output_rois
         World ROI of each sample's input and output (before augmentation).
+    grid_steps
+        Per sample, the mirror-and-transpose steps of its augmentation
+        (:func:`~.augments.augment.undo_grid_steps` lines its arrays up with the source
+        again), or None when an augment warped it.
     """
 
     raw: np.ndarray
@@ -79,6 +83,7 @@ class Batch:
     weight: np.ndarray
     input_rois: list[Roi]
     output_rois: list[Roi]
+    grid_steps: list[list[GridStep] | None] = field(default_factory=list)
 
 
 class _Source:
@@ -405,11 +410,13 @@ class BatchProvider:
         keys = ("raw", "gt", "mask", "target", "weight")
         entries: dict[str, list[np.ndarray]] = {key: [] for key in keys}
         input_rois, output_rois = [], []
+        grid_steps: list[list[GridStep] | None] = []
         # Ground truth may have a leading channel axis: index the spatial axes from the end.
         crop, output = (Ellipsis, *self._label_crop), (Ellipsis, *self._output_in_crop)
         voxel_size = self.output_voxel_size
         for _ in range(self.batch_size):
             sample, input_roi, output_roi = self.sample()
+            grid_steps.append(self.pipeline.last_grid_steps)
             gt, mask = sample["gt"].data[crop], sample["mask"].data[crop]
             if "target" in sample:
                 target = sample["target"].data[crop]
@@ -427,4 +434,6 @@ class BatchProvider:
         stacked = {k: np.stack(v) for k, v in entries.items()}
         for key in ("target", "weight"):
             stacked[key] = stacked[key].astype(np.float32, copy=False)
-        return Batch(**stacked, input_rois=input_rois, output_rois=output_rois)
+        return Batch(
+            **stacked, input_rois=input_rois, output_rois=output_rois, grid_steps=grid_steps
+        )

@@ -17,6 +17,7 @@ import torch
 from ..device import PrecisionPlan, choose_precision, describe_device
 from ..training_iteration_stats import TrainingIterationStats
 
+from .augments.augment import undo_grid_steps
 from .batch_provider import Batch, BatchProvider
 from .prefetch import Prefetcher
 from .process_prefetch import ProcessPrefetcher, can_fork
@@ -294,7 +295,9 @@ class DefaultTrainer(Trainer):
     def _take_snapshot(
         self, iteration: int, batch: Batch, prediction: torch.Tensor, model: Model
     ) -> None:
-        """Keep (and store, with a snapshot container) the first sample of ``batch``."""
+        """Keep (and store, with a snapshot container) the first sample of ``batch``,
+        mirrored and transposed back, so that it lines up with its source (a warped sample
+        stays as the network saw it)."""
         assert self.provider is not None
         with torch.no_grad():
             first = prediction[:1].float()
@@ -306,11 +309,17 @@ class DefaultTrainer(Trainer):
         out_voxel_size = self.provider.output_voxel_size
         input_begin = batch.input_rois[0].begin
         output_begin = batch.output_rois[0].begin
-        arrays = {"raw": SnapshotArray(batch.raw[0], input_begin, raw_voxel_size)}
+        steps = batch.grid_steps[0] if batch.grid_steps else None
+        dims = self.provider.dims
+
+        def aligned(data: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(undo_grid_steps(data, steps, dims)) if steps else data
+
+        arrays = {"raw": SnapshotArray(aligned(batch.raw[0]), input_begin, raw_voxel_size)}
         for name, data in (("gt", batch.gt[0]), ("mask", batch.mask[0]),
                            ("target", batch.target[0]), ("weight", batch.weight[0]),
                            ("prediction", predicted)):
-            arrays[name] = SnapshotArray(data, output_begin, out_voxel_size)
+            arrays[name] = SnapshotArray(aligned(data), output_begin, out_voxel_size)
         self.latest_snapshot = Snapshot(iteration, arrays)
         if self._snapshot_container is not None:
             raw = self.provider.datasets[0].raw

@@ -23,7 +23,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from funlib.geometry import Coordinate
 
-__all__ = ["SampleArray", "Sample", "Augment", "AugmentPipeline", "crop_center", "RAW"]
+__all__ = [
+    "SampleArray", "Sample", "Augment", "AugmentPipeline", "GridStep", "crop_center",
+    "undo_grid_steps", "RAW",
+]
 
 #: The key of the intensity image in a sample; intensity augments change only this array.
 RAW = "raw"
@@ -67,6 +70,22 @@ class SampleArray:
 
 Sample = dict[str, SampleArray]
 
+#: A mirror-and-transpose of the spatial axes: the axes flipped, then the permutation
+#: (output axis ``i`` is input axis ``permutation[i]``).
+GridStep = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def undo_grid_steps(data: np.ndarray, steps: list[GridStep], dims: int) -> np.ndarray:
+    """``data`` ``(*channels, *spatial)`` as it was before ``steps`` mirrored and
+    transposed it (so that an augmented sample lines up with its source again)."""
+    lead = data.ndim - dims
+    for flips, permutation in reversed(steps):
+        inverse = np.argsort(permutation)
+        data = np.transpose(data, list(range(lead)) + [lead + int(a) for a in inverse])
+        if flips:
+            data = np.flip(data, [lead + a for a in flips])
+    return data
+
 
 def crop_center(sample: Sample, size: Coordinate) -> Sample:
     """The centred region of world extent ``size`` of every array of ``sample``."""
@@ -104,6 +123,9 @@ class Augment(ABC):
 
     def __init__(self, probability: float = 1.0) -> None:
         self.probability = probability
+        #: The mirror-and-transpose of the last call, for augments that keep the voxel grid
+        #: (None: none, e.g. skipped or an intensity augment).
+        self.last_grid_step: GridStep | None = None
 
     def required_context(self, size: Coordinate, voxel_size: Coordinate) -> Coordinate:
         """World margin per side this augment needs around an output of world ``size``.
@@ -115,6 +137,7 @@ class Augment(ABC):
 
     def __call__(self, sample: Sample, size: Coordinate, rng: np.random.Generator) -> Sample:
         """Augment ``sample`` and return its centred region of world extent ``size``."""
+        self.last_grid_step = None
         if self.probability < 1.0 and rng.random() >= self.probability:
             return crop_center(sample, size)
         return self.apply(sample, size, rng)
@@ -158,6 +181,9 @@ class AugmentPipeline:
             )
             sizes.insert(0, sizes[0] + snapped * 2)
         self.sizes = sizes
+        #: The mirror-and-transpose steps of the last call, to undo them (None when an
+        #: augment moved voxels off the grid: a warp cannot be undone exactly).
+        self.last_grid_steps: list[GridStep] | None = []
 
     @property
     def read_size(self) -> Coordinate:
@@ -170,6 +196,12 @@ class AugmentPipeline:
         return (self.sizes[0] - self.sizes[-1]) // 2
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        steps: list[GridStep] | None = []
         for augment, size in zip(self.augments, self.sizes[1:]):
             sample = augment(sample, size, rng)
+            if not augment.keeps_voxel_grid:
+                steps = None
+            elif steps is not None and augment.last_grid_step is not None:
+                steps.append(augment.last_grid_step)
+        self.last_grid_steps = steps
         return sample

@@ -54,6 +54,7 @@ class SimpleAugment(Augment):
         for axes in groups.values():
             for target, source in zip(axes, rng.permutation(axes)):
                 permutation[target] = int(source)
+        self.last_grid_step = (tuple(flips), tuple(permutation))
         out: Sample = {}
         for key, array in sample.items():
             lead = array.data.ndim - dims
