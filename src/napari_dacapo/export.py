@@ -114,7 +114,7 @@ def export_model(
     criterion = criterion or implied
     parameters = best_parameters(run, criterion, store) if criterion else None
     raw = training_datasets(run, "its voxel size", _RESTORE_DATA)[0].raw
-    intensity_range = training_intensity_range(run, _RESTORE_DATA)
+    intensity_range = training_intensity_range(run)
     model = load_model(run, iteration, store).float().eval()
 
     input_shape = Coordinate(model.eval_input_shape)

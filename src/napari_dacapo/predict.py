@@ -331,30 +331,31 @@ def predict_array(
 _PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
 
 
-def training_intensity_range(
-    run: Run, fix: str = _PASS_EXPLICITLY
-) -> tuple[float, float] | None:
+def training_intensity_range(run: Run) -> tuple[float, float] | None:
     """The ``(min, max)`` of the IntensitiesArrayConfig that rescaled the run's training
     raw data, or None when the raw data was used as stored.
+
+    Read from the run's config alone (through each training raw config's
+    ``source_array_config`` chain), so predicting never needs the training data itself:
+    a cluster node may not see it.
 
     Raises
     ------
     ValueError
         If the training datasets rescale differently (there is no one rule to repeat).
     """
-    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array import (
-        IntensitiesArray,
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array_config import (
+        IntensitiesArrayConfig,
     )
 
     ranges = set()
-    for dataset in training_datasets(run, "its intensity rescaling", fix):
-        array: Any = dataset.raw
-        found = None
-        while isinstance(array, Array):  # through derived and cropped arrays to the source
-            if isinstance(array, IntensitiesArray):
-                found = (float(array.config.min), float(array.config.max))
+    for dataset in getattr(run.config.datasplit_config, "train_configs", None) or []:
+        config, found = getattr(dataset, "raw_config", None), None
+        while config is not None:  # through derived and cropped arrays to the source
+            if isinstance(config, IntensitiesArrayConfig):
+                found = (float(config.min), float(config.max))
                 break
-            array = getattr(array, "source", None)
+            config = getattr(config, "source_array_config", None)
         ranges.add(found)
     if len(ranges) > 1:
         raise ValueError(
