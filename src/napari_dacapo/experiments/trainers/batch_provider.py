@@ -99,6 +99,7 @@ class _Source:
         self.gt = BoxReader(dataset.gt)  # type: ignore[arg-type]
         self.mask = BoxReader(dataset.mask) if dataset.mask is not None else None
         self.target: BoxReader | None = None  # the precomputed target, once made
+        self.target_too_large = False  # then targets are made per sample
 
 
 class BatchProvider:
@@ -177,7 +178,8 @@ class BatchProvider:
             )
         self.margin = margin // 2
         self.half_output = (self.output_shape // 2) * self.output_voxel_size
-        self._label_crop, self._output_in_crop = self._target_geometry(predictor)
+        self._padding = self._checked_padding(predictor)
+        self._label_crop, self._output_in_crop = self._target_geometry(self._padding)
         grid = Coordinate(
             math.lcm(int(a), int(b)) for a, b in zip(self.raw_voxel_size, self.output_voxel_size)
         )
@@ -200,16 +202,11 @@ class BatchProvider:
             precompute_targets and clip_raw and predictor.precomputable_target
             and all(augment.keeps_voxel_grid for augment in augments)
         )
-        self._padding = Coordinate(predictor.padding(self.output_voxel_size))
 
     # -- set-up ----------------------------------------------------------------------------
 
-    def _target_geometry(
-        self, predictor: Predictor
-    ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-        """Slices of the input-sized labels on which targets and weights are computed (the
-        output grown by the predictor's padding, within the input), and of the output within
-        that crop."""
+    def _checked_padding(self, predictor: Predictor) -> Coordinate:
+        """The predictor's padding at the output voxel size, checked."""
         voxel_size = self.output_voxel_size
         padding = Coordinate(predictor.padding(voxel_size))
         if len(padding) != self.dims or any(p < 0 for p in padding):
@@ -218,6 +215,15 @@ class BatchProvider:
                 f"{tuple(padding)}; it must give {self.dims} non-negative world distances. "
                 f"Fix the predictor's padding method."
             )
+        return padding
+
+    def _target_geometry(
+        self, padding: Coordinate
+    ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """Slices of the input-sized labels on which targets and weights are computed (the
+        output grown by the predictor's ``padding``, within the input), and of the output
+        within that crop."""
+        voxel_size = self.output_voxel_size
         context = padding // voxel_size
         begin = self.margin // voxel_size
         end = begin + self.output_shape
@@ -312,14 +318,15 @@ class BatchProvider:
         The labels are read with ``padding`` zeros around them, as a sample reads zeros
         beyond the labels, so that the target near their border is a sample's too.
         """
-        if source.target is None:
+        if source.target is None and not source.target_too_large:
             gt = source.dataset.gt
             assert gt is not None
             channels = len(self.predictor.channels)
             if channels * int(np.prod(gt.spatial_shape)) > PRECOMPUTE_MAX_VOXELS:
+                source.target_too_large = True
                 return None
             roi = gt.roi.grow(self._padding, self._padding)
-            labels = BoxReader(gt).read(
+            labels = source.gt.read(
                 np.asarray(roi.begin, dtype=np.int64), np.asarray(roi.end, dtype=np.int64)
             )
             target = self.predictor.create_target(labels, gt.voxel_size)
