@@ -36,3 +36,15 @@ def trained_store(trained_runs, tmp_path, monkeypatch):
     shutil.copytree(trained_runs, root)
     monkeypatch.setenv("NAPARI_DACAPO_ROOT", str(root))
     return FileStore(root)
+
+
+@pytest.fixture
+def predict_panel(make_napari_viewer, trained_store, qtbot):
+    """A viewer with the predict panel docked on :func:`trained_store`, its run read."""
+    from napari_dacapo.gui.predict_widget import PredictWidget
+
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=trained_store)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    return viewer, widget

@@ -15,7 +15,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import writ
 from napari_dacapo.gui.blockwise_job import BlockwiseJob, BlockwiseJobError
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.layers import layer_name
-from napari_dacapo.gui.predict_widget import BLOCKWISE, TILES, PredictWidget
+from napari_dacapo.gui.predict_widget import BLOCKWISE, TILES
 from napari_dacapo.predict import predict
 
 pytestmark = pytest.mark.gui
@@ -23,22 +23,13 @@ pytestmark = pytest.mark.gui
 CHECKPOINT = "best:blob__dice"
 
 
-@pytest.fixture
-def panel(make_napari_viewer, trained_store, qtbot):
-    viewer = make_napari_viewer()
-    widget = PredictWidget(viewer, store=trained_store)
-    viewer.window.add_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
-    return viewer, widget
-
-
 def done_markers(job: BlockwiseJob) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in job.marker_dir.iterdir() if p.name.isdigit()}
 
 
-def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(panel, qtbot, trained_store,
+def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(predict_panel, qtbot, trained_store,
                                                           tmp_path):
-    viewer, widget = panel
+    viewer, widget = predict_panel
     raw = synthetic_blobs((160, 176), seed=5)[0]  # 10 x 11 tiles of 16 x 16: 2 x 2 blocks
     write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(1, 1))
     image = viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")[0]
@@ -92,8 +83,8 @@ def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(panel, qtbot, trained_
     np.testing.assert_allclose(np.asarray(layer.data), expected, atol=1e-5)
 
 
-def test_blockwise_needs_a_zarr_image_and_an_output(panel, tmp_path):
-    viewer, widget = panel
+def test_blockwise_needs_a_zarr_image_and_an_output(predict_panel, tmp_path):
+    viewer, widget = predict_panel
     viewer.add_image(np.zeros((40, 40), np.float32), name="in memory")
     assert widget.mode_choice.value == TILES and widget.blockwise.native.isHidden()
     widget.mode_choice.value = BLOCKWISE
@@ -132,8 +123,8 @@ def test_zarr_location_of_layers(tmp_path):
     assert zarr_location(opened) == (tmp_path / "x.zarr", "raw")  # napari-dacapo's reader
 
 
-def test_a_failed_blockwise_prediction_is_notified_with_its_fix(panel, qtbot, tmp_path):
-    viewer, widget = panel
+def test_a_failed_blockwise_prediction_is_notified_with_its_fix(predict_panel, qtbot, tmp_path):
+    viewer, widget = predict_panel
     write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((40, 40), np.uint8),
                      voxel_size=(1, 1))
     viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")

@@ -16,15 +16,6 @@ pytestmark = pytest.mark.gui
 CHECKPOINT = "best:blob__dice"
 
 
-@pytest.fixture
-def panel(make_napari_viewer, trained_store, qtbot):
-    viewer = make_napari_viewer()
-    widget = PredictWidget(viewer, store=trained_store)
-    viewer.window.add_dock_widget(widget)
-    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
-    return viewer, widget
-
-
 def run_prediction(widget, qtbot, timeout=60_000):
     assert widget.predict_button.enabled, widget.reason_disabled()
     widget.predict_button.native.click()
@@ -32,8 +23,8 @@ def run_prediction(widget, qtbot, timeout=60_000):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
-def test_predicts_whole_image_into_layers(panel, qtbot, trained_store):
-    viewer, widget = panel
+def test_predicts_whole_image_into_layers(predict_panel, qtbot, trained_store):
+    viewer, widget = predict_panel
     raw, _ = synthetic_blobs((48, 72), seed=5)
     viewer.add_image(raw, name="blobs", translate=(10, 20))
     assert widget.run_choice.value == "tiny_2d"
@@ -55,8 +46,8 @@ def test_predicts_whole_image_into_layers(panel, qtbot, trained_store):
     np.testing.assert_array_equal(labels.data, segmentation.reshape(raw.shape))
 
 
-def test_predicts_a_shapes_region_with_its_context(panel, qtbot, trained_store):
-    viewer, widget = panel
+def test_predicts_a_shapes_region_with_its_context(predict_panel, qtbot, trained_store):
+    viewer, widget = predict_panel
     raw, _ = synthetic_blobs((64, 64), seed=6)
     viewer.add_image(raw, name="blobs")
     shapes = viewer.add_shapes([[[20, 30], [20, 50], [36, 50], [36, 30]]],
@@ -75,8 +66,8 @@ def test_predicts_a_shapes_region_with_its_context(panel, qtbot, trained_store):
     np.testing.assert_allclose(prediction.data, whole[20:36, 30:50], atol=1e-5)
 
 
-def test_shapes_regions_that_cannot_be_predicted_are_refused(panel):
-    viewer, widget = panel
+def test_shapes_regions_that_cannot_be_predicted_are_refused(predict_panel):
+    viewer, widget = predict_panel
     viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
     widget.region_choice.value = viewer.add_shapes(name="region")
     widget.predict_button.native.click()
@@ -89,8 +80,8 @@ def test_shapes_regions_that_cannot_be_predicted_are_refused(panel):
     assert widget.status.value.startswith("The shapes of 'region' do not overlap image")
 
 
-def test_current_view_predicts_what_is_visible(panel, qtbot):
-    viewer, widget = panel
+def test_current_view_predicts_what_is_visible(predict_panel, qtbot):
+    viewer, widget = predict_panel
     raw, _ = synthetic_blobs((64, 64), seed=8)
     image = viewer.add_image(raw, name="blobs", scale=(0.5, 0.5))
     widget.region_choice.value = VIEW
@@ -105,8 +96,8 @@ def test_current_view_predicts_what_is_visible(panel, qtbot):
     np.testing.assert_allclose(prediction.scale, (0.5, 0.5))
 
 
-def test_images_the_run_cannot_take_disable_predict(panel):
-    viewer, widget = panel
+def test_images_the_run_cannot_take_disable_predict(predict_panel):
+    viewer, widget = predict_panel
     viewer.add_image(np.zeros((4, 40, 40), np.uint8), name="stack")
     assert "stack of images must be predicted one by one" in widget.reason_disabled()
     assert not widget.predict_button.enabled
@@ -121,8 +112,8 @@ def test_images_the_run_cannot_take_disable_predict(panel):
     assert widget.reason_disabled() == "Add or open an image layer to predict."
 
 
-def test_cancel_stops_between_tiles(panel, qtbot):
-    viewer, widget = panel
+def test_cancel_stops_between_tiles(predict_panel, qtbot):
+    viewer, widget = predict_panel
     raw, _ = synthetic_blobs((640, 640), seed=7)
     viewer.add_image(raw, name="big")
     widget.predict_button.native.click()
