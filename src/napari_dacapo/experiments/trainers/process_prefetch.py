@@ -3,16 +3,19 @@ process's GIL.
 
 A prefetch thread shares Python's GIL with the training loop. While it runs Python code, or
 a C extension that keeps the GIL (the ``edt`` distance transform does), the loop cannot
-dispatch its next operation and the cores wait. On 2 CPU cores an iteration of the 2D
-example took about 1.7 times as long as its model step with batches prepared in a thread,
-and about 1.3 times in a worker process (the rest is the worker's CPU time, which the model
-step's threads have to share).
+dispatch its next operation and the cores wait. A worker process avoids that, and is the
+way to go when it has a core of its own (training on a GPU, or spare CPU cores). On a CPU
+whose cores all run the model step it is not: its time is taken from one of the step's
+threads, which the others then wait for (see ``DefaultTrainer._make_prefetcher``).
 
 The worker is forked, so it starts with the producer (datasets, augments, predictor) in its
 memory, without pickling or copying the data; this needs the ``fork`` start method, i.e.
 Linux. Items come back pickled (protocol 5): large contiguous arrays through shared memory,
-the rest through a pipe. A thread of this process receives them, so :meth:`get` returns at
-once when items are ready, as with :class:`~.prefetch.Prefetcher`.
+the rest through a pipe. :meth:`get` reads the next item straight from the pipe: the worker
+runs ``size`` items ahead, so it returns at once when one is ready, as with
+:class:`~.prefetch.Prefetcher`. There is no receiving thread on purpose: its wake-ups (one
+per item) took the GIL and a core from the training loop, about 0.2 ms per batch. For the
+same reason the worker is woken once per several items (``refill``), not once per item.
 """
 
 from __future__ import annotations
@@ -36,16 +39,15 @@ __all__ = ["ProcessPrefetcher", "can_fork"]
 _ALIGN = 64
 #: Seconds a stopping worker may take to finish its item before it is terminated.
 _GRACE_SECONDS = 0.2
+#: Shared memory (bytes) that refill slots may take, and the most items made per refill.
+_REFILL_BYTES = 32 * 2**20
+_MAX_REFILL = 8
 
 
 def can_fork() -> bool:
     """Whether worker processes can be forked safely here (Linux; macOS forbids forking
     processes that use its system frameworks, Windows cannot fork)."""
     return sys.platform.startswith("linux")
-
-
-class _Stopped(Exception):
-    """Raised in the receiving thread when it is asked to stop."""
 
 
 class ProcessPrefetcher(Prefetcher[T]):
@@ -65,7 +67,7 @@ class ProcessPrefetcher(Prefetcher[T]):
     size
         Items kept ready (at least 1).
     name
-        Name of the worker process and of the receiving thread.
+        Name of the worker process.
     finish
         Applied to every received item in this process (e.g. to make tensors).
     example
@@ -98,17 +100,22 @@ class ProcessPrefetcher(Prefetcher[T]):
             )
         super().__init__(produce, size, name, finish)
         self.slot_bytes = sum(_aligned(n) for n in _buffer_sizes(example))
+        self.refill = _refill_for(self.slot_bytes)
         self.prepare_worker = prepare_worker
         self._process: multiprocessing.process.BaseProcess | None = None
         self._link: _Link | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
     def start(self) -> None:
-        """Fork the worker and start receiving (no-op when already running)."""
+        """Fork the worker (no-op when already running)."""
         if self.running:
             return
         self.stop()
         context = multiprocessing.get_context("fork")
-        link = _Link(context, self.size, self.slot_bytes)
+        link = _Link(context, self.size + self.refill, self.slot_bytes, self.refill)
         setup = self.prepare_worker() if self.prepare_worker is not None else None
         self._process = context.Process(
             target=_work_in_worker, args=(self.produce, setup, link), name=self.name,
@@ -117,32 +124,26 @@ class ProcessPrefetcher(Prefetcher[T]):
         self._process.start()
         link.forked()
         self._link = link
-        super().start()
 
-    def _make(self) -> T:
-        item = self._receive()
-        return item if self.finish is None else self.finish(item)
-
-    def _receive(self) -> Any:
+    def get(self) -> T:
+        """The next item; raises what ``produce`` raised in the worker."""
         link, process = self._link, self._process
-        assert link is not None and process is not None
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
+        if link is None or process is None:
+            raise RuntimeError(f"{self.name}: call start() (or use 'with') before get().")
+        while not link.ready.poll(POLL_SECONDS):
             # A message is in the pipe before the worker can exit, so one that exited
             # with nothing to read ended without reporting.
-            if not link.ready.poll(POLL_SECONDS):
-                if process.exitcode is None:
-                    continue
+            if process.exitcode is not None:
                 raise self._worker_died(process)
-            try:
-                kind, payload, slot, spans = link.ready.recv()
-            except EOFError:  # the worker is gone, and with it its end of the pipe
-                process.join()
-                raise self._worker_died(process) from None
-            if kind == "error":
-                raise _error_from(payload)
-            return link.unpack(payload, slot, spans)
+        try:
+            kind, payload, slot, spans = link.ready.recv()
+        except EOFError:  # the worker is gone, and with it its end of the pipe
+            process.join()
+            raise self._worker_died(process) from None
+        if kind == "error":
+            raise _error_from(payload)
+        item = link.unpack(payload, slot, spans)
+        return item if self.finish is None else self.finish(item)
 
     def _worker_died(self, process: multiprocessing.process.BaseProcess) -> RuntimeError:
         return RuntimeError(
@@ -153,14 +154,14 @@ class ProcessPrefetcher(Prefetcher[T]):
         )
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the worker and the receiving thread, and drop prepared items."""
+        """Stop the worker and drop prepared items (call it from the thread that calls
+        :meth:`get`)."""
         link, process = self._link, self._process
+        self._link = self._process = None
         if link is not None:
             link.stop.set()
-        super().stop(timeout)  # the receiving thread ends within one poll
-        self._link = self._process = None
         if process is not None:
-            process.join(_GRACE_SECONDS)
+            process.join(_GRACE_SECONDS if timeout is None else min(timeout, _GRACE_SECONDS))
             if process.is_alive():
                 process.terminate()
                 process.join(1.0)
@@ -180,15 +181,17 @@ class _Link:
     items in flight, and one is handed back as soon as its arrays are copied out.
     """
 
-    def __init__(self, context: Any, slots: int, slot_bytes: int) -> None:
+    def __init__(self, context: Any, slots: int, slot_bytes: int, refill: int) -> None:
         self.ready, self._ready_end = context.Pipe(duplex=False)
         self._free_end, self.free = context.Pipe(duplex=False)
         self.stop = context.Event()
         self.slot_bytes = slot_bytes
+        self.refill = refill
         # Anonymous shared memory, inherited by the forked worker.
         self.memory = mmap.mmap(-1, slot_bytes * slots) if slot_bytes else None
-        for slot in range(slots):
-            self.free.send(slot)
+        self._returned: list[int] = []  # here: slots not yet handed back
+        self._free_slots: list[int] = []  # in the worker: slots handed to it
+        self.free.send(list(range(slots)))
 
     def forked(self) -> None:
         """In this process, after the worker started: close the worker's ends, so that a
@@ -208,10 +211,12 @@ class _Link:
 
     def pack(self, item: Any) -> tuple[bytes, int, list[tuple[int, int]] | None] | None:
         """Pickle ``item`` into a free slot (in the worker); ``None`` when stopping."""
-        while not self._free_end.poll(POLL_SECONDS):
-            if self.stop.is_set():
-                return None
-        slot = self._free_end.recv()
+        if not self._free_slots:
+            while not self._free_end.poll(POLL_SECONDS):
+                if self.stop.is_set():
+                    return None
+            self._free_slots = self._free_end.recv()
+        slot = self._free_slots.pop()
         payload, buffers = _pickled(item)
         if not buffers:
             return payload, slot, None
@@ -227,7 +232,10 @@ class _Link:
 
     def unpack(self, payload: bytes, slot: int, spans: list[tuple[int, int]] | None) -> Any:
         """The item (in this process), with its arrays copied out of the slot, which is
-        then handed back."""
+        then free. Free slots are handed back ``refill`` at a time: the worker wakes once
+        and makes that many items in a row. Each wake-up of the worker takes a core from
+        the model step's threads (and their caches): one per item cost a 2D step about
+        0.5 ms, even for items that took no time to make."""
         buffers = []
         if spans:
             assert self.memory is not None
@@ -235,7 +243,10 @@ class _Link:
             memory = np.frombuffer(self.memory, dtype=np.uint8)
             buffers = [memory[begin:end].copy() for begin, end in spans]
             del memory  # no view of the shared memory may outlive close()
-        self.free.send(slot)
+        self._returned.append(slot)
+        if len(self._returned) >= self.refill:
+            self.free.send(self._returned)
+            self._returned = []
         return pickle.loads(payload, buffers=buffers)
 
     def close(self) -> None:
@@ -301,6 +312,14 @@ def _pickled(item: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
 def _buffer_sizes(item: Any) -> list[int]:
     """Bytes of each array of ``item`` that pickling sends out of band."""
     return [buffer.raw().nbytes for buffer in _pickled(item)[1]]
+
+
+def _refill_for(slot_bytes: int) -> int:
+    """Items made per worker wake-up: as many as fit :data:`_REFILL_BYTES`, at most
+    :data:`_MAX_REFILL` (large items take long to use, so wake-ups matter little)."""
+    if slot_bytes == 0:
+        return _MAX_REFILL
+    return max(1, min(_MAX_REFILL, _REFILL_BYTES // slot_bytes))
 
 
 def _aligned(n: int) -> int:
