@@ -187,6 +187,25 @@ def test_weights_clip_rare_class_fraction():
     assert weight[5, 5] == pytest.approx(1 / (2 * 0.95))
 
 
+@pytest.mark.parametrize("clip", [None, (0.05, 0.95), (0.3, 0.7)])
+def test_binary_class_balance_equals_the_general_one_to_the_bit(clip):
+    from napari_dacapo.experiments.tasks.predictors.class_balance import (
+        balanced_binary_weights,
+        balanced_weights,
+    )
+
+    rng = np.random.default_rng(3)
+    region = (slice(2, 18), slice(1, 15))
+    for fg_share, known_share in [(0.3, 0.8), (0.02, 1.0), (0.0, 0.6), (1.0, 0.6), (0.5, 0.0)]:
+        foreground = rng.random((20, 17)) < fg_share
+        known = rng.random((20, 17)) < known_share
+        for r in (None, region):
+            general = balanced_weights(foreground.view(np.uint8), known, 2, clip, r)
+            fast = balanced_binary_weights(foreground, known, clip, r)
+            assert fast.dtype == general.dtype == np.float32
+            np.testing.assert_array_equal(fast, general)
+
+
 def test_weights_all_zero_when_nothing_is_known():
     gt = square()
     predictor = DistancePredictor(["fg"], 1.0, True, 3.0)

@@ -68,8 +68,11 @@ class Batch:
         ``(B, *output_shape)`` labels and annotation mask (1 = known), cropped to the output.
     target, weight
         ``(B, C_out, *output_shape)`` float32 from the task's predictor.
-    input_rois, output_rois
-        World ROI of each sample's input and output (before augmentation).
+    input_begins, output_begins
+        ``(B, dims)`` int64 world begin of each sample's input and output (before
+        augmentation); :attr:`input_rois` and :attr:`output_rois` give them as ROIs.
+    input_size, output_size
+        World size of every sample's input and output.
     grid_steps
         Per sample, the mirror-and-transpose steps of its augmentation
         (:func:`~.augments.augment.undo_grid_steps` lines its arrays up with the source
@@ -81,9 +84,21 @@ class Batch:
     mask: np.ndarray
     target: np.ndarray
     weight: np.ndarray
-    input_rois: list[Roi]
-    output_rois: list[Roi]
+    input_begins: np.ndarray
+    output_begins: np.ndarray
+    input_size: Coordinate
+    output_size: Coordinate
     grid_steps: list[list[GridStep] | None] = field(default_factory=list)
+
+    # ROIs are made on demand: a batch crosses to the training process every iteration,
+    # and building and unpickling funlib ROIs costs more than the rest of its header.
+    @property
+    def input_rois(self) -> list[Roi]:
+        return [Roi(Coordinate(b.tolist()), self.input_size) for b in self.input_begins]
+
+    @property
+    def output_rois(self) -> list[Roi]:
+        return [Roi(Coordinate(b.tolist()), self.output_size) for b in self.output_begins]
 
 
 class _Source:
@@ -359,6 +374,16 @@ class BatchProvider:
             known &= annotated(source.mask.read(begin, end), source.mask.channel_dims)
         return known
 
+    def _known_fraction(self, source: _Source, begin: np.ndarray, end: np.ndarray) -> float:
+        """Share of the world box ``[begin, end)`` where labels are known (:meth:`_known`),
+        from the geometry alone when the dataset has no mask."""
+        if source.mask is not None:
+            return float(self._known(source, begin, end).mean())
+        gt = source.gt
+        low, high = gt.voxels(begin, end)
+        inside = np.clip(np.minimum(high, gt.shape) - np.maximum(low, 0), 0, None)
+        return float(np.prod(inside) / np.prod(high - low))
+
     def _read(self, source: _Source, begin: np.ndarray, end: np.ndarray) -> Sample:
         raw = source.raw.read_mirrored(begin, end, source.region_begin, source.region_end)
         if source.raw.channel_dims == 0:
@@ -375,7 +400,13 @@ class BatchProvider:
         return sample
 
     def sample(self) -> tuple[Sample, Roi, Roi]:
-        """One augmented sample (input-sized), with its input and output ROI.
+        """One augmented sample (input-sized), with its input and output ROI."""
+        sample, begin = self._sample()
+        input_roi = Roi(Coordinate(begin.tolist()), self.input_size)
+        return sample, input_roi, Roi(input_roi.begin + self.margin, self.output_size)
+
+    def _sample(self) -> tuple[Sample, np.ndarray]:
+        """One augmented sample and the world begin of its input (numpy int64).
 
         A location whose output region is annotated below ``min_masked`` is drawn again
         (checked before augmentation, as DaCapo's ``Reject``, so that a retry costs only a
@@ -392,8 +423,9 @@ class BatchProvider:
             if self.min_masked <= 0:
                 break
             output_begin = begin + self._margin
-            known = self._known(source, output_begin, output_begin + self._output_extent)
-            fraction = float(known.mean())
+            fraction = self._known_fraction(
+                source, output_begin, output_begin + self._output_extent
+            )
             if fraction >= self.min_masked:
                 break
         else:
@@ -407,22 +439,18 @@ class BatchProvider:
                 self._warned_min_masked = True
         context = self._context
         read = self._read(source, begin - context, begin + self._input_extent + context)
-        sample = self.pipeline(read, rng)
-        input_begin = Coordinate(begin.tolist())
-        input_roi = Roi(input_begin, self.input_size)
-        return sample, input_roi, Roi(input_begin + self.margin, self.output_size)
+        return self.pipeline(read, rng), begin
 
     def batch(self) -> Batch:
         """A batch of ``batch_size`` samples with targets and weights."""
-        keys = ("raw", "gt", "mask", "target", "weight")
-        entries: dict[str, list[np.ndarray]] = {key: [] for key in keys}
-        input_rois, output_rois = [], []
+        stacked: dict[str, np.ndarray] = {}
+        begins = np.empty((self.batch_size, self.dims), dtype=np.int64)
         grid_steps: list[list[GridStep] | None] = []
         # Ground truth may have a leading channel axis: index the spatial axes from the end.
         crop, output = (Ellipsis, *self._label_crop), (Ellipsis, *self._output_in_crop)
         voxel_size = self.output_voxel_size
-        for _ in range(self.batch_size):
-            sample, input_roi, output_roi = self.sample()
+        for i in range(self.batch_size):
+            sample, begins[i] = self._sample()
             grid_steps.append(self.pipeline.last_grid_steps)
             gt, mask = sample["gt"].data[crop], sample["mask"].data[crop]
             if "target" in sample:
@@ -432,15 +460,27 @@ class BatchProvider:
             weight = self.predictor.create_weight(
                 gt, target, mask, voxel_size, region=self._output_in_crop
             )
-            entries["raw"].append(sample["raw"].data)
-            for key, data in (("gt", gt), ("mask", mask), ("target", target),
-                              ("weight", weight)):
-                entries[key].append(data[output])
-            input_rois.append(input_roi)
-            output_rois.append(output_roi)
-        stacked = {k: np.stack(v) for k, v in entries.items()}
+            for key, data in (("raw", sample["raw"].data), ("gt", gt[output]),
+                              ("mask", mask[output]), ("target", target[output]),
+                              ("weight", weight[output])):
+                _place(stacked, key, i, data, self.batch_size)
         for key in ("target", "weight"):
             stacked[key] = stacked[key].astype(np.float32, copy=False)
         return Batch(
-            **stacked, input_rois=input_rois, output_rois=output_rois, grid_steps=grid_steps
+            **stacked, input_begins=begins, output_begins=begins + self._margin,
+            input_size=self.input_size, output_size=self.output_size, grid_steps=grid_steps,
         )
+
+
+def _place(stacked: dict[str, np.ndarray], key: str, i: int, data: np.ndarray, n: int) -> None:
+    """Put sample ``i``'s ``data`` into the batch array ``stacked[key]`` (made at the first
+    sample: filling in place costs less than stacking, for every batch), widening its dtype
+    when a sample needs it (labels of datasets with different dtypes)."""
+    array = stacked.get(key)
+    if array is None:
+        array = stacked[key] = np.empty((n, *data.shape), data.dtype)
+    elif not np.can_cast(data.dtype, array.dtype):
+        array = stacked[key] = array.astype(np.result_type(array.dtype, data.dtype))
+    if data.shape != array.shape[1:]:
+        raise ValueError(f"Sample {i} has {key} of shape {data.shape}, not {array.shape[1:]}.")
+    array[i] = data

@@ -77,7 +77,9 @@ class CentreSampler:
         self._block_shape = np.minimum(
             max(1, round(BLOCK_VOXELS ** (1 / len(shape)))), np.maximum(self.end - self.begin, 1)
         )
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = (
+            OrderedDict()
+        )
         self._can_sample = False
 
     @property
@@ -113,12 +115,18 @@ class CentreSampler:
         data = self.array.read_voxels(self._block_slices(block))
         return annotated(data, self.array.channel_dims)
 
-    def _positions(self, block: int) -> np.ndarray:
-        """Flat indices of the annotated voxels of ``block`` (cached)."""
+    def _positions(self, block: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """Flat indices of the annotated voxels of ``block``, its first voxel and its shape
+        (cached)."""
         if block in self._cache:
             self._cache.move_to_end(block)
         else:
-            self._cache[block] = np.flatnonzero(self._read_block(block))
+            slices = self._block_slices(block)
+            self._cache[block] = (
+                np.flatnonzero(self._read_block(block)),
+                np.asarray([s.start for s in slices], dtype=np.int64),
+                tuple(s.stop - s.start for s in slices),
+            )
             if len(self._cache) > CACHED_BLOCKS:
                 self._cache.popitem(last=False)
         return self._cache[block]
@@ -145,11 +153,9 @@ class CentreSampler:
             index = rng.integers(self.begin, self.end)
         else:
             cumulative = self.cumulative
-            block = int(np.searchsorted(cumulative, rng.integers(cumulative[-1]), side="right"))
-            positions = self._positions(block)
-            slices = self._block_slices(block)
-            local = np.unravel_index(
-                positions[rng.integers(len(positions))], tuple(s.stop - s.start for s in slices)
+            block = 0 if len(cumulative) == 1 else int(
+                np.searchsorted(cumulative, rng.integers(cumulative[-1]), side="right")
             )
-            index = np.asarray([s.start for s in slices]) + np.asarray(local)
+            positions, start, shape = self._positions(block)
+            index = start + np.unravel_index(positions[rng.integers(len(positions))], shape)
         return self._offset + np.asarray(index, dtype=np.int64) * self._voxel_size

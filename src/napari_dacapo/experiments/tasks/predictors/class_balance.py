@@ -54,3 +54,39 @@ def balanced_weights(
     class_weight[present] = 1.0 / (present.sum() * fraction[present])
     out[region] = class_weight.astype(np.float32)[labels_in] * known_in
     return out
+
+
+def balanced_binary_weights(
+    foreground: np.ndarray,
+    known: np.ndarray,
+    clip: tuple[float, float] | None = None,
+    region: tuple[slice, ...] | None = None,
+) -> np.ndarray:
+    """:func:`balanced_weights` of a two-class (background/foreground) image, the same to
+    the bit, with counts instead of a histogram and no class indexing: this runs for every
+    training sample of the distance tasks.
+
+    Parameters
+    ----------
+    foreground, known
+        Boolean arrays of the same shape.
+    clip, region
+        As in :func:`balanced_weights`.
+    """
+    region = region or ()
+    fg_in, known_in = foreground[region], known[region]
+    out = np.zeros(foreground.shape, dtype=np.float32)
+    total = np.count_nonzero(known_in)
+    if total == 0:
+        return out
+    fg_known = fg_in & known_in
+    counts = (total - np.count_nonzero(fg_known), np.count_nonzero(fg_known))
+    present = sum(c > 0 for c in counts)
+    weights = []
+    for c in counts:
+        fraction = c / total
+        if clip is not None:
+            fraction = min(max(fraction, clip[0]), clip[1])
+        weights.append(np.float32(1.0 / (present * fraction)) if c else np.float32(0))
+    out[region] = np.where(fg_known, weights[1], np.where(known_in, weights[0], np.float32(0)))
+    return out

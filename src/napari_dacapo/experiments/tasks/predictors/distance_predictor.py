@@ -39,7 +39,7 @@ import edt
 import numpy as np
 from funlib.geometry import Coordinate
 
-from .class_balance import balanced_weights
+from .class_balance import balanced_binary_weights
 from .predictor import Predictor
 
 # -- shared helpers ---------------------------------------------------------------------------
@@ -242,10 +242,12 @@ def balanced_channel_weights(
     ``f`` its fraction clipped to ``[clipmin, clipmax]`` and ``n`` the number of classes
     present; unknown voxels get 0.
     """
+    if len(foreground) == 1:  # one channel: no stacking
+        return balanced_binary_weights(foreground[0], known[0], (clipmin, clipmax), region)[None]
     known = np.broadcast_to(known, foreground.shape)
     return np.stack(
         [
-            balanced_weights(fg.view(np.uint8), k, 2, (clipmin, clipmax), region)
+            balanced_binary_weights(fg, k, (clipmin, clipmax), region)
             for fg, k in zip(foreground, known)
         ]
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from funlib.geometry import Coordinate
@@ -65,7 +65,8 @@ class SampleArray:
         return Coordinate(self.spatial_shape) * self.voxel_size
 
     def with_data(self, data: np.ndarray) -> SampleArray:
-        return replace(self, data=data)
+        # Not dataclasses.replace: this runs for every array of every sample.
+        return SampleArray(data, self.voxel_size, self.interpolate)
 
 
 Sample = dict[str, SampleArray]

@@ -8,6 +8,7 @@ array is only read where asked, so no full-volume copy is ever made.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -164,6 +165,9 @@ class SourceArray(Array):
                 f"has {ndim} dimensions {tuple(data.shape)}."
             )
         self._axis_names = list(axis_names)
+        # Fixed from here on; kept because every training sample reads several boxes.
+        self._channel_dims = sum(is_channel_axis(a) for a in self._axis_names)
+        self._all_channels = (slice(None),) * self._channel_dims
         dims = self.dims
         self._voxel_size = Coordinate(voxel_size if voxel_size is not None else (1,) * dims)
         self._offset = Coordinate(offset if offset is not None else (0,) * dims)
@@ -186,6 +190,10 @@ class SourceArray(Array):
         return self._axis_names
 
     @property
+    def channel_dims(self) -> int:
+        return self._channel_dims
+
+    @property
     def voxel_size(self) -> Coordinate:
         return self._voxel_size
 
@@ -206,8 +214,7 @@ class SourceArray(Array):
         return np.dtype(self._data.dtype)
 
     def read_voxels(self, spatial_slices: tuple[slice, ...]) -> np.ndarray:
-        key = (slice(None),) * self.channel_dims + tuple(spatial_slices)
-        return np.asarray(self._data[key])
+        return np.asarray(self._data[self._all_channels + tuple(spatial_slices)])
 
 
 class WrappedArray(Array):
@@ -258,13 +265,18 @@ class DerivedArray(WrappedArray):
     def transform(self, data: np.ndarray) -> np.ndarray: ...
 
 
+@functools.lru_cache(maxsize=None)
+def _integer_scale(dtype: np.dtype) -> np.float32:
+    return np.float32(np.iinfo(dtype).max)
+
+
 def raw_as_float32(data: np.ndarray) -> np.ndarray:
     """Raw intensities as the network sees them, in training and prediction alike:
     integer dtypes are divided by their dtype's maximum (as gunpowder's Normalize does),
     floats pass through. Use an IntensitiesArrayConfig for any other scaling."""
     if np.issubdtype(data.dtype, np.integer):
         # One pass, no float copy first (same values as astype, then divide).
-        return np.divide(data, np.float32(np.iinfo(data.dtype).max), dtype=np.float32)
+        return np.divide(data, _integer_scale(data.dtype), dtype=np.float32)
     if data.dtype == np.bool_:
         return data.astype(np.float32)
     return data.astype(np.float32, copy=False)
