@@ -5,8 +5,10 @@ memory format, alternating in rounds so that the noise of a shared machine hits 
 The pure step is the trainer's own step (the same memory format of model and input, the same
 precision plan, loss and scheduler step) on pre-made tensors: forward, loss, backward,
 optimizer step, reading the loss. The full iteration adds sampling, augmentation, targets and
-weights (prepared ahead in a worker process, or a thread), the stats bookkeeping and the
-events.
+weights (made where ``prefetch_worker`` says: with ``auto`` on a CPU whose cores all run the
+step, in the training thread; else in a worker process), the stats bookkeeping and the
+events. Both are means over the iterations (after the first ``STEADY_AFTER`` of each
+``train_run``), so that batches made in bursts count in full.
 
 Prints one line per example and ``overhead_ratio=<max over examples>`` last.
 Target: <= 1.10 on 2 CPU cores.
@@ -29,7 +31,7 @@ import torch
 
 def pure_steps(run, plan, device, iterations: int) -> float:
     """Seconds per pure model step on pre-made tensors (the trainer's own step, with the
-    model in the memory format training puts it in)."""
+    model in the memory format training puts it in): the mean over ``iterations``."""
     trainer, model = run.trainer, run.model
     batch = trainer.batch_size
     memory_format = plan.memory_format(len(model.input_shape))
@@ -42,26 +44,31 @@ def pure_steps(run, plan, device, iterations: int) -> float:
         "target": torch.rand(out_shape) * 2 - 1,
         "weight": torch.ones(out_shape),
     }
-    times = []
+    t0 = time.perf_counter()
     for _ in range(iterations):
-        t0 = time.perf_counter()
         loss, _ = trainer._step(model, run.optimizer, tensors, device, plan, memory_format)
         loss.item()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return (time.perf_counter() - t0) / iterations
+
+
+#: Iterations left out at the start of each train_run: the worker's start (fork, first
+#: fill of its slots) is paid once per training, not per iteration.
+STEADY_AFTER = 10
 
 
 def train_run_steps(run, store, iterations: int) -> float:
-    """Seconds per iteration of the real training operation (median of iteration gaps)."""
+    """Seconds per iteration of the real training operation: the mean gap between the
+    :data:`STEADY_AFTER`-th and the last iteration's event (a mean, not a median: batches are made in bursts,
+    and the iterations a burst slows down must count)."""
     from napari_dacapo.train import IterationDone, train_run
 
-    run.train_until = run.trainer.iteration + iterations
+    run.train_until = run.trainer.iteration + iterations + STEADY_AFTER
     stamps = []
     for event in train_run(run, store=store, stop=threading.Event(), validate=False):
         if isinstance(event, IterationDone):
             stamps.append(time.perf_counter())
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return statistics.median(gaps)
+    steady = stamps[STEADY_AFTER:]
+    return (steady[-1] - steady[0]) / (len(steady) - 1)
 
 
 def measure(dims: int, iterations: int, rounds: int, prefetch_worker: str = "auto") -> float:
@@ -93,7 +100,8 @@ def measure(dims: int, iterations: int, rounds: int, prefetch_worker: str = "aut
     ratio = f / p
     print(
         f"{dims}D input {tuple(config.architecture_config.input_shape)} batch "
-        f"{config.trainer_config.batch_size} (prefetch_worker={prefetch_worker}) on "
+        f"{config.trainer_config.batch_size} (prefetch_worker={prefetch_worker}: batches "
+        f"made {run.trainer.batches_made}) on "
         f"{describe_device(device, plan)}: "
         f"pure step {p * 1000:.1f} ms, train_run iteration {f * 1000:.1f} ms, "
         f"ratio {ratio:.3f}",
@@ -105,7 +113,7 @@ def measure(dims: int, iterations: int, rounds: int, prefetch_worker: str = "aut
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
-    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--iterations", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prefetch-worker", default="auto", choices=("auto", "process", "thread"))
     args = parser.parse_args()

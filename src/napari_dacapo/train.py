@@ -135,7 +135,8 @@ def train_run(
 
     # Everything that can refuse the input runs before the store is written.
     run.trainer.build_batch_provider(
-        run.datasplit.train, run.model, run.task, store.snapshot_container(run.name)
+        run.datasplit.train, run.model, run.task, store.snapshot_container(run.name),
+        device=device,
     )
     store.check_run_config(run.config)
 

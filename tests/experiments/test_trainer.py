@@ -42,6 +42,7 @@ from napari_dacapo.experiments.trainers import default_trainer, snapshot
 from napari_dacapo.experiments.trainers.augments import AugmentPipeline, SampleArray, crop_center
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import raw_as_float32
 from napari_dacapo.experiments.trainers.prefetch import Prefetcher
+from napari_dacapo.experiments.trainers.process_prefetch import can_fork
 
 CPU = torch.device("cpu")
 
@@ -384,6 +385,36 @@ def test_min_masked_rejects_sparsely_annotated_samples(caplog):
     assert sum("min_masked" in r.message for r in caplog.records) == 1
 
 
+def test_labels_of_datasets_with_different_dtypes_keep_their_ids_in_one_batch():
+    raw, small = blobs((40, 40))
+    large = small.astype(np.uint32) * 100  # ids up to 800 do not fit the other's uint8
+    trainer = DefaultTrainer(DefaultTrainerConfig(name="t", batch_size=8, seed=0, min_masked=0))
+    task = ForegroundTask()
+    model = task.create_model(ConvNet((10, 10)))
+    datasets = [FakeDataset(raw, small.astype(np.uint8), name="a"),
+                FakeDataset(raw, large, name="b")]
+    trainer.build_batch_provider(datasets, model, task)
+    allowed = set(range(9)) | set(range(100, 900, 100))
+    mixed = 0
+    for _ in range(8):
+        ids = set(np.unique(trainer.provider.batch().gt).tolist())
+        assert ids <= allowed  # no id wrapped around (800 as uint8 is 32)
+        mixed += bool(ids & set(range(1, 9))) and max(ids) > 255
+    assert mixed  # some batches held samples of both datasets
+
+
+def test_the_known_share_from_geometry_equals_that_of_the_known_mask():
+    raw, gt = blobs((30, 30))
+    trainer, _, _ = setup_trainer(FakeDataset(raw, gt, gt_offset=(5, 0)), (10, 10))
+    provider = trainer.provider
+    source = provider.sources[0]
+    for begin in [(-8, -3), (0, 0), (10, 25), (28, 12), (-20, -20)]:
+        begin = np.asarray(begin, dtype=np.int64)
+        end = begin + 6
+        expected = float(provider._known(source, begin, end).mean())
+        assert provider._known_fraction(source, begin, end) == pytest.approx(expected)
+
+
 def test_input_larger_than_the_data_names_sizes_and_fix():
     raw, gt = np.zeros((20, 30), np.float32), np.ones((20, 30), np.uint8)
     with pytest.raises(ValueError, match=r"\(20, 30\) voxels.*input_shape is \(24, 24\).*"
@@ -530,9 +561,15 @@ def test_trainer_prefetches_inside_with_and_errors_reach_the_training_loop(worke
     raw, gt = blobs((30, 30))
     trainer, model, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), prefetch_worker=worker)
     optimizer = trainer.create_optimizer(model)
+
+    def preparing() -> set[str]:  # a thread, or a worker process (read without a thread)
+        if worker == "thread":
+            return {t.name for t in threading.enumerate()}
+        return {p.name for p in multiprocessing.active_children()}
+
     with trainer:
-        assert "napari-dacapo batches" in {t.name for t in threading.enumerate()}
-    assert "napari-dacapo batches" not in {t.name for t in threading.enumerate()}
+        assert "napari-dacapo batches" in preparing()
+    assert "napari-dacapo batches" not in preparing()
     # Broken from the next start on (a worker process copies the trainer when it starts).
     trainer.provider.predictor.create_target = lambda gt, vs: 1 / 0
     with trainer:
@@ -540,6 +577,27 @@ def test_trainer_prefetches_inside_with_and_errors_reach_the_training_loop(worke
             list(trainer.iterate(10, model, optimizer, CPU))
     assert "napari-dacapo batches" not in {t.name for t in threading.enumerate()}
     assert not multiprocessing.active_children()
+
+
+def test_auto_makes_batches_in_a_worker_only_where_a_core_is_free(monkeypatch):
+    from napari_dacapo.experiments import device as device_module
+
+    monkeypatch.setattr(device_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(device_module.torch, "get_num_threads", lambda: 2)
+    assert not device_module.has_spare_core(CPU)
+    assert device_module.has_spare_core(torch.device("cuda"))  # the step runs elsewhere
+    monkeypatch.setattr(device_module.torch, "get_num_threads", lambda: 1)
+    assert device_module.has_spare_core(CPU)
+
+    raw, gt = blobs((40, 40))
+    for spare, expected in [(False, "in the training thread"), (True, "in a worker process")]:
+        monkeypatch.setattr(default_trainer, "has_spare_core", lambda device, s=spare: s)
+        trainer, _, _ = setup_trainer(FakeDataset(raw, gt), (10, 10))
+        if expected.endswith("process") and not can_fork():
+            expected = "in a thread"
+        assert trainer.batches_made == expected
+    trainer, _, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), prefetch_worker="thread")
+    assert trainer.batches_made == "in a thread"
 
 
 def test_batches_from_a_worker_process_are_reproducible_and_not_repeated():

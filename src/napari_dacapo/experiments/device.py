@@ -10,6 +10,7 @@ Elsewhere bf16 is emulated and slower, so ``"auto"`` falls back to fp32 there.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ __all__ = [
     "choose_precision",
     "describe_device",
     "cpu_has_fast_bf16",
+    "has_spare_core",
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -217,6 +219,20 @@ def device_plan_for(
         getattr(trainer_config, "channels_last", "auto"),
     )
     return device, plan
+
+
+def has_spare_core(device: torch.device) -> bool:
+    """Whether work beside the model step (preparing batches) has a CPU core to itself:
+    the step runs on an accelerator, or this process may use more cores than torch's
+    intra-op threads. Otherwise that work takes a core from the step's threads, which then
+    wait for it at every parallel operation."""
+    if device.type != "cpu":
+        return True
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return cores > torch.get_num_threads()
 
 
 def release_device_memory(device: torch.device) -> None:

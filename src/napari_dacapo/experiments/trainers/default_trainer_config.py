@@ -97,8 +97,11 @@ class DefaultTrainerConfig(TrainerConfig):
     prefetch_worker: Literal["auto", "process", "thread"] = option(
         "auto",
         help="Where batches are prepared ahead: in a worker process, which keeps the "
-        "training loop free of Python's GIL (faster, most of all on few CPU cores; Linux "
-        "only), or in a thread; auto = a process on Linux, a thread elsewhere.",
+        "training loop free of Python's GIL (Linux only), or in a thread. auto = a worker "
+        "process when it has a CPU core of its own (training on a GPU, or more cores than "
+        "torch's threads), else in the training thread (a worker would take a core from the "
+        "model step, which costs more on a small CPU); a thread where processes cannot be "
+        "forked.",
         choices=("auto", "process", "thread"),
     )
     loss_sync_interval: int = option(

@@ -51,7 +51,10 @@ class Trainer(ABC):
         model: Model,
         task: Task,
         snapshot_container: LocalContainerIdentifier | None = None,
-    ) -> None: ...
+        device: torch.device | None = None,
+    ) -> None:
+        """Prepare sampling from ``datasets`` (``device``, beyond DaCapo's signature: the
+        device training will run on, when known, to choose where batches are prepared)."""
 
     def __enter__(self) -> Trainer:
         return self
