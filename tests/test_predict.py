@@ -27,6 +27,7 @@ from napari_dacapo.predict import (
     PredictionStarted,
     TilePredicted,
     apply,
+    model_input,
     predict,
     predict_tiles,
     training_intensity_range,
@@ -35,6 +36,7 @@ from napari_dacapo.store.file_store import CheckpointError, FileStore, StoreErro
 from napari_dacapo.train import train_run
 
 FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +337,17 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "exported" / "model.torchscript.pt").is_file()
     assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_tiles_cast_to_bf16_before_the_model_give_what_autocast_gives(dims, store):
+    model = Run(tiny_config(dims), store=store).model.eval()
+    memory_format = torch.channels_last if dims == 2 else torch.channels_last_3d
+    model = model.to(memory_format=memory_format)
+    group = torch.rand(1, *(s + 3 for s in model.eval_input_shape))
+    tile = group[(slice(None), *(slice(1, 1 + s) for s in model.eval_input_shape))]  # a view
+    cast = model_input(tile, CPU, memory_format, torch.bfloat16)
+    assert cast.dtype == torch.bfloat16 and cast.is_contiguous(memory_format=memory_format)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(model_input(tile, CPU, memory_format))
+        assert torch.equal(model(cast), expected)

@@ -107,13 +107,13 @@ def export_model(
         load_run,
         resolve_checkpoint,
     )
-    from napari_dacapo.predict import TileGeometry, training_datasets, training_intensity_range
+    from napari_dacapo.predict import TileGeometry, training_intensity_range, training_raw
 
     run, store = load_run(run, store)
     iteration, implied = resolve_checkpoint(run, checkpoint, store)
     criterion = criterion or implied
     parameters = best_parameters(run, criterion, store) if criterion else None
-    raw = training_datasets(run, "its voxel size", _RESTORE_DATA)[0].raw
+    raw = training_raw(run, "its voxel size", _RESTORE_DATA)
     intensity_range = training_intensity_range(run)
     model = load_model(run, iteration, store).float().eval()
 

@@ -53,7 +53,7 @@ __all__ = [
     "predict_array",
     "assemble",
     "prediction_input",
-    "training_datasets",
+    "training_raw",
     "training_intensity_range",
     "predict_tiles",
     "predict",
@@ -233,12 +233,20 @@ def read_input(raw: Array, roi: Roi) -> torch.Tensor:
 
 
 def model_input(
-    tile: torch.Tensor, device: torch.device, memory_format: torch.memory_format
+    tile: torch.Tensor,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """The model's input ``(1, channels, *spatial)``, dense in ``memory_format`` on
     ``device``, from a tile ``(channels, *spatial)`` of :func:`read_input` (or a view into
-    one)."""
-    return tile[None].contiguous(memory_format=memory_format).to(device)
+    one). With an ``autocast_dtype`` the tile is cast to it here, in the one copy that
+    makes it dense: autocast would cast it in the first convolution anyway (the same
+    rounding), after a float32 copy."""
+    x = tile[None]
+    if autocast_dtype is not None and device.type == "cpu":
+        return x.to(dtype=autocast_dtype, memory_format=memory_format)
+    return x.contiguous(memory_format=memory_format).to(device)
 
 
 def predict_blocks(
@@ -279,7 +287,7 @@ def predict_blocks(
             for in_roi, out_roi in tiles:
                 index += 1
                 cut = voxel_slices(in_roi, group_roi.begin, raw.voxel_size)
-                x = model_input(group[(slice(None), *cut)], device, memory_format)
+                x = model_input(group[(slice(None), *cut)], device, memory_format, autocast_dtype)
                 # Grad and autocast modes are entered per tile, not around the loop: a
                 # generator's caller runs between tiles and must not inherit them.
                 with torch.inference_mode(), inference_context(device, autocast_dtype):
@@ -366,10 +374,16 @@ def training_intensity_range(run: Run) -> tuple[float, float] | None:
     return ranges.pop() if ranges else None
 
 
-def training_datasets(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> list[Any]:
-    """The run's training datasets, opened to read ``what`` (e.g. their voxel size);
-    a ValueError ending in ``fix`` if they cannot be opened or there are none."""
+def training_raw(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> Array:
+    """The raw array of the run's first training dataset, opened to read ``what`` (e.g.
+    its voxel size); a ValueError ending in ``fix`` if it cannot be opened or there is
+    none. Where the datasplit config names it, only that array is opened (not the whole
+    datasplit: labels and validation data, milliseconds per zarr array)."""
     try:
+        configs = getattr(run.config.datasplit_config, "train_configs", None)
+        raw_config = getattr(configs[0], "raw_config", None) if configs else None
+        if raw_config is not None:
+            return raw_config.array()
         datasets = list(run.datasplit.train)
     except (OSError, ValueError) as e:
         raise ValueError(
@@ -378,7 +392,7 @@ def training_datasets(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> list[
         ) from e
     if not datasets:
         raise ValueError(f"Run '{run.name}' has no training dataset to read {what} from. {fix}")
-    return datasets
+    return datasets[0].raw
 
 
 def prediction_input(
@@ -443,7 +457,7 @@ def prediction_input(
         if ndim not in (dims, dims + 1):
             raise ValueError(f"raw has shape {tuple(raw.shape)}, but {expected}.")
         if voxel_size is None:
-            voxel_size = training_datasets(run, "the voxel size")[0].raw.voxel_size
+            voxel_size = training_raw(run, "the voxel size").voxel_size
         config = NumpyArrayConfig(
             name="input",
             data=raw,
@@ -527,8 +541,9 @@ def predict_tiles(
     Parameters
     ----------
     run
-        A :class:`~napari_dacapo.experiments.run.Run` or the name of a stored run. The
-        run's own model is never changed: the checkpoint is loaded into a copy.
+        A :class:`~napari_dacapo.experiments.run.Run` or the name of a stored run. A
+        Run's own model is never changed: the checkpoint is loaded into a copy (a run given
+        by name is built for this call only and loads it directly).
     checkpoint
         An iteration, ``"latest"`` or ``"best:<criterion>"`` (the iteration validation
         found best for that criterion).
@@ -545,11 +560,12 @@ def predict_tiles(
     from napari_dacapo.checkpoints import load_model, load_run, resolve_checkpoint
     from napari_dacapo.experiments.device import release_device_memory
 
+    private = isinstance(run, str)  # built here, only to predict: no copy of its model
     run, store = load_run(run, store)
     iteration, _ = resolve_checkpoint(run, checkpoint, store)
     array = prediction_input(run, raw, voxel_size, offset, rescale)
     device, plan = prediction_device_plan(run, device, precision)
-    model = load_model(run, iteration, store).to(device)
+    model = load_model(run, iteration, store, copy=not private).to(device)
     if plan.channels_last:
         model = model.to(memory_format=plan.memory_format(array.dims))
     blocks = predict_blocks(model, array, None, device, plan.autocast_dtype, plan.channels_last)

@@ -244,7 +244,7 @@ class _BlockPredictor:
         rescale = tuple(job.rescale) if isinstance(job.rescale, list) else job.rescale
         self.raw = prediction_input(run, from_dict(job.input), rescale=rescale)
         self.device, self.plan = prediction_device_plan(run, job.device, job.precision)
-        self.model = load_model(run, job.iteration, store).to(self.device)
+        self.model = load_model(run, job.iteration, store, copy=False).to(self.device)
         if self.plan.channels_last:
             self.model = self.model.to(memory_format=self.plan.memory_format(self.raw.dims))
         output = ZarrArrayConfig(
