@@ -56,6 +56,10 @@ class Run:
         by ``NAPARI_DACAPO_ROOT`` or the user data directory.
     resume
         Load the latest stored checkpoint of a run with this name (default True).
+
+    The optimizer and learning-rate scheduler are made when first used: the first
+    optimizer of a process imports ``torch._dynamo`` (about 0.8 s), which a run built only
+    to predict or to be looked at does not need.
     """
 
     name: str
@@ -65,7 +69,6 @@ class Run:
     architecture: Architecture
     trainer: Trainer
     model: Model
-    optimizer: torch.optim.Optimizer
     training_stats: TrainingStats
 
     def __init__(
@@ -87,8 +90,8 @@ class Run:
         )
         self.trainer = run_config.trainer_config.trainer_type(run_config.trainer_config)
         self.model = self.task.create_model(self.architecture)
-        self.optimizer = self.trainer.create_optimizer(self.model)
-        self.lr_scheduler: Any = self.trainer.create_scheduler(self.optimizer)
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._lr_scheduler: Any = None
         self.training_stats = TrainingStats()
         self._datasplit: DataSplit | None = None
         self._validation_scores: ValidationScores | None = None
@@ -106,6 +109,28 @@ class Run:
             self.start.initialize_weights(self.model, new_head=self.task.predictor.channels)
 
     # -- lazily built parts ----------------------------------------------------------------
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        if self._optimizer is None:
+            self._optimizer = self.trainer.create_optimizer(self.model)
+            self._lr_scheduler = self.trainer.create_scheduler(self._optimizer)
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self._optimizer = optimizer
+
+    @property
+    def lr_scheduler(self) -> Any:
+        """The trainer's learning-rate scheduler of :attr:`optimizer` (None for a constant
+        rate)."""
+        self.optimizer  # noqa: B018 - made together
+        return self._lr_scheduler
+
+    @lr_scheduler.setter
+    def lr_scheduler(self, scheduler: Any) -> None:
+        self._lr_scheduler = scheduler
 
     @property
     def store(self) -> FileStore:
