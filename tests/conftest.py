@@ -19,6 +19,7 @@ def tiny_config(dims: int = 2, **overrides):
     kwargs = dict(
         name=f"tiny_{dims}d", iterations=6, validation_interval=3, snapshot_interval=2,
         input_shape=(32, 32) if dims == 2 else (24, 24, 24), num_fmaps=2, levels=1,
+        eval_shape_increase=(0,) * dims,  # small tiles: tiling is what many tests check
     )
     kwargs.update(overrides)
     return example_run_config(dims, **kwargs)

@@ -25,6 +25,22 @@ def dacapo_yaml(tmp_path: Path, name: str, replace: dict[str, str] | None = None
     return path
 
 
+def test_example_under_a_new_name_when_an_older_example_is_stored(tmp_path):
+    from napari_dacapo.examples import example_run_config
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    older = example_run_config(2, iterations=2, levels=1)  # as another version made it
+    store.store_run_config(older)
+    result = CliRunner().invoke(main, ["example", "--iterations", "2", "--store", str(store.root)])
+    assert result.exit_code == 0, result.output
+    assert "training this one as 'example_2d_2'" in result.output
+    assert store.retrieve_run_config("example_2d").architecture_config == (
+        older.architecture_config  # the older run is left as it was
+    )
+    assert store.latest_iteration("example_2d_2") == 2
+
+
 def test_example_runs_and_continue(tmp_path):
     runner = CliRunner()
     store = str(tmp_path / "runs")

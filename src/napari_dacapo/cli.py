@@ -111,7 +111,34 @@ def example(dims, iterations, name, device, store) -> None:
         int(dims), name=name, iterations=iterations, validation_interval=max(iterations // 2, 1)
     )
     file_store = FileStore(store)
+    if name is None:
+        config = _free_example_name(config, file_store)
     _train(config, file_store, device, validate=True)
+
+
+def _free_example_name(config, file_store):
+    """``config`` under its default name, or under the first name after it (``_2``,
+    ``_3`` ...) that is free or holds this very config: a run stored by an older version
+    of the example must not stop ``make run`` after an upgrade."""
+    import dataclasses
+    import itertools
+
+    from napari_dacapo.store.file_store import StoreError
+
+    base = config.name
+    for n in itertools.count(1):
+        candidate = config if n == 1 else dataclasses.replace(config, name=f"{base}_{n}")
+        try:
+            file_store.check_run_config(candidate)
+        except StoreError:
+            continue
+        if n > 1:
+            click.echo(
+                f"The stored run '{base}' was made from another version of the example; "
+                f"training this one as '{candidate.name}'."
+            )
+        return candidate
+    raise AssertionError("unreachable")
 
 
 @main.command()

@@ -46,9 +46,12 @@ def example_run_config(
     num_fmaps: int = 8,
     levels: int = 2,
     seed: int = 0,
+    eval_shape_increase: tuple[int, ...] | None = None,
 ):
     """A complete RunConfig on the synthetic blobs: a foreground distance task (instance
-    aware, so touching blobs stay apart) and a small UNet."""
+    aware, so touching blobs stay apart) and a small UNet, which validates and predicts
+    with tiles larger than its training input by ``eval_shape_increase`` (default:
+    64 voxels per axis in 2D and 32 in 3D, as the panel's "small" presets)."""
     from napari_dacapo.experiments import (
         CNNectomeUNetConfig,
         DefaultTrainerConfig,
@@ -83,6 +86,9 @@ def example_run_config(
             name=f"unet_{dims}d", input_shape=input_shape, fmaps_in=1, fmaps_out=num_fmaps,
             num_fmaps=num_fmaps, fmap_inc_factor=2,
             downsample_factors=[(2,) * dims] * levels,
+            # Larger tiles for validation and prediction, as the panel's "small" presets:
+            # less context recomputed per predicted voxel, fewer tiles to handle.
+            eval_shape_increase=eval_shape_increase or ((64, 64) if dims == 2 else (32,) * 3),
         ),
         trainer_config=DefaultTrainerConfig(
             name="default", batch_size=2, learning_rate=1e-3,
