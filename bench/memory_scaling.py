@@ -90,7 +90,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        store, name = trained_run(root, 3)
+        # Prediction tiles of the training input's size (60³ -> 20³), so that 8x the
+        # volume stays small enough to write here (100³ and 200³ with the defaults).
+        store, name = trained_run(root, 3, eval_shape_increase=(0, 0, 0))
         volumes = {
             label: write_input(root, store, name, tiles)
             for label, tiles in (("small", args.tiles), ("large", 2 * args.tiles))

@@ -42,9 +42,10 @@ import yaml
 DEFAULT_TILES = {2: 14, 3: 3}
 
 
-def trained_run(root: Path, dims: int, iterations: int = 3):
+def trained_run(root: Path, dims: int, iterations: int = 3, **example):
     """The store (under ``root``) and name of the bundled ``dims``-D example trained for
-    ``iterations`` iterations (validation off; the checkpoint is saved at the end)."""
+    ``iterations`` iterations (validation off; the checkpoint is saved at the end);
+    ``example`` goes to ``example_run_config``."""
     from napari_dacapo.examples import example_run_config
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.store.file_store import FileStore
@@ -52,7 +53,7 @@ def trained_run(root: Path, dims: int, iterations: int = 3):
 
     config = example_run_config(
         dims, name=f"bench_predict_{dims}d", iterations=iterations,
-        validation_interval=10**6, snapshot_interval=None,
+        validation_interval=10**6, snapshot_interval=None, **example,
     )
     store = FileStore(root / "runs")
     list(train_run(Run(config, store=store), store=store, validate=False))

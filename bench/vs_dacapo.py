@@ -13,9 +13,10 @@ fresh process from a small driver script written to a temporary folder, with
 after its imports to the end of training: building the run (model, data, pipeline),
 every iteration with its data loading, and saving the final weights. DaCapo fetches
 samples in ``--dacapo-fetchers`` worker processes (its gunpowder PreCache; 1 turns
-prefetching off); napari-dacapo prepares batches in its one prefetch worker. Precision:
-napari-dacapo uses ``--precision`` (``auto``: bf16 autocast + channels-last where the
-hardware has fast bf16); DaCapo always trains in fp32. Rounds alternate DaCapo and ours.
+prefetching off); napari-dacapo makes batches where its ``prefetch_worker: auto`` says (on
+a CPU whose cores all run the step, in the training thread; else in a worker process).
+Precision: napari-dacapo uses ``--precision`` (``auto``: bf16 autocast + channels-last
+where the hardware has fast bf16); DaCapo always trains in fp32. Rounds alternate DaCapo and ours.
 
 Prints one line per side (with the median time per iteration each records in its training
 stats: DaCapo's is the model step alone, napari-dacapo's the whole training-loop iteration,
