@@ -90,7 +90,8 @@ class DefaultTrainerConfig(TrainerConfig):
     prefetch: int = option(
         2,
         help="Batches prepared ahead, in a worker process or a thread (see prefetch_worker); "
-        "0 prepares them in the training thread.",
+        "0 prepares them in the training thread, as prefetch_worker auto does on a CPU "
+        "without a spare core.",
         min=0,
         max=64,
     )
