@@ -8,7 +8,6 @@ Everything here only reads the store, so a model can be applied while its run tr
 from __future__ import annotations
 
 import copy as _copy
-import numbers
 import warnings
 from typing import TYPE_CHECKING
 
@@ -117,34 +116,12 @@ def resolve_checkpoint(
         If the iteration has no stored checkpoint (listing those stored), or the criterion
         has not been validated yet.
     """
-    stored = store.checkpoint_iterations(run.name)
-    criterion = None
-    if (named := criterion_of(checkpoint)) is not None:
-        best = _best_record(run, store, named)
-        iteration, criterion = int(best["iteration"]), best["criterion"]
-    elif checkpoint == "latest":
-        if not stored:
-            raise CheckpointError(
-                f"Run '{run.name}' has no checkpoints in {store.run_dir(run.name)}. Train it "
-                f"first, or pick another run."
-            )
-        iteration = stored[-1]
-    elif isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool):
-        iteration = int(checkpoint)
-    elif isinstance(checkpoint, str) and checkpoint.strip().isdigit():
-        iteration = int(checkpoint)
-    else:
-        raise ValueError(
-            f"checkpoint {checkpoint!r} is not understood. Give an iteration number, "
-            f"'latest' or 'best:<criterion>'."
-        )
-    if iteration not in stored:
-        raise CheckpointError(
-            f"Run '{run.name}' has no checkpoint at iteration {iteration}"
-            + (f" (the best for '{criterion}'; it was pruned)" if criterion else "")
-            + f"; stored iterations: {stored or 'none'}. Pick one of those, or 'latest'."
-        )
-    return iteration, criterion
+    if (named := criterion_of(checkpoint)) is None:
+        return store.stored_iteration(run.name, checkpoint), None
+    best = _best_record(run, store, named)
+    criterion = best["criterion"]
+    why = f" (the best for '{criterion}'; it was pruned)"
+    return store.stored_iteration(run.name, int(best["iteration"]), why), criterion
 
 
 def criterion_of(checkpoint: Checkpoint) -> str | None:

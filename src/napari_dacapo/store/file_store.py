@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import numbers
 import os
 import re
 import shutil
@@ -327,6 +328,40 @@ class FileStore:
         """The iteration of the latest checkpoint, None without checkpoints."""
         return max(self.checkpoint_iterations(name), default=None)
 
+    def stored_iteration(self, name: str, iteration: int | str = "latest", why: str = "") -> int:
+        """The stored checkpoint's iteration that ``iteration`` names: a number, digits
+        (as the CLI passes them) or ``"latest"``. ``why`` says in the error where the
+        number came from (e.g. the best iteration of a criterion).
+
+        Raises
+        ------
+        ValueError
+            For anything else.
+        CheckpointError
+            If there is no such checkpoint (listing those stored).
+        """
+        stored = self.checkpoint_iterations(name)
+        if iteration == "latest":
+            if not stored:
+                raise CheckpointError(
+                    f"Run '{name}' has no checkpoints in {self.run_dir(name) / CHECKPOINTS_DIR}."
+                    f" Train it first, or pick another run."
+                )
+            return stored[-1]
+        if isinstance(iteration, str) and iteration.strip().isdigit():
+            iteration = int(iteration)
+        elif not isinstance(iteration, numbers.Integral) or isinstance(iteration, bool):
+            raise ValueError(
+                f"checkpoint {iteration!r} is not understood: it must be 'latest' or a number "
+                f"(an iteration), or 'best:<criterion>' where a run's best iterations are read."
+            )
+        if int(iteration) not in stored:
+            raise CheckpointError(
+                f"Run '{name}' has no checkpoint at iteration {iteration}{why}; stored "
+                f"iterations: {stored or 'none'}. Pick one of those, or 'latest'."
+            )
+        return int(iteration)
+
     def retrieve_checkpoint(
         self, name: str, iteration: int | str = "latest", map_location: Any = "cpu"
     ) -> dict[str, Any]:
@@ -346,30 +381,15 @@ class FileStore:
         """
         import torch
 
-        stored = self.checkpoint_iterations(name)
-        if iteration == "latest":
-            if not stored:
-                raise CheckpointError(
-                    f"Run '{name}' has no checkpoints in {self.run_dir(name) / CHECKPOINTS_DIR}."
-                    f" Train it first, or pick another run."
-                )
-            iteration = stored[-1]
-        elif isinstance(iteration, str) and iteration.isdigit():
-            iteration = int(iteration)
-        elif not isinstance(iteration, int):
-            raise ValueError(f"iteration must be 'latest' or a number, not {iteration!r}.")
-        if iteration not in stored:
-            raise CheckpointError(
-                f"Run '{name}' has no checkpoint at iteration {iteration}; stored iterations: "
-                f"{stored or 'none'}. Pick one of those, or 'latest'."
-            )
+        iteration = self.stored_iteration(name, iteration)
         path = self.checkpoint_path(name, iteration)
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:  # torch raises many types for truncated or foreign files
+            others = [i for i in self.checkpoint_iterations(name) if i != iteration]
             raise CheckpointError(
                 f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}). Delete that file,"
-                f" or load another iteration ({[i for i in stored if i != iteration]})."
+                f" or load another iteration ({others})."
             ) from e
         if not isinstance(checkpoint, dict) or not {"model", "optimizer"} <= checkpoint.keys():
             raise CheckpointError(
