@@ -90,10 +90,14 @@ def classify(path: str | Path) -> tuple[str, Any] | None:
 
 def read_run(run_dir: str | Path) -> list[LayerData]:
     """Layers of a run folder's outputs: per zarr container in it (snapshots, validation,
-    predictions), the arrays of the latest iteration, or all arrays if not per iteration."""
+    predictions), the arrays of the latest iteration, or all arrays if not per iteration.
+    They are placed as the layers the run was trained on: divided by the run's world factor
+    (:meth:`~napari_dacapo.store.file_store.FileStore.store_display`)."""
     from napari_dacapo.gui.layers import layer_name
+    from napari_dacapo.store.file_store import read_display
 
     run_dir = Path(run_dir)
+    factor = float(read_display(run_dir).get("world_factor", 1))
     # Containers directly in the run folder or in a plain subfolder (e.g. predictions/);
     # never a walk through the containers' own chunk files.
     folders = [run_dir] + [
@@ -110,7 +114,7 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
         iterations = [int(k) for k in _child_names(group) if k.isdigit()]
         dataset = str(max(iterations)) if iterations else ""
         try:
-            found = read_zarr(container, dataset)
+            found = read_zarr(container, dataset, factor)
         except ValueError as e:  # e.g. an iteration whose arrays are still being written
             logger.warning("Skipped %s: %s", container, e)
             continue
@@ -131,11 +135,12 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
     return layers
 
 
-def read_zarr(container: str | Path, dataset: str = "") -> list[LayerData]:
+def read_zarr(container: str | Path, dataset: str = "", factor: float = 1.0) -> list[LayerData]:
     """One layer per array at or below ``dataset`` in the zarr ``container``.
 
     Layer names are the arrays' paths below ``dataset``; a single array is named after
-    itself, or after the container when it is the container's only array. Raises
+    itself, or after the container when it is the container's only array. Geometry is
+    divided by ``factor`` unless an array records its own world factor. Raises
     ``ValueError`` naming the fix when no array there can be read.
     """
     container, dataset = Path(container), dataset.strip("/")
@@ -151,7 +156,7 @@ def read_zarr(container: str | Path, dataset: str = "") -> list[LayerData]:
         name = Path(container).stem if only else (
             path[len(dataset):].strip("/") or Path(path).name)
         try:
-            layers.append(array_layer(container, path, name))
+            layers.append(array_layer(container, path, name, factor))
         except (ValueError, FileNotFoundError, TypeError) as e:
             problems.append(str(e))
     if problems and not layers:
@@ -161,8 +166,9 @@ def read_zarr(container: str | Path, dataset: str = "") -> list[LayerData]:
     return layers
 
 
-def array_layer(container: Path, dataset: str, name: str) -> LayerData:
-    """The layer data tuple of one array (or OME-Zarr multiscale group), lazily read."""
+def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -> LayerData:
+    """The layer data tuple of one array (or OME-Zarr multiscale group), lazily read; its
+    geometry divided by the world factor it records, else by ``factor``."""
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
@@ -184,7 +190,7 @@ def array_layer(container: Path, dataset: str, name: str) -> LayerData:
         levels = [array.source]
     napari = dict(attrs.get(NAPARI_ATTR) or {})
     kind = napari.get("layer_type") or layer_kind(name, array.dtype)
-    factor = float(napari.get("world_factor", 1))
+    factor = float(napari.get("world_factor", factor))
     scale = [v / factor for v in array.voxel_size]
     translate = [o / factor for o in array.offset]
     if array.channel_dims:

@@ -119,11 +119,13 @@ def train_run(
     stop: threading.Event | None = None,
     device: torch.device | str | None = None,
     validate: bool = True,
+    display: dict[str, Any] | None = None,
 ) -> Iterator[TrainEvent]:
     """Train ``run`` up to ``run.train_until``, yielding events.
 
     Validates (and checkpoints) every ``run.validation_interval`` iterations and at the end.
     Setting ``stop`` ends training within one iteration, after a checkpoint is saved.
+    ``display`` is stored with the run for viewers (:meth:`FileStore.store_display`).
     """
     from napari_dacapo.experiments.device import describe_device, device_plan_for
     from napari_dacapo.validate import validate_run
@@ -142,6 +144,8 @@ def train_run(
 
     with store.lock(run.name), _on_device(run, device):
         run.config = store.store_run_config(run.config)
+        if display:
+            store.store_display(run.name, display)
         start = run.trainer.iteration
         yield RunStarted(run.name, start, run.train_until, describe_device(device, plan))
         if start >= run.train_until:

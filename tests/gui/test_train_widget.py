@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
+from napari_dacapo._reader import read_run
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.gui import controller as controller_module
 from napari_dacapo.gui import train_widget as train_widget_module
@@ -170,6 +171,16 @@ def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
     steps = (np.asarray(snapshot.translate) - (3.5, -2.0)) / 0.5
     np.testing.assert_allclose(steps, np.round(steps))
     assert panel.store.checkpoint_iterations("tiny")[-1] == 6
+    # Opened later from the run folder, the outputs land where the panel showed them
+    # (the layers' scale 0.5 trained in integer units of 1/10: display.json says so).
+    from_disk = {meta["name"]: meta for _, meta, _ in read_run(panel.store.run_dir("tiny"))}
+    stored = from_disk[layer_name("tiny", "validation labels")]
+    np.testing.assert_allclose(stored["scale"], validation.scale)
+    np.testing.assert_allclose(stored["translate"], validation.translate)
+    stored = from_disk[layer_name("tiny", "snapshot raw")]  # the last snapshot's place
+    np.testing.assert_allclose(stored["scale"], snapshot.scale)
+    steps = (np.asarray(stored["translate"]) - (3.5, -2.0)) / 0.5
+    np.testing.assert_allclose(steps, np.round(steps))
     assert panel.state.iteration == 6 and panel.state.best_scores
     assert panel.state.device.startswith("cpu")
     panel.plots.redraw()

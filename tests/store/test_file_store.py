@@ -370,3 +370,16 @@ def test_a_forked_child_does_not_keep_the_run_lock(tmp_path):
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_display_record_round_trips_and_a_bad_one_is_ignored(tmp_path):
+    from napari_dacapo.store.file_store import DISPLAY_FILE, read_display
+
+    store = FileStore(tmp_path / "runs")
+    run_dir = store.run_dir("run")
+    assert read_display(run_dir) == {}  # nothing recorded: nothing created either
+    assert not run_dir.exists()
+    store.store_display("run", {"world_factor": 10})
+    assert read_display(run_dir) == {"world_factor": 10}
+    (run_dir / DISPLAY_FILE).write_text("{not json")
+    assert read_display(run_dir) == {}

@@ -77,7 +77,11 @@ class ValidationSummary:
 
 
 def training_events(
-    config: Config, store: FileStore, stop: threading.Event, live: LiveSlot | None = None
+    config: Config,
+    store: FileStore,
+    stop: threading.Event,
+    live: LiveSlot | None = None,
+    display: dict[str, Any] | None = None,
 ) -> Any:
     """The worker's generator (see the module docstring)."""
     from napari_dacapo.experiments.device import device_plan_for
@@ -101,7 +105,7 @@ def training_events(
         gc.freeze()
         yield _prepared(run)
         device, plan = device_plan_for(run.config.trainer_config)
-        for event in train_run(run, store, stop):
+        for event in train_run(run, store, stop, display=display):
             if not isinstance(event, IterationDone):
                 gc.freeze()
             yield event
@@ -195,16 +199,19 @@ class TrainingController:
         """Whether a worker is alive."""
         return not self._done.is_set()
 
-    def start(self, config: Config) -> bool:
+    def start(self, config: Config, display: dict[str, Any] | None = None) -> bool:
         """Train ``config`` (a RunConfig whose arrays reference layer data, copied on the
-        GUI thread by the caller). Refuses, with a notification, while a run trains."""
+        GUI thread by the caller), storing ``display`` with it (e.g. the world factor of the
+        layers). Refuses, with a notification, while a run trains."""
         if self.running or self._closed:
             show_warning(f"Run '{self.state.run}' is still training; stop it first.")
             return False
         self._stop = threading.Event()
         self._live = LiveSlot()
         self._done = threading.Event()
-        worker = GeneratorWorker(training_events, config, self.store, self._stop, self._live)
+        worker = GeneratorWorker(
+            training_events, config, self.store, self._stop, self._live, display
+        )
         # A direct connection sets the event in the worker thread, so a bounded wait on the
         # GUI thread (while closing) sees it without an event loop.
         worker.finished.connect(self._done.set, Qt.ConnectionType.DirectConnection)

@@ -240,7 +240,7 @@ class TrainWidget(QWidget):
         self.live.enabled = self.status.live.isChecked()
         self.live.begin(selection.raw_layer, selection.voxel_size, selection.offset,
                         selection.dims)
-        return self.controller.start(config)
+        return self.controller.start(config, {"world_factor": selection.factor})
 
     def _on_live_toggled(self, on: bool) -> None:
         self.live.enabled = on

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import numbers
 import os
 import re
@@ -46,7 +47,11 @@ from .atomic import atomic_write, atomic_write_text
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FileStore", "StoreError", "CheckpointError", "RunLockedError", "ROOT_ENV"]
+__all__ = [
+    "FileStore", "StoreError", "CheckpointError", "RunLockedError", "ROOT_ENV", "read_display",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable naming the store root (read whenever a FileStore is made).
 ROOT_ENV = "NAPARI_DACAPO_ROOT"
@@ -58,6 +63,7 @@ CHECKPOINTS_DIR = "checkpoints"
 TRAINING_STATS_FILE = "training_stats.json"
 VALIDATION_SCORES_FILE = "validation_scores.json"
 BEST_FILE = "best.json"
+DISPLAY_FILE = "display.json"
 SNAPSHOTS_CONTAINER = "snapshots.zarr"
 VALIDATION_CONTAINER = "validation.zarr"
 DATA_DIR = "data"
@@ -515,6 +521,13 @@ class FileStore:
             return None
         return {"dataset": None if key == ALL_DATASETS else key, "criterion": criterion, **record}
 
+    def store_display(self, name: str, display: dict[str, Any]) -> None:
+        """Record how the run's arrays map to the viewer that trained it, e.g.
+        ``{"world_factor": 10}``: napari layers with a scale of 0.5 train in integer units
+        of 1/10 (see ``gui/layer_arrays.py``), and a run folder opened later divides its
+        outputs' geometry by that factor again (see :func:`read_display`)."""
+        self._write_json(self.run_dir(name) / DISPLAY_FILE, dict(display))
+
     # -- arrays ------------------------------------------------------------------------------
 
     def snapshot_container(self, name: str) -> LocalContainerIdentifier:
@@ -735,3 +748,18 @@ else:
 
     def _unlock(fh: IO[str]) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_display(run_dir: str | Path) -> dict[str, Any]:
+    """The record :meth:`FileStore.store_display` wrote in ``run_dir``, or ``{}`` (none,
+    or unreadable: a display hint must never stop a run folder from opening). Reads only,
+    so a run training elsewhere can be opened."""
+    path = Path(run_dir) / DISPLAY_FILE
+    try:
+        display = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        logger.warning("Ignored %s: %s", path, e)
+        return {}
+    return display if isinstance(display, dict) else {}
