@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from napari_dacapo.store.file_store import FileStore
@@ -23,3 +25,18 @@ def tiny_config(dims: int = 2, **overrides):
     )
     kwargs.update(overrides)
     return example_run_config(dims, **kwargs)
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "dacapo"
+
+
+def dacapo_yaml(tmp_path: Path, name: str, replace: dict[str, str] | None = None) -> Path:
+    """A DaCapo fixture YAML with its data path pointed at this checkout."""
+    text = (FIXTURES / name).read_text()
+    text = text.replace("/work/main/tests/fixtures/dacapo/data.zarr", str(FIXTURES / "data.zarr"))
+    for old, new in (replace or {}).items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text)
+    return path

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
+from conftest import dacapo_yaml
 
 from napari_dacapo.cli import main
 from napari_dacapo.experiments import RunConfig, load_config
-
-FIXTURES = Path(__file__).parent / "fixtures" / "dacapo"
-
-
-def dacapo_yaml(tmp_path: Path, name: str, replace: dict[str, str] | None = None) -> Path:
-    """A DaCapo fixture YAML with its data path pointed at this checkout."""
-    text = (FIXTURES / name).read_text()
-    text = text.replace("/work/main/tests/fixtures/dacapo/data.zarr", str(FIXTURES / "data.zarr"))
-    for old, new in (replace or {}).items():
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def test_example_under_a_new_name_when_an_older_example_is_stored(tmp_path):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import FIXTURES, dacapo_yaml, tiny_config
 
 from napari_dacapo.examples import example_run_config
-from napari_dacapo.experiments import StartConfig
+from napari_dacapo.experiments import StartConfig, load_config
 from napari_dacapo.experiments.run import Run
+from napari_dacapo.experiments.starts.dacapo_weights import DaCapoWeightsError
 from napari_dacapo.experiments.starts.start import StartError, load_matching_weights
+from napari_dacapo.store.file_store import FileStore
 from napari_dacapo.train import ValidationDone, ValidationSkipped, train_run
 
 
@@ -89,4 +94,48 @@ def test_a_different_architecture_is_refused_naming_the_layers(store):
         start_config=StartConfig(run="small", criterion="latest")
     )
     with pytest.raises(StartError, match=r"(?s)layers that differ.*weight.*same architecture"):
+        Run(wider, store=store)
+
+
+# -- starting from a network trained with DaCapo -------------------------------------------
+
+
+def dacapo_start_config(tmp_path, criterion="latest", **replace):
+    """DaCapo's own 2D run YAML, started from the DaCapo checkpoint of the fixtures."""
+    config = load_config(dacapo_yaml(tmp_path, "run_distance_2d.yaml", replace))
+    start = StartConfig(run=str(FIXTURES / "weights" / "distance_2d"), criterion=criterion)
+    return dataclasses.replace(config, start_config=start)
+
+
+def test_a_dacapo_trained_network_predicts_here_what_it_predicted_in_dacapo(tmp_path):
+    run = Run(dacapo_start_config(tmp_path), store=FileStore(tmp_path / "runs"))
+    reference = np.load(FIXTURES / "weights" / "distance_2d_forward.npz")
+    model = run.model.eval()
+    with torch.no_grad():
+        output = model(torch.from_numpy(reference["input"])).numpy()
+    assert reference["output"].std() > 0.01, "the reference must vary, or equality proves nothing"
+    np.testing.assert_allclose(output, reference["output"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_dacapo_start_that_cannot_be_used_says_why(tmp_path):
+    store = FileStore(tmp_path / "runs")
+    with pytest.raises(DaCapoWeightsError, match="'latest' or an iteration number"):
+        Run(dacapo_start_config(tmp_path, "best:voi"), store=store)
+    with pytest.raises(DaCapoWeightsError, match="no checkpoint at iteration 7.*\\[1\\]"):
+        Run(dacapo_start_config(tmp_path, "7"), store=store)
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    config = dataclasses.replace(
+        dacapo_start_config(tmp_path), start_config=StartConfig(run=str(empty))
+    )
+    with pytest.raises(DaCapoWeightsError, match="neither a DaCapo run folder"):
+        Run(config, store=store)
+    corrupt = tmp_path / "3"
+    corrupt.write_bytes(b"not a checkpoint")
+    config = dataclasses.replace(config, start_config=StartConfig(run=str(corrupt)))
+    with pytest.raises(DaCapoWeightsError, match="cannot be read as a DaCapo checkpoint"):
+        Run(config, store=store)
+    # Another network (8 feature maps instead of 4): the layers that differ are named.
+    wider = dacapo_start_config(tmp_path, **{"num_fmaps: 4": "num_fmaps: 8"})
+    with pytest.raises(StartError, match="down_convs.0.0.weight"):
         Run(wider, store=store)

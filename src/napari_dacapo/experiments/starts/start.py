@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,7 +22,9 @@ class StartError(RuntimeError):
 
 
 class Start:
-    """Loads a stored run's weights into a new model.
+    """Loads a stored run's weights into a new model: a run of this store, or else, when
+    ``run`` is the path of a DaCapo run folder or checkpoint, DaCapo's weights (see
+    :mod:`.dacapo_weights`).
 
     Layers of the network body must match in shape (otherwise :class:`StartError` lists the
     layers that differ). The prediction head may differ: rows of the head for output
@@ -75,11 +78,32 @@ class Start:
 
     def initialize_weights(self, model: Model, new_head: list[str] | None = None) -> Model:
         """Load the starter weights into ``model`` and return it."""
+        if is_path(self.run):
+            return self._initialize_from_dacapo(model, new_head)
         iteration = self.checkpoint_iteration()
         state = self.store.retrieve_checkpoint(self.run, iteration)["model"]
         load_matching_weights(model, state, self.old_channels(), new_head)
         logger.info("Initialised weights from run '%s' iteration %d", self.run, iteration)
         return model
+
+
+    def _initialize_from_dacapo(self, model: Model, new_head: list[str] | None) -> Model:
+        from .dacapo_weights import dacapo_checkpoint, read_dacapo_weights, rename_dacapo_state
+
+        path, iteration = dacapo_checkpoint(self.run, self.criterion)
+        state = rename_dacapo_state(read_dacapo_weights(path))
+        # DaCapo's channel names are in its own config store: heads are matched by shape.
+        load_matching_weights(model, state, None, new_head)
+        logger.info("Initialised weights from the DaCapo checkpoint %s (iteration %s)",
+                    path, iteration)
+        return model
+
+
+def is_path(run: str) -> bool:
+    """Whether a start config's ``run`` is a path (DaCapo's weights) rather than the name of
+    a stored run: run names hold no slashes."""
+    return "/" in run or (os.altsep is not None and os.altsep in run) or os.sep in run \
+        or run.startswith("~")
 
 
 def load_matching_weights(

@@ -12,10 +12,16 @@ class StartConfig(Config):
     ``criterion`` picks the checkpoint: an iteration number, ``"latest"``, or
     ``"best:<criterion>"`` (the iteration that scored best on that validation criterion).
     A bare criterion name, as DaCapo writes it (``criterion: voi``), means ``best:voi``.
+    ``run`` may also be the path of a DaCapo run folder (or one of its checkpoint files):
+    a network trained with DaCapo is then fine-tuned (``criterion``: ``latest`` or an
+    iteration).
     """
 
     name: str = option("start", help="A name for this start config.")
-    run: str = option(help="Name of the stored run whose weights are loaded.")
+    run: str = option(
+        help="Name of the stored run whose weights are loaded, or the path of a DaCapo run "
+        "folder (<runs_base_dir>/<run>) or checkpoint file."
+    )
     criterion: str = option("latest", help="Iteration number, 'latest' or 'best:<criterion>'.")
 
     def validate(self) -> None:
