@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import dacapo_yaml
+from conftest import FIXTURES, dacapo_yaml
 
 from napari_dacapo.cli import main
 from napari_dacapo.experiments import RunConfig, load_config
@@ -98,3 +98,37 @@ def test_a_run_name_stored_with_another_config_is_a_message_not_a_traceback(tmp_
     assert result.exit_code == 1
     assert "Error: Run 'example_2d' is already stored" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_trained_with_dacapo_is_imported_and_predicts_as_in_dacapo(tmp_path):
+    import numpy as np
+    import torch
+    import zarr
+
+    from napari_dacapo.checkpoints import load_model, load_run
+    from napari_dacapo.predict import predict
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    config = str(dacapo_yaml(tmp_path, "run_distance_2d.yaml"))
+    weights = str(FIXTURES / "weights" / "distance_2d")
+    command = ["import-dacapo", config, weights, "--store", str(store.root)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0, result.output
+    assert "as 'distance_2d' (checkpoint of iteration 1)" in result.output
+
+    run, _ = load_run("distance_2d", store)
+    model = load_model(run, 1, store).eval()
+    reference = np.load(FIXTURES / "weights" / "distance_2d_forward.npz")
+    with torch.no_grad():
+        output = model(torch.from_numpy(reference["input"])).numpy()
+    np.testing.assert_allclose(output, reference["output"], rtol=1e-5, atol=1e-6)
+    raw = zarr.open_array(str(FIXTURES / "data.zarr" / "2d" / "raw"), mode="r")
+    prediction = predict("distance_2d", "latest", raw, store=store, precision="fp32")
+    assert prediction.shape == (1, 64, 64) and np.isfinite(prediction).all()
+
+    again = CliRunner().invoke(main, command)  # the name is taken now
+    assert again.exit_code != 0 and "stored already" in again.output
+    renamed = CliRunner().invoke(main, [*command, "--name", "from_dacapo", "--checkpoint", "2"])
+    assert renamed.exit_code != 0 and "no checkpoint at iteration 2" in renamed.output
+    assert not store.has_run("from_dacapo")

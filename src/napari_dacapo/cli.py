@@ -409,6 +409,29 @@ def export(run_name, checkpoint, criterion, output_dir, store) -> None:
                f"{exported.metadata}")
 
 
+@main.command("import-dacapo")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("weights", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--checkpoint", default="latest", show_default=True,
+    help="The DaCapo checkpoint: 'latest' or an iteration.",
+)
+@click.option("--name", default=None, help="Store the run under this name (default: its own).")
+@store_option
+def import_dacapo(config, weights, checkpoint, name, store) -> None:
+    """Store a run trained with DaCapo: its run YAML (CONFIG, from DaCapo's
+    configs/runs/) and a checkpoint of its WEIGHTS (the run's folder under DaCapo's
+    runs_base_dir, or one checkpoint file), to predict with it or train it further here."""
+    from napari_dacapo.dacapo_import import import_dacapo_run
+    from napari_dacapo.store.file_store import FileStore
+
+    file_store = FileStore(store)
+    with _user_errors():
+        stored, iteration = import_dacapo_run(config, weights, checkpoint, name, file_store)
+    click.echo(f"Imported DaCapo run as '{stored}' (checkpoint of iteration {iteration}) in "
+               f"{file_store.run_dir(stored)}.")
+
+
 def _zarr_path(value: str, name: str) -> tuple[Path, str]:
     """Split ``container.zarr/path/in/it`` at its last ``.zarr`` component."""
     from napari_dacapo.blockwise import split_zarr_path
