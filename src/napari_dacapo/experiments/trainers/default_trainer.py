@@ -168,10 +168,10 @@ class DefaultTrainer(Trainer):
     ) -> Prefetcher[tuple[Batch, _Tensors]]:
         """Where batches are made: see ``prefetch_worker`` in the config. ``auto`` makes
         them in the training thread when no CPU core is free for a worker: on 2 cores the
-        2D example's iterations took 1.17 times its model step with a worker process and
-        1.07 times with batches made in the training thread (bench/train_overhead.py), as
-        a worker's time is taken from the step's threads, which then wait for the one
-        it displaced."""
+        2D example's iterations took 1.12-1.14 times its model step with a worker process
+        and 1.08-1.09 times with batches made in the training thread
+        (bench/train_overhead.py), as a worker's time is taken from the step's threads,
+        which then wait for the one it displaced."""
         cfg, name = self.config, "napari-dacapo batches"
         assert self.provider is not None
         worker = cfg.prefetch_worker
