@@ -90,7 +90,7 @@ class Batch:
     output_size: Coordinate
     grid_steps: list[list[GridStep] | None] = field(default_factory=list)
 
-    # ROIs are made on demand: a batch crosses to the training process every iteration,
+    # ROIs are made on demand: a batch may cross to the training process every iteration,
     # and building and unpickling funlib ROIs costs more than the rest of its header.
     @property
     def input_rois(self) -> list[Roi]:
