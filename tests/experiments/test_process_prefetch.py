@@ -47,15 +47,15 @@ def test_items_arrive_intact_through_shared_memory_and_the_pipe():
 
 
 def test_slots_handed_back_in_refills_keep_items_in_order_for_long():
-    from napari_dacapo.experiments.trainers.process_prefetch import _refill_for
+    from napari_dacapo.experiments.trainers.prefetch import burst_size
 
     produce = counting()
     with ProcessPrefetcher(produce, 2, example=produce()) as prefetcher:
         assert prefetcher.refill == 8  # small items: the worker is woken once per 8
         counts = [prefetcher.get()["count"] for _ in range(45)]  # many rounds of slots
     assert counts == list(range(2, 47))
-    assert _refill_for(64 * 2**20) == 1  # large items: refilled one by one
-    assert _refill_for(0) == 8
+    assert burst_size(64 * 2**20) == 1  # large items: refilled one by one
+    assert burst_size(0) == 8
 
 
 def test_finish_runs_here_on_every_item():

@@ -556,6 +556,25 @@ def test_prefetch_propagates_exceptions_and_stops_without_hanging():
     assert "full-queue" not in {t.name for t in threading.enumerate()}
 
 
+def test_items_made_in_the_training_thread_come_in_bursts_and_in_order():
+    made = []
+
+    def produce():
+        made.append(len(made))
+        if len(made) == 14:  # in the burst after 8, 9, 10, 11
+            raise KeyError("broken sample")
+        return made[-1]
+
+    prefetcher = Prefetcher(produce, size=0, burst=4)
+    assert prefetcher.get() == 0 and len(made) == 4  # made four in a row, gave the first
+    assert [prefetcher.get() for _ in range(3)] == [1, 2, 3] and len(made) == 4
+    assert prefetcher.get() == 4 and len(made) == 8
+    prefetcher.stop()  # drops what was made ahead
+    assert prefetcher.get() == 8
+    with pytest.raises(KeyError, match="broken sample"):
+        [prefetcher.get() for _ in range(4)]
+
+
 @pytest.mark.parametrize("worker", ["thread", "process"])
 def test_trainer_prefetches_inside_with_and_errors_reach_the_training_loop(worker):
     raw, gt = blobs((30, 30))

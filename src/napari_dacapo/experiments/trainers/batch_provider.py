@@ -90,6 +90,11 @@ class Batch:
     output_size: Coordinate
     grid_steps: list[list[GridStep] | None] = field(default_factory=list)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the batch's arrays."""
+        return sum(a.nbytes for a in (self.raw, self.gt, self.mask, self.target, self.weight))
+
     # ROIs are made on demand: a batch may cross to the training process every iteration,
     # and building and unpickling funlib ROIs costs more than the rest of its header.
     @property
@@ -366,7 +371,10 @@ class BatchProvider:
         are known (inside the ground truth's ROI and, if the dataset has one, its mask)."""
         gt = source.gt
         low, high = gt.voxels(begin, end)
-        known = np.zeros(tuple(int(s) for s in high - low), dtype=np.uint8)
+        shape = tuple((high - low).tolist())
+        if source.mask is None and gt.holds(low, high):
+            return np.ones(shape, dtype=np.uint8)  # all inside the labels: all known
+        known = np.zeros(shape, dtype=np.uint8)
         inner_low, inner_high = np.maximum(low, 0), np.minimum(high, gt.shape)
         if np.all(inner_high > inner_low):
             known[box_slices(inner_low - low, inner_high - low)] = 1

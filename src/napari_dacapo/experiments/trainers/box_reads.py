@@ -51,13 +51,18 @@ class BoxReader:
         """Voxel index box of the world box ``[begin, end)``."""
         return (begin - self.offset) // self.voxel_size, (end - self.offset) // self.voxel_size
 
+    def holds(self, low: np.ndarray, high: np.ndarray) -> bool:
+        """Whether the voxel box ``[low, high)`` lies inside the array."""
+        # Plain lists: numpy calls on 2 or 3 numbers cost more than the numbers' work.
+        return min(low.tolist()) >= 0 and all(
+            h <= s for h, s in zip(high.tolist(), self._shape)
+        )
+
     def read(self, begin: np.ndarray, end: np.ndarray, fill: float = 0) -> np.ndarray:
         """Voxels of the world box ``[begin, end)``; ``fill`` where it leaves the array."""
         low, high = self.voxels(begin, end)
-        # Plain lists: numpy calls on 2 or 3 numbers cost more than the numbers' work.
-        low_list, high_list = low.tolist(), high.tolist()
-        if min(low_list) >= 0 and all(h <= s for h, s in zip(high_list, self._shape)):
-            return self.array.read_voxels(tuple(map(slice, low_list, high_list)))
+        if self.holds(low, high):
+            return self.array.read_voxels(tuple(map(slice, low.tolist(), high.tolist())))
         inner_low, inner_high = np.maximum(low, 0), np.minimum(high, self.shape)
         out = np.full(self._channels + tuple(int(s) for s in high - low), fill, self._dtype)
         if np.all(inner_high > inner_low):

@@ -25,7 +25,7 @@ from ..training_iteration_stats import TrainingIterationStats
 
 from .augments.augment import undo_grid_steps
 from .batch_provider import Batch, BatchProvider
-from .prefetch import Prefetcher
+from .prefetch import Prefetcher, burst_size
 from .process_prefetch import ProcessPrefetcher, can_fork
 from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
 from .trainer import Trainer
@@ -169,14 +169,15 @@ class DefaultTrainer(Trainer):
         """Where batches are made: see ``prefetch_worker`` in the config. ``auto`` makes
         them in the training thread when no CPU core is free for a worker: on 2 cores the
         2D example's iterations took 1.12-1.14 times its model step with a worker process
-        and 1.08-1.09 times with batches made in the training thread
+        and 1.05-1.07 times with batches made in the training thread, 8 in a row
         (bench/train_overhead.py), as a worker's time is taken from the step's threads,
         which then wait for the one it displaced."""
         cfg, name = self.config, "napari-dacapo batches"
         assert self.provider is not None
         worker = cfg.prefetch_worker
         if worker == "auto" and not has_spare_core(device):
-            return Prefetcher(self.provider.batch, 0, name, finish=self._tensors)
+            return Prefetcher(self.provider.batch, 0, name, finish=self._tensors,
+                              burst=burst_size(example.nbytes))
         if worker == "process" and not can_fork():
             raise ValueError(
                 "prefetch_worker='process' needs worker processes forked from this one, "

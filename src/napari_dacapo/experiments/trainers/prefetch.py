@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Prefetcher", "POLL_SECONDS"]
+__all__ = ["Prefetcher", "POLL_SECONDS", "burst_size"]
 
 T = TypeVar("T")
 
 #: How often (seconds) blocked waits look at the stop flag and the thread's health.
 POLL_SECONDS = 0.05
+#: Memory (bytes) that items made in a row may take, and the most items made in a row.
+BURST_BYTES = 32 * 2**20
+MAX_BURST = 8
+
+
+def burst_size(item_bytes: int) -> int:
+    """Items to make in a row: as many as fit :data:`BURST_BYTES`, at most
+    :data:`MAX_BURST` (large items take long to use, so making them one by one costs
+    little). Making items in a row keeps the maker's code and data in the caches, and
+    leaves the consumer's alone for longer."""
+    if item_bytes <= 0:
+        return MAX_BURST
+    return max(1, min(MAX_BURST, BURST_BYTES // item_bytes))
 
 
 @dataclass(frozen=True)
@@ -27,7 +41,9 @@ class Prefetcher(Generic[T]):
     An exception in ``produce`` ends the thread and is raised again, in the consumer's
     thread, by the next :meth:`get`. :meth:`stop` returns within the time of one
     ``produce`` call; it never waits on a full queue. With ``size == 0`` no thread is
-    started and :meth:`get` calls ``produce`` directly.
+    started and :meth:`get` calls ``produce`` directly, ``burst`` times in a row whenever
+    the items made so far are used up (made one per call between training steps, the 2D
+    example's batches cost about twice their time alone: cold caches on both sides).
 
     Parameters
     ----------
@@ -40,6 +56,8 @@ class Prefetcher(Generic[T]):
     finish
         Applied to every item before it is kept ready (in the same thread), e.g. to turn
         arrays into tensors.
+    burst
+        With ``size == 0``: items made in a row (see :func:`burst_size`).
 
     Examples
     --------
@@ -53,11 +71,14 @@ class Prefetcher(Generic[T]):
         size: int,
         name: str = "prefetch",
         finish: Callable[[Any], T] | None = None,
+        burst: int = 1,
     ) -> None:
         self.produce = produce
         self.size = size
         self.name = name
         self.finish = finish
+        self.burst = max(1, burst)
+        self._made: collections.deque[T] = collections.deque()  # size 0: made in a row
         self._queue: queue.Queue[T | _Failed] = queue.Queue(maxsize=max(size, 1))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,7 +118,9 @@ class Prefetcher(Generic[T]):
     def get(self) -> T:
         """The next item; raises what ``produce`` raised in the thread."""
         if self.size == 0:
-            return self._make()
+            if not self._made:
+                self._made.extend(self._make() for _ in range(self.burst))
+            return self._made.popleft()
         if self._thread is None:
             raise RuntimeError(f"{self.name}: call start() (or use 'with') before get().")
         while True:
@@ -113,6 +136,7 @@ class Prefetcher(Generic[T]):
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and drop prepared items."""
+        self._made.clear()
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:

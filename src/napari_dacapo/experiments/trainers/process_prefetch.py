@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .prefetch import POLL_SECONDS, Prefetcher, T
+from .prefetch import POLL_SECONDS, Prefetcher, T, burst_size
 
 __all__ = ["ProcessPrefetcher", "can_fork"]
 
@@ -39,9 +39,6 @@ __all__ = ["ProcessPrefetcher", "can_fork"]
 _ALIGN = 64
 #: Seconds a stopping worker may take to finish its item before it is terminated.
 _GRACE_SECONDS = 0.2
-#: Shared memory (bytes) that refill slots may take, and the most items made per refill.
-_REFILL_BYTES = 32 * 2**20
-_MAX_REFILL = 8
 
 
 def can_fork() -> bool:
@@ -100,7 +97,7 @@ class ProcessPrefetcher(Prefetcher[T]):
             )
         super().__init__(produce, size, name, finish)
         self.slot_bytes = sum(_aligned(n) for n in _buffer_sizes(example))
-        self.refill = _refill_for(self.slot_bytes)
+        self.refill = burst_size(self.slot_bytes)
         self.prepare_worker = prepare_worker
         self._process: multiprocessing.process.BaseProcess | None = None
         self._link: _Link | None = None
@@ -312,14 +309,6 @@ def _pickled(item: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
 def _buffer_sizes(item: Any) -> list[int]:
     """Bytes of each array of ``item`` that pickling sends out of band."""
     return [buffer.raw().nbytes for buffer in _pickled(item)[1]]
-
-
-def _refill_for(slot_bytes: int) -> int:
-    """Items made per worker wake-up: as many as fit :data:`_REFILL_BYTES`, at most
-    :data:`_MAX_REFILL` (large items take long to use, so wake-ups matter little)."""
-    if slot_bytes == 0:
-        return _MAX_REFILL
-    return max(1, min(_MAX_REFILL, _REFILL_BYTES // slot_bytes))
 
 
 def _aligned(n: int) -> int:

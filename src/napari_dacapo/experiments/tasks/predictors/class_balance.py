@@ -74,7 +74,8 @@ def balanced_binary_weights(
         As in :func:`balanced_weights`.
     """
     region = region or ()
-    fg_in, known_in = foreground[region], known[region]
+    fg_in = foreground[region].astype(bool, copy=False)
+    known_in = known[region].astype(bool, copy=False)
     out = np.zeros(foreground.shape, dtype=np.float32)
     total = np.count_nonzero(known_in)
     if total == 0:
@@ -82,11 +83,12 @@ def balanced_binary_weights(
     fg_known = fg_in & known_in
     counts = (total - np.count_nonzero(fg_known), np.count_nonzero(fg_known))
     present = sum(c > 0 for c in counts)
-    weights = []
-    for c in counts:
+    # Weight of: unknown, known background, known foreground (index 0, 1, 2 below).
+    table = np.zeros(3, dtype=np.float32)
+    for index, c in enumerate(counts, start=1):
         fraction = c / total
         if clip is not None:
             fraction = min(max(fraction, clip[0]), clip[1])
-        weights.append(np.float32(1.0 / (present * fraction)) if c else np.float32(0))
-    out[region] = np.where(fg_known, weights[1], np.where(known_in, weights[0], np.float32(0)))
+        table[index] = 1.0 / (present * fraction) if c else 0.0
+    out[region] = table.take(np.add(fg_known.view(np.uint8), known_in.view(np.uint8)))
     return out
