@@ -51,7 +51,7 @@ def test_slots_handed_back_in_refills_keep_items_in_order_for_long():
 
     produce = counting()
     with ProcessPrefetcher(produce, 2, example=produce()) as prefetcher:
-        assert prefetcher.refill == 8  # small items: the worker is woken once per 8
+        assert prefetcher.burst == 8  # small items: the worker is woken once per 8
         counts = [prefetcher.get()["count"] for _ in range(45)]  # many rounds of slots
     assert counts == list(range(2, 47))
     assert burst_size(64 * 2**20) == 1  # large items: refilled one by one

@@ -57,7 +57,8 @@ class Prefetcher(Generic[T]):
         Applied to every item before it is kept ready (in the same thread), e.g. to turn
         arrays into tensors.
     burst
-        With ``size == 0``: items made in a row (see :func:`burst_size`).
+        Items made in a row (see :func:`burst_size`): with ``size == 0``, by a
+        :meth:`get` that finds none made; a worker process's per wake-up.
 
     Examples
     --------

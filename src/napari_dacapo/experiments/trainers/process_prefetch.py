@@ -15,7 +15,7 @@ the rest through a pipe. :meth:`get` reads the next item straight from the pipe:
 runs ``size`` items ahead, so it returns at once when one is ready, as with
 :class:`~.prefetch.Prefetcher`. There is no receiving thread on purpose: its wake-ups (one
 per item) took the GIL and a core from the training loop, about 0.2 ms per batch. For the
-same reason the worker is woken once per several items (``refill``), not once per item.
+same reason the worker is woken once per several items (``burst``), not once per item.
 """
 
 from __future__ import annotations
@@ -95,9 +95,10 @@ class ProcessPrefetcher(Prefetcher[T]):
                 f"Worker processes cannot be forked on {sys.platform}. Use a Prefetcher "
                 "(a thread) instead."
             )
-        super().__init__(produce, size, name, finish)
-        self.slot_bytes = sum(_aligned(n) for n in _buffer_sizes(example))
-        self.refill = burst_size(self.slot_bytes)
+        slot_bytes = sum(_aligned(n) for n in _buffer_sizes(example))
+        # The worker makes ``burst`` items per wake-up (slots are handed back that many).
+        super().__init__(produce, size, name, finish, burst=burst_size(slot_bytes))
+        self.slot_bytes = slot_bytes
         self.prepare_worker = prepare_worker
         self._process: multiprocessing.process.BaseProcess | None = None
         self._link: _Link | None = None
@@ -112,7 +113,7 @@ class ProcessPrefetcher(Prefetcher[T]):
             return
         self.stop()
         context = multiprocessing.get_context("fork")
-        link = _Link(context, self.size + self.refill, self.slot_bytes, self.refill)
+        link = _Link(context, self.size + self.burst, self.slot_bytes, self.burst)
         setup = self.prepare_worker() if self.prepare_worker is not None else None
         self._process = context.Process(
             target=_work_in_worker, args=(self.produce, setup, link), name=self.name,
