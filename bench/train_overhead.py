@@ -58,8 +58,8 @@ STEADY_AFTER = 10
 
 def train_run_steps(run, store, iterations: int) -> float:
     """Seconds per iteration of the real training operation: the mean gap between the
-    :data:`STEADY_AFTER`-th and the last iteration's event (a mean, not a median: batches are made in bursts,
-    and the iterations a burst slows down must count)."""
+    :data:`STEADY_AFTER`-th and the last iteration's event (a mean, not a median: batches
+    are made in bursts, and the iterations a burst slows down must count)."""
     from napari_dacapo.train import IterationDone, train_run
 
     run.train_until = run.trainer.iteration + iterations + STEADY_AFTER
