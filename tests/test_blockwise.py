@@ -215,3 +215,30 @@ def test_worker_threads(setup):
     with pytest.raises(FileExistsError, match="tiles_per_block differ"):
         predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=1,
                           tiles_per_block=1, store=store, **FP32)
+
+
+def test_blockwise_outputs_open_where_their_input_opens(setup):
+    """An input saved from layers at a fractional scale records its world factor; the
+    prediction and the labels made from it take it over, so napari places all three alike."""
+    from napari_dacapo._reader import read_zarr
+    from napari_dacapo.blockwise import segment_blockwise
+
+    _, name, folder, raw = setup
+    store = FileStore(folder / "runs_scaled")  # a run of its own, with a best recorded
+    run = Run(tiny_config(2, name=name), store=store)
+    store.store_run_config(run.config)
+    store.store_checkpoint(name, 0, run.model, run.optimizer)
+    store.store_best(name, None, "blob__dice", 0, run.task.parameters[0].id, 0.5)
+    write_zarr_array(folder / "scaled.zarr", "raw", raw, voxel_size=(5, 5))
+    zarr.open_array(str(folder / "scaled.zarr"), path="raw", mode="r+").attrs[
+        "napari_dacapo"] = {"world_factor": 10, "units": ["um", "um"]}
+    prediction = predict_blockwise(name, 0, f"{folder}/scaled.zarr/raw",
+                                   folder / "scaled_out.zarr/pred", workers=1, store=store)
+    labels = segment_blockwise(name, prediction, folder / "scaled_out.zarr/labels", workers=1,
+                               criterion="blob__dice", store=store)
+    (_, placed, _), = read_zarr(folder / "scaled.zarr", "raw")
+    for output in (prediction, labels):
+        (_, meta, _), = read_zarr(output.parent, output.name)
+        np.testing.assert_allclose(meta["scale"][-2:], placed["scale"])  # 0.5, not 5
+        np.testing.assert_allclose(meta["translate"][-2:], placed["translate"])
+        assert meta["units"][-2:] == ("um", "um")

@@ -368,6 +368,8 @@ def predict_blockwise(
         dtype="float32", voxel_size=out_voxel_size,
         axis_names=["c^", *raw.axis_names[raw.channel_dims:]], units=raw.units,
         chunks=(channels, *layout.tile_shape), overwrite=overwrite,
+        display_from=(input_config.file_name, input_config.dataset)
+        if isinstance(input_config, ZarrArrayConfig) else None,
     )
     run_step(job, layout.step(), workers=workers, worker_command=worker_command,
              max_retries=max_retries, progress=progress)

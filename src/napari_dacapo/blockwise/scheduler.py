@@ -261,9 +261,11 @@ def prepare_output(
     units: Sequence[str],
     chunks: Sequence[int],
     overwrite: bool,
+    display_from: tuple[str | Path, str] | None = None,
 ) -> None:
     """Create the output array and the job folder, or check that both belong to ``job``
-    when resuming.
+    when resuming. ``display_from`` (container, dataset) is the zarr array whose napari
+    placement (world factor, units) the output takes over: the input's.
 
     Raises
     ------
@@ -298,8 +300,29 @@ def prepare_output(
         offset=job.output_roi.offset, axis_names=axis_names, units=units, chunks=chunks,
         overwrite=True,
     )
+    if display_from is not None:
+        copy_display(display_from, (job.output_file, job.output_dataset))
     # Written last: an interrupted preparation is not mistaken for a resumable job.
     _write_job(job)
+
+
+def copy_display(source: tuple[str | Path, str], target: tuple[str | Path, str]) -> None:
+    """Give the zarr array ``target`` the napari placement that ``source`` records (the
+    world factor and units our writer stores for layers with a fractional scale), so that
+    both open on the same spot in napari."""
+    import zarr
+
+    from napari_dacapo._reader import NAPARI_ATTR
+
+    try:
+        node = zarr.open(str(source[0]), mode="r")
+        node = node[source[1]] if source[1] else node
+        recorded = dict(node.attrs.get(NAPARI_ATTR) or {})
+    except (KeyError, IndexError, TypeError, OSError, ValueError):  # nothing we can read
+        return
+    display = {k: recorded[k] for k in ("world_factor", "units") if k in recorded}
+    if display:
+        zarr.open_array(str(target[0]), path=target[1], mode="r+").attrs[NAPARI_ATTR] = display
 
 
 def _write_job(job: BlockwiseJob) -> None:

@@ -491,7 +491,7 @@ def segment_blockwise(
         job, shape=(*channels, *(int(s) for s in out_roi.shape / voxel_size)),
         dtype=probe.dtype if method == VOXELWISE else np.uint64, voxel_size=voxel_size,
         axis_names=["c^"] * len(channels) + list(source.axis_names[1:]), units=source.units,
-        chunks=(*channels, *block), overwrite=overwrite,
+        chunks=(*channels, *block), overwrite=overwrite, display_from=(pred_file, pred_dataset),
     )
     options = dict(workers=workers, worker_command=worker_command, max_retries=max_retries,
                    progress=progress)
