@@ -29,6 +29,7 @@ oversubscribed cores cost.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -161,7 +162,8 @@ def measure(
     f, p, b = (statistics.median(times[key]) for key in timers)
     print(
         f"{dims}D, {num_tiles} tiles on a {'x'.join(map(str, shape))} zarr, {plan}: "
-        f"forward {f:.3f} s, predict() {p:.3f} s (ratio {f / p:.3f}), blockwise with "
+        f"forward {f:.3f} s, predict() {p:.3f} s (ratio {f / p:.3f}; "
+        f"{math.prod(shape) / p / 1e6:.2f} million output voxels/s), blockwise with "
         f"{workers} workers of {job['threads']} thread(s), blocks of "
         f"{job['tiles_per_block']}^{dims} tiles, {b:.3f} s (ratio {f / b:.3f})",
         flush=True,
