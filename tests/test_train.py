@@ -170,3 +170,40 @@ def test_retention_prunes_all_but_latest_and_best_unless_told_to_keep(tmp_path):
     assert pruned.checkpoint_iterations(config.name) == sorted(bests | {8})
     for iteration in pruned.checkpoint_iterations(config.name):  # what is kept still loads
         assert pruned.retrieve_checkpoint(config.name, iteration)["iteration"] == iteration
+
+
+def test_a_run_trained_headless_on_data_saved_from_napari_opens_over_that_data(store, tmp_path):
+    """Layers at scale 0.5 saved with the napari writer hold voxel size 5 and world factor
+    10; the run trained on them (CLI, no viewer) records the factor for its outputs."""
+    import dataclasses
+
+    import zarr
+
+    from napari_dacapo._reader import read_run, read_zarr
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.experiments import RawGTDatasetConfig, ZarrArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    raw, labels = synthetic_blobs((64, 64), seed=2)
+    data = tmp_path / "saved.zarr"
+    for name, array in (("raw", raw), ("labels", labels)):
+        write_zarr_array(data, name, array, voxel_size=(5, 5), offset=(10, 20))
+        zarr.open_array(str(data), path=name, mode="r+").attrs["napari_dacapo"] = {
+            "world_factor": 10}
+    config = tiny_config(2, validation_interval=100)
+    dataset = RawGTDatasetConfig(
+        name="saved", raw_config=ZarrArrayConfig(name="raw", file_name=data, dataset="raw"),
+        gt_config=ZarrArrayConfig(name="labels", file_name=data, dataset="labels"),
+    )
+    config = dataclasses.replace(config, datasplit_config=dataclasses.replace(
+        config.datasplit_config, train_configs=[dataset], validate_configs=[]))
+    list(train_run(Run(config, store=store), store=store, validate=False))
+
+    (_, source, _), = read_zarr(data, "raw")
+    snapshot = {meta["name"]: meta for _, meta, _ in read_run(store.run_dir(config.name))}
+    raw_snapshot = next(meta for name, meta in snapshot.items() if name.endswith("raw"))
+    np.testing.assert_allclose(raw_snapshot["scale"], source["scale"])  # 0.5, not 5
+    steps = (np.asarray(raw_snapshot["translate"]) - source["translate"]) / 0.5
+    np.testing.assert_allclose(steps, np.round(steps))

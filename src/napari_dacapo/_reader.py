@@ -44,6 +44,20 @@ RUN_INPUTS = ("data",)
 OUTPUT_WORDS = {"snapshots": "snapshot", "segmentation": "labels"}
 
 
+def recorded_display(container: str | Path, dataset: str = "") -> dict[str, Any]:
+    """The napari placement that our writer recorded with a zarr array (``world_factor``,
+    ``units``), or ``{}`` when there is none or the array cannot be read."""
+    import zarr
+
+    try:
+        node = zarr.open(str(container), mode="r")
+        node = node[dataset] if dataset else node
+        recorded = dict(node.attrs.get(NAPARI_ATTR) or {})
+    except (KeyError, IndexError, TypeError, OSError, ValueError):
+        return {}
+    return {k: recorded[k] for k in ("world_factor", "units") if k in recorded}
+
+
 def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
     """The reader for ``path`` (npe2 ``get_reader``): :func:`read` when every path is a run
     folder or a zarr array / group, else None so other readers get the chance."""

@@ -125,7 +125,9 @@ def train_run(
 
     Validates (and checkpoints) every ``run.validation_interval`` iterations and at the end.
     Setting ``stop`` ends training within one iteration, after a checkpoint is saved.
-    ``display`` is stored with the run for viewers (:meth:`FileStore.store_display`).
+    ``display`` is stored with the run for viewers (:meth:`FileStore.store_display`);
+    by default, the world factor recorded with the training raw data (a zarr array saved
+    from napari layers), so that the run's outputs open over that data.
     """
     from napari_dacapo.experiments.device import describe_device, device_plan_for
     from napari_dacapo.validate import validate_run
@@ -144,6 +146,7 @@ def train_run(
 
     with store.lock(run.name), _on_device(run, device):
         run.config = store.store_run_config(run.config)
+        display = display or _display_of_data(run)
         if display:
             store.store_display(run.name, display)
         start = run.trainer.iteration
@@ -201,6 +204,21 @@ def train_run(
                 if done >= run.train_until:
                     break
         yield RunFinished(run.trainer.iteration)
+
+
+def _display_of_data(run: Run) -> dict[str, Any]:
+    """The world factor recorded with the zarr array of the run's first training raw data
+    (the napari writer records it for layers at a fractional scale), or ``{}``."""
+    from napari_dacapo._reader import recorded_display
+
+    configs = getattr(run.config.datasplit_config, "train_configs", None) or []
+    config = getattr(configs[0], "raw_config", None) if configs else None
+    while config is not None and not hasattr(config, "file_name"):  # to the source array
+        config = getattr(config, "source_array_config", None)
+    if config is None:
+        return {}
+    factor = recorded_display(config.file_name, config.dataset).get("world_factor")
+    return {"world_factor": factor} if factor not in (None, 1) else {}
 
 
 @contextlib.contextmanager

@@ -312,15 +312,9 @@ def copy_display(source: tuple[str | Path, str], target: tuple[str | Path, str])
     both open on the same spot in napari."""
     import zarr
 
-    from napari_dacapo._reader import NAPARI_ATTR
+    from napari_dacapo._reader import NAPARI_ATTR, recorded_display
 
-    try:
-        node = zarr.open(str(source[0]), mode="r")
-        node = node[source[1]] if source[1] else node
-        recorded = dict(node.attrs.get(NAPARI_ATTR) or {})
-    except (KeyError, IndexError, TypeError, OSError, ValueError):  # nothing we can read
-        return
-    display = {k: recorded[k] for k in ("world_factor", "units") if k in recorded}
+    display = recorded_display(*source)
     if display:
         zarr.open_array(str(target[0]), path=target[1], mode="r+").attrs[NAPARI_ATTR] = display
 
