@@ -54,12 +54,8 @@ def import_dacapo_run(
     from napari_dacapo.experiments.configs import load_config
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.experiments.run_config import RunConfig
-    from napari_dacapo.experiments.starts.dacapo_weights import (
-        dacapo_checkpoint,
-        read_dacapo_weights,
-        rename_dacapo_state,
-    )
-    from napari_dacapo.experiments.starts.start import load_matching_weights
+    from napari_dacapo.experiments.starts.dacapo_weights import dacapo_state
+    from napari_dacapo.experiments.starts.start import StartError, load_matching_weights
     from napari_dacapo.store.file_store import FileStore, StoreError
 
     if not isinstance(config, RunConfig):
@@ -71,16 +67,13 @@ def import_dacapo_run(
             f"A run named '{config.name}' is stored already in {store.root}. Import under "
             f"another name (--name), or delete that run's folder first."
         )
-    path, iteration = dacapo_checkpoint(weights, checkpoint)
+    state, path, iteration = dacapo_state(weights, checkpoint)
     iteration = iteration or 0  # a checkpoint file whose name is not its iteration
     run = Run(config, load_starter_model=False, store=store, resume=False)
     # Every layer, the head included, must be DaCapo's: nothing is left at random.
-    state = rename_dacapo_state(read_dacapo_weights(path))
     load_matching_weights(run.model, state, None, None)
     missing = sorted(k for k in run.model.state_dict() if k not in state)
     if missing:
-        from napari_dacapo.experiments.starts.start import StartError
-
         raise StartError(
             f"The DaCapo checkpoint {path} has no weights for {missing[:10]}: its network "
             f"does not match the config's. Import it with the DaCapo run's own config."

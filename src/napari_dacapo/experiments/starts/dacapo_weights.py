@@ -17,7 +17,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["dacapo_checkpoint", "read_dacapo_weights", "rename_dacapo_state", "DaCapoWeightsError"]
+__all__ = [
+    "dacapo_checkpoint", "dacapo_state", "read_dacapo_weights", "rename_dacapo_state",
+    "DaCapoWeightsError",
+]
 
 #: Where DaCapo's weights store keeps a run's checkpoints, below the run's folder.
 ITERATIONS_DIR = Path("checkpoints") / "iterations"
@@ -78,6 +81,15 @@ def dacapo_checkpoint(path: str | Path, criterion: str = "latest") -> tuple[Path
             f"iterations: {stored}."
         )
     return folder / str(iteration), iteration
+
+
+def dacapo_state(
+    path: str | Path, criterion: str = "latest"
+) -> tuple[dict[str, torch.Tensor], Path, int | None]:
+    """The model weights of the DaCapo checkpoint that ``path`` and ``criterion`` name
+    (:func:`dacapo_checkpoint`), renamed to our UNet, with the file and its iteration."""
+    file, iteration = dacapo_checkpoint(path, criterion)
+    return rename_dacapo_state(read_dacapo_weights(file)), file, iteration
 
 
 def read_dacapo_weights(path: str | Path) -> dict[str, torch.Tensor]:

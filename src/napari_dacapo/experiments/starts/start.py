@@ -88,10 +88,9 @@ class Start:
 
 
     def _initialize_from_dacapo(self, model: Model, new_head: list[str] | None) -> Model:
-        from .dacapo_weights import dacapo_checkpoint, read_dacapo_weights, rename_dacapo_state
+        from .dacapo_weights import dacapo_state
 
-        path, iteration = dacapo_checkpoint(self.run, self.criterion)
-        state = rename_dacapo_state(read_dacapo_weights(path))
+        state, path, iteration = dacapo_state(self.run, self.criterion)
         # DaCapo's channel names are in its own config store: heads are matched by shape.
         load_matching_weights(model, state, None, new_head)
         logger.info("Initialised weights from the DaCapo checkpoint %s (iteration %s)",
