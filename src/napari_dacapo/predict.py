@@ -339,6 +339,13 @@ def predict_array(
 _PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
 
 
+def training_raw_configs(run: Run) -> list[Any]:
+    """The raw array config of each training dataset in the run's config (those the
+    datasplit config names: none for a datasplit that is not a list of datasets)."""
+    datasets = getattr(run.config.datasplit_config, "train_configs", None) or []
+    return [c for c in (getattr(d, "raw_config", None) for d in datasets) if c is not None]
+
+
 def training_intensity_range(run: Run) -> tuple[float, float] | None:
     """The ``(min, max)`` of the IntensitiesArrayConfig that rescaled the run's training
     raw data, or None when the raw data was used as stored.
@@ -357,8 +364,8 @@ def training_intensity_range(run: Run) -> tuple[float, float] | None:
     )
 
     ranges = set()
-    for dataset in getattr(run.config.datasplit_config, "train_configs", None) or []:
-        config, found = getattr(dataset, "raw_config", None), None
+    for config in training_raw_configs(run):
+        found = None
         while config is not None:  # through derived and cropped arrays to the source
             if isinstance(config, IntensitiesArrayConfig):
                 found = (float(config.min), float(config.max))
@@ -380,10 +387,8 @@ def training_raw(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> Array:
     none. Where the datasplit config names it, only that array is opened (not the whole
     datasplit: labels and validation data, milliseconds per zarr array)."""
     try:
-        configs = getattr(run.config.datasplit_config, "train_configs", None)
-        raw_config = getattr(configs[0], "raw_config", None) if configs else None
-        if raw_config is not None:
-            return raw_config.array()
+        if configs := training_raw_configs(run):
+            return configs[0].array()
         datasets = list(run.datasplit.train)
     except (OSError, ValueError) as e:
         raise ValueError(

@@ -210,9 +210,10 @@ def _display_of_data(run: Run) -> dict[str, Any]:
     """The world factor recorded with the zarr array of the run's first training raw data
     (the napari writer records it for layers at a fractional scale), or ``{}``."""
     from napari_dacapo._reader import recorded_display
+    from napari_dacapo.predict import training_raw_configs
 
-    configs = getattr(run.config.datasplit_config, "train_configs", None) or []
-    config = getattr(configs[0], "raw_config", None) if configs else None
+    configs = training_raw_configs(run)
+    config = configs[0] if configs else None
     while config is not None and not hasattr(config, "file_name"):  # to the source array
         config = getattr(config, "source_array_config", None)
     if config is None:
