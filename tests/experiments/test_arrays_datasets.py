@@ -46,6 +46,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays import (
     prepare_zarr_array,
     write_zarr_array,
 )
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import reopened_for_reading
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dacapo"
 
@@ -87,6 +88,37 @@ def test_written_zarr_reads_back_with_its_geometry(tmp_path, zarr_format):
     assert reopened.roi == array.roi and reopened.source.config == config
     metadata = ".zattrs" if zarr_format == 2 else "zarr.json"
     assert (tmp_path / "c.zarr" / "volumes" / "raw" / metadata).exists()
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_only_zarr_reads_through_the_fast_pipeline_and_gives_the_same_data(
+    tmp_path, zarr_format
+):
+    pytest.importorskip("zarrs")
+    data = np.arange(1, 37 * 53 + 1, dtype=np.uint16).reshape(37, 53)
+    data[:8, :16] = 0  # a chunk of fill values: zarr does not store it
+    config = write_zarr_array(tmp_path / "c.zarr", "raw", data, chunks=(8, 16),
+                              zarr_format=zarr_format)
+    first_chunk = "0.0" if zarr_format == 2 else "c/0/0"
+    assert not (tmp_path / "c.zarr" / "raw" / first_chunk).exists()
+    written = zarr.open_array(str(tmp_path / "c.zarr" / "raw"), mode="r+")
+    read_only = config.array()
+    writable = ZarrArrayConfig(name="w", file_name=tmp_path / "c.zarr", dataset="raw",
+                               mode="r+").array()
+    pipeline = lambda z: type(z.async_array.codec_pipeline).__name__
+    assert pipeline(read_only._data) == "ZarrsCodecPipeline"
+    assert pipeline(writable._data) == pipeline(written) == "BatchedCodecPipeline"
+    assert zarr.config.get("codec_pipeline.path") != "zarrs.ZarrsCodecPipeline"
+    roi = Roi((3, 5), (30, 40))
+    np.testing.assert_array_equal(read_only[roi], writable[roi])
+    np.testing.assert_array_equal(read_only[roi], data[3:33, 5:45])
+    np.testing.assert_array_equal(read_only.data, data)  # the unstored chunk reads as 0
+    # A zarr array given by a user is opened again, read-only, the same way.
+    again = reopened_for_reading(written)
+    assert pipeline(again) == "ZarrsCodecPipeline"
+    assert again.read_only and not written.read_only
+    np.testing.assert_array_equal(again[...], data)
+    assert reopened_for_reading(data) is data
 
 
 def test_dacapo_written_fixture_reads_as_it_is():
