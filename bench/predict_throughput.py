@@ -94,6 +94,7 @@ def forward_timer(store, name: str, raw):
         prediction_device_plan,
         prediction_input,
         read_input,
+        tile_dtype,
     )
 
     run = load_run(name, store)[0]
@@ -103,15 +104,16 @@ def forward_timer(store, name: str, raw):
     memory_format = plan.memory_format(array.dims)
     model = load_model(run, iteration, store).to(device).to(memory_format=memory_format).eval()
     geometry = TileGeometry.for_model(model, array.voxel_size)
+    dtype = tile_dtype(device, plan.autocast_dtype)
     inputs = [
-        model_input(read_input(array, in_roi), device, memory_format, plan.autocast_dtype)
+        model_input(read_input(array, in_roi, dtype), device, memory_format)
         for in_roi, _ in geometry.tiles(array.roi)
     ]
 
     def seconds() -> float:
         t0 = time.perf_counter()
-        for x in inputs:
-            with torch.inference_mode(), inference_context(device, plan.autocast_dtype):
+        with torch.inference_mode(), inference_context(device, plan.autocast_dtype):
+            for x in inputs:
                 model(x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

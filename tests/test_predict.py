@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import tiny_config
 from funlib.geometry import Coordinate, Roi
 
+import napari_dacapo.predict as predict_module
 from napari_dacapo.checkpoints import load_model, load_run
 from napari_dacapo.cli import main
 from napari_dacapo.examples import synthetic_blobs
@@ -30,6 +31,7 @@ from napari_dacapo.predict import (
     model_input,
     predict,
     predict_tiles,
+    tile_dtype,
     training_intensity_range,
 )
 from napari_dacapo.store.file_store import CheckpointError, FileStore, StoreError
@@ -221,6 +223,22 @@ def test_voxel_size_and_offset_place_the_tiles(trained):
         predict(name, 6, raw, store=store, voxel_size=(3, 2), offset=(1, 0))
 
 
+def test_tiles_predicted_in_runs_equal_tiles_predicted_one_by_one(trained, monkeypatch):
+    store, name = trained
+    raw = blobs((70, 45))
+    in_runs = list(predict_tiles(name, 6, raw, store=store))
+    monkeypatch.setattr(predict_module, "RUN_VOXELS", 1)  # one tile per run
+    one_by_one = list(predict_tiles(name, 6, raw, store=store))
+
+    tiles = [e for e in in_runs if isinstance(e, TilePredicted)]
+    assert len(tiles) == in_runs[0].num_tiles > 2
+    assert [t.index for t in tiles] == list(range(1, len(tiles) + 1))
+    for a, b in zip(tiles, one_by_one[1:], strict=True):
+        assert a.roi == b.roi and a.data.shape[1:] == tuple(a.roi.shape)
+        np.testing.assert_array_equal(a.data, b.data)
+    assert not torch.is_inference_mode_enabled()
+
+
 def test_predict_tiles_can_be_cancelled_and_leaves_no_inference_mode(trained):
     store, name = trained
     tiles = predict_tiles(name, 6, blobs((64, 64)), store=store)
@@ -346,7 +364,9 @@ def test_tiles_cast_to_bf16_before_the_model_give_what_autocast_gives(dims, stor
     model = model.to(memory_format=memory_format)
     group = torch.rand(1, *(s + 3 for s in model.eval_input_shape))
     tile = group[(slice(None), *(slice(1, 1 + s) for s in model.eval_input_shape))]  # a view
-    cast = model_input(tile, CPU, memory_format, torch.bfloat16)
+    assert tile_dtype(CPU, torch.bfloat16) == torch.bfloat16
+    assert tile_dtype(CPU, None) == tile_dtype(torch.device("cuda"), torch.bfloat16) == torch.float32
+    cast = model_input(tile.to(tile_dtype(CPU, torch.bfloat16)), CPU, memory_format)
     assert cast.dtype == torch.bfloat16 and cast.is_contiguous(memory_format=memory_format)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = model(model_input(tile, CPU, memory_format))
