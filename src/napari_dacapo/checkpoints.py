@@ -138,7 +138,7 @@ def load_model(run: Run, iteration: int, store: FileStore, copy: bool = True) ->
     its state), and nothing is written. ``copy=False`` loads the weights into the run's
     own model instead, for a run built only to predict (copying costs ~7 ms per call).
     """
-    state = store.retrieve_checkpoint(run.name, iteration)["model"]
+    state = store.retrieve_checkpoint(run.name, iteration, training_state=False)["model"]
     model = (_copy.deepcopy(run.model) if copy else run.model).cpu()
     model.load_state_dict(state)
     return model

@@ -116,7 +116,8 @@ def validate_checkpoint(
         )
     with store.lock(run.name):
         run.validation_scores.scores = store.retrieve_validation_iteration_scores(run.name)
-        run.model.load_state_dict(store.retrieve_checkpoint(run.name, done)["model"])
+        weights = store.retrieve_checkpoint(run.name, done, training_state=False)["model"]
+        run.model.load_state_dict(weights)
         return validate_run(run, done, store=store, device=device)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import subprocess
@@ -189,11 +190,46 @@ def test_checkpoint_round_trip_and_latest(store):
         store.store_checkpoint("run", 4, model, optimizer, extra={"model": 1})
 
 
+def test_weights_alone_are_read_without_the_training_state_and_old_checkpoints_still_load(
+    store,
+):
+    model, optimizer, scheduler = _trained()
+    store.store_checkpoint("run", 3, model, optimizer, scheduler)
+    weights = store.retrieve_checkpoint("run", 3, training_state=False)
+    assert "optimizer" not in weights and "scheduler" not in weights
+    assert torch.equal(weights["model"]["weight"], model.weight)
+    whole = store.retrieve_checkpoint("run", 3)
+    assert whole["optimizer"]["state"][0]["exp_avg"].shape == model.weight.shape
+    assert whole["scheduler"]["last_epoch"] == scheduler.state_dict()["last_epoch"]
+
+    # Checkpoints written before the training state was nested: plain state dicts.
+    torch.save(
+        {"iteration": 4, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "scheduler": None},
+        store.checkpoint_path("run", 4),
+    )
+    old = store.retrieve_checkpoint("run", 4)
+    assert torch.equal(old["optimizer"]["state"][0]["exp_avg"],
+                       optimizer.state_dict()["state"][0]["exp_avg"])
+    assert "optimizer" not in store.retrieve_checkpoint("run", 4, training_state=False)
+
+    # Nested training state that cannot be read is reported, not half returned.
+    torch.save({"iteration": 5, "model": model.state_dict(), "optimizer": b"garbage",
+                "scheduler": None}, store.checkpoint_path("run", 5))
+    with pytest.raises(CheckpointError, match="Delete that file"):
+        store.retrieve_checkpoint("run", 5)
+    assert store.retrieve_checkpoint("run", 5, training_state=False)["iteration"] == 5
+
+
 def test_checkpoint_writes_are_atomic(store, monkeypatch):
     model, optimizer, _ = _trained()
     store.store_checkpoint("run", 5, model, optimizer)
 
+    real_save = torch.save
+
     def crash_midway(obj, fh, *args, **kwargs):
+        if isinstance(fh, io.BytesIO):  # the training state, nested as bytes
+            return real_save(obj, fh, *args, **kwargs)
         fh.write(b"half a checkpoint")
         raise KeyboardInterrupt
 

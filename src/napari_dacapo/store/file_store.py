@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import numbers
@@ -299,9 +300,10 @@ class FileStore:
         """Save a checkpoint atomically and return its path.
 
         The file is a ``torch.save`` dict with ``iteration``, ``model`` (state dict),
-        ``optimizer`` (state dict), ``scheduler`` (state dict or None) and the items of
-        ``extra`` (plain data: numbers, strings, lists, dicts, tensors, as checkpoints are
-        loaded with ``weights_only=True``).
+        ``optimizer`` and ``scheduler`` (state dicts, each saved with ``torch.save`` into
+        bytes of its own; None without a scheduler) and the items of ``extra`` (plain data:
+        numbers, strings, lists, dicts, tensors, as checkpoints are loaded with
+        ``weights_only=True``).
         """
         import torch
 
@@ -313,8 +315,12 @@ class FileStore:
         state = {
             "iteration": int(iteration),
             "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            # The training state is nested as bytes, read only to resume: torch's safe
+            # unpickler spent more on it than on the weights (the example's checkpoint
+            # loads in 6.3 ms whole, 3.3 ms without unpickling it), and predicting,
+            # validating and starting from a checkpoint need only the weights.
+            "optimizer": _saved(optimizer.state_dict()),
+            "scheduler": None if scheduler is None else _saved(scheduler.state_dict()),
             **extra,
         }
         path = self.checkpoint_path(name, iteration)
@@ -369,7 +375,11 @@ class FileStore:
         return int(iteration)
 
     def retrieve_checkpoint(
-        self, name: str, iteration: int | str = "latest", map_location: Any = "cpu"
+        self,
+        name: str,
+        iteration: int | str = "latest",
+        map_location: Any = "cpu",
+        training_state: bool = True,
     ) -> dict[str, Any]:
         """Load a checkpoint dict (see :meth:`store_checkpoint`).
 
@@ -379,6 +389,9 @@ class FileStore:
             An iteration number, or ``"latest"``.
         map_location
             Passed to ``torch.load`` (default: load tensors on the CPU).
+        training_state
+            Whether to read the optimizer and scheduler state too (as state dicts); without
+            it the dict holds no ``optimizer`` and ``scheduler`` entries.
 
         Raises
         ------
@@ -391,6 +404,13 @@ class FileStore:
         path = self.checkpoint_path(name, iteration)
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            if isinstance(checkpoint, dict) and training_state:
+                for key in ("optimizer", "scheduler"):
+                    if isinstance(checkpoint.get(key), bytes):  # older checkpoints: a dict
+                        checkpoint[key] = torch.load(
+                            io.BytesIO(checkpoint[key]), map_location=map_location,
+                            weights_only=True,
+                        )
         except Exception as e:  # torch raises many types for truncated or foreign files
             others = [i for i in self.checkpoint_iterations(name) if i != iteration]
             raise CheckpointError(
@@ -402,6 +422,9 @@ class FileStore:
                 f"Checkpoint {path} is not a napari-dacapo checkpoint (no model and optimizer "
                 f"state). Delete that file, or load another iteration."
             )
+        if not training_state:
+            del checkpoint["optimizer"]
+            checkpoint.pop("scheduler", None)
         return checkpoint
 
     def prune_checkpoints(self, name: str, keep: Iterable[int]) -> list[int]:
@@ -763,3 +786,12 @@ def read_display(run_dir: str | Path) -> dict[str, Any]:
         logger.warning("Ignored %s: %s", path, e)
         return {}
     return display if isinstance(display, dict) else {}
+
+
+def _saved(state: dict[str, Any]) -> bytes:
+    """``state`` as ``torch.save`` writes it, in bytes (nested in a checkpoint)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()

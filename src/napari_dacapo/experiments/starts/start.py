@@ -81,7 +81,9 @@ class Start:
         if is_path(self.run):
             return self._initialize_from_dacapo(model, new_head)
         iteration = self.checkpoint_iteration()
-        state = self.store.retrieve_checkpoint(self.run, iteration)["model"]
+        state = self.store.retrieve_checkpoint(
+            self.run, iteration, training_state=False
+        )["model"]
         load_matching_weights(model, state, self.old_channels(), new_head)
         logger.info("Initialised weights from run '%s' iteration %d", self.run, iteration)
         return model
