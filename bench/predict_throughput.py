@@ -6,8 +6,8 @@ of ``--tiles`` prediction tiles per axis is written. Three things are timed in o
 alternating in rounds so that the noise of a shared machine hits all alike:
 
 - forward: the stored model on the device, in the precision and memory format prediction
-  uses (``prediction_device_plan``), run over the same tiles, already read, scaled and
-  moved to the device: the limit;
+  uses (``prediction_device_plan``), run over the same tiles in the same batches
+  (``batch_size``), already read, scaled, stacked and moved to the device: the limit;
 - in-process: ``predict(run name, "latest", zarr array)`` as a user calls it: loading the
   run and checkpoint, reading and padding the tiles, assembling the result;
 - blockwise: ``predict_blockwise(..., workers=N)`` of the same zarr input into a zarr
@@ -89,6 +89,7 @@ def forward_timer(store, name: str, raw):
     from napari_dacapo.checkpoints import load_model, load_run, resolve_checkpoint
     from napari_dacapo.predict import (
         TileGeometry,
+        batch_size,
         inference_context,
         model_input,
         prediction_device_plan,
@@ -105,9 +106,11 @@ def forward_timer(store, name: str, raw):
     model = load_model(run, iteration, store).to(device).to(memory_format=memory_format).eval()
     geometry = TileGeometry.for_model(model, array.voxel_size)
     dtype = tile_dtype(device, plan.autocast_dtype)
+    tiles = [read_input(array, in_roi, dtype) for in_roi, _ in geometry.tiles(array.roi)]
+    batch = batch_size(tiles[0].numel())  # as predict() batches them
     inputs = [
-        model_input(read_input(array, in_roi, dtype), device, memory_format)
-        for in_roi, _ in geometry.tiles(array.roi)
+        model_input(tiles[i : i + batch], device, memory_format)
+        for i in range(0, len(tiles), batch)
     ]
 
     def seconds() -> float:
@@ -119,7 +122,7 @@ def forward_timer(store, name: str, raw):
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
 
-    return seconds, len(inputs), plan.description
+    return seconds, len(tiles), f"{plan.description}, batches of {batch}"
 
 
 def measure(

@@ -20,17 +20,24 @@ import napari_dacapo.predict as predict_module
 from napari_dacapo.checkpoints import load_model, load_run
 from napari_dacapo.cli import main
 from napari_dacapo.examples import synthetic_blobs
-from napari_dacapo.experiments import IntensitiesArrayConfig
+from napari_dacapo.experiments import IntensitiesArrayConfig, NumpyArrayConfig
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
+    raw_as_float32,
+    voxel_slices,
+)
 from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
 from napari_dacapo.experiments.run import Run
 from napari_dacapo.export import export_model
 from napari_dacapo.predict import (
     PredictionStarted,
+    TileGeometry,
     TilePredicted,
     apply,
+    assemble,
     model_input,
     predict,
     predict_tiles,
+    read_input,
     tile_dtype,
     training_intensity_range,
 )
@@ -141,9 +148,12 @@ def test_tiled_prediction_equals_one_forward_pass_over_the_whole_image(random_we
 
     assert tiled.shape == (1, *shape)
     assert expected.std() > 0.1, "the reference must vary, or equality proves nothing"
-    np.testing.assert_allclose(tiled, expected, rtol=1e-5, atol=1e-5)
+    # Equal up to fp32 rounding: one pass over the whole image and batches of tiles sum
+    # in other orders (other kernels), and random weights give values in the hundreds.
+    atol = 1e-6 * np.abs(expected).max()
+    np.testing.assert_allclose(tiled, expected, rtol=1e-5, atol=atol)
     if shape[0] > tile[0]:  # tiles misplaced by one voxel would not match
-        assert not np.allclose(tiled[:, 1:], expected[:, :-1], rtol=1e-5, atol=1e-5)
+        assert not np.allclose(tiled[:, 1:], expected[:, :-1], rtol=1e-5, atol=atol)
 
 
 def test_checkpoint_forms_and_the_run_object_is_left_untouched(trained):
@@ -223,19 +233,54 @@ def test_voxel_size_and_offset_place_the_tiles(trained):
         predict(name, 6, raw, store=store, voxel_size=(3, 2), offset=(1, 0))
 
 
-def test_tiles_predicted_in_runs_equal_tiles_predicted_one_by_one(trained, monkeypatch):
-    store, name = trained
-    raw = blobs((70, 45))
-    in_runs = list(predict_tiles(name, 6, raw, store=store))
-    monkeypatch.setattr(predict_module, "RUN_VOXELS", 1)  # one tile per run
-    one_by_one = list(predict_tiles(name, 6, raw, store=store))
+def test_tile_groups_cut_each_tile_input_from_the_group_and_cover_the_roi_once(random_weights):
+    store, name = random_weights(2)
+    model = load_model(load_run(name, store)[0], 0, store)
+    geometry = TileGeometry.for_model(model, Coordinate(4, 2))
+    roi = Roi((8, -6), (4 * 70, 2 * 45))  # world units, offset on the voxel grid
+    groups = geometry.tile_groups(roi, max_voxels=60 * 60)
+    assert len(groups) > 2 and len(groups[0].cuts) > 1  # several groups of several tiles
+    covered = np.zeros((70, 45), int)
+    for group in groups:
+        for cut, output in zip(group.cuts, group.outputs, strict=True):
+            # The cut is the tile's whole input (its output grown by the context), in the
+            # group's voxels.
+            first = Coordinate(c.start for c in cut) * geometry.input_voxel_size
+            size = Coordinate(c.stop - c.start for c in cut) * geometry.input_voxel_size
+            assert group.roi.begin + first == output.begin - geometry.context
+            assert size == geometry.input_size
+            assert group.roi.contains(Roi(group.roi.begin + first, size))
+            covered[voxel_slices(output, roi.begin, geometry.output_voxel_size)] += 1
+    assert [out for _, out in geometry.tiles(roi)] == [  # one group: the same tiles
+        out for group in geometry.tile_groups(roi) for out in group.outputs
+    ]
+    assert (covered == 1).all()
 
-    tiles = [e for e in in_runs if isinstance(e, TilePredicted)]
-    assert len(tiles) == in_runs[0].num_tiles > 2
+
+def test_tiles_predicted_in_runs_and_batches_equal_tiles_predicted_one_by_one(
+    trained, monkeypatch
+):
+    store, name = trained
+    model = load_run(name, store)[0].model
+    assert predict_module.batch_size(int(np.prod(model.eval_input_shape))) > 1
+    raw = blobs((70, 45))
+    together = list(predict_tiles(name, 6, raw, store=store, **FP32))
+    # predict() has the tiles written straight into its array (assemble answers
+    # PredictionStarted with it); a consumer that only iterates gets copies: same values.
+    written, _, _ = assemble(predict_tiles(name, 6, raw, store=store, **FP32))
+    monkeypatch.setattr(predict_module, "RUN_VOXELS", 1)
+    monkeypatch.setattr(predict_module, "BATCH_VOXELS", 1)
+    one_by_one = list(predict_tiles(name, 6, raw, store=store, **FP32))
+
+    tiles = [e for e in together if isinstance(e, TilePredicted)]
+    assert len(tiles) == together[0].num_tiles > 2
     assert [t.index for t in tiles] == list(range(1, len(tiles) + 1))
+    copied, _, _ = assemble(list(together))
+    assert copied.std() > 0 and np.array_equal(written, copied)
+    scale = max(np.abs(t.data).max() for t in tiles)
     for a, b in zip(tiles, one_by_one[1:], strict=True):
         assert a.roi == b.roi and a.data.shape[1:] == tuple(a.roi.shape)
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-6 * scale)
     assert not torch.is_inference_mode_enabled()
 
 
@@ -357,6 +402,29 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint32",
+                                   "float32", "float64", "bool"])
+def test_read_input_scales_every_dtype_as_training_does(dtype):
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    rng = np.random.default_rng(0)
+    if info is not None and info.bits <= 16:  # every value of the small types
+        data = np.arange(info.min, info.max + 1).astype(dtype)
+        data = np.resize(data, (256, -(-data.size // 256)))
+    elif info is not None:
+        data = rng.integers(info.min, info.max, (64, 64), dtype=dtype, endpoint=True)
+        data[0, :2] = info.min, info.max
+    else:
+        data = (rng.random((64, 64)) * 3 - 1).astype(dtype)
+    raw = NumpyArrayConfig(name="raw", data=data, voxel_size=Coordinate(1, 1),
+                           offset=Coordinate(0, 0)).array()
+    roi = Roi((-3, -2), (data.shape[0] + 5, data.shape[1] + 4))  # padded on every side
+    expected = np.pad(raw_as_float32(data), ((3, 2), (2, 2)))[None]
+    for tensor_dtype in (torch.float32, torch.bfloat16):
+        read = read_input(raw, roi, tensor_dtype)
+        assert read.dtype == tensor_dtype
+        assert torch.equal(read, torch.from_numpy(expected).to(tensor_dtype))
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_tiles_cast_to_bf16_before_the_model_give_what_autocast_gives(dims, store):
     model = Run(tiny_config(dims), store=store).model.eval()
@@ -365,9 +433,10 @@ def test_tiles_cast_to_bf16_before_the_model_give_what_autocast_gives(dims, stor
     group = torch.rand(1, *(s + 3 for s in model.eval_input_shape))
     tile = group[(slice(None), *(slice(1, 1 + s) for s in model.eval_input_shape))]  # a view
     assert tile_dtype(CPU, torch.bfloat16) == torch.bfloat16
-    assert tile_dtype(CPU, None) == tile_dtype(torch.device("cuda"), torch.bfloat16) == torch.float32
-    cast = model_input(tile.to(tile_dtype(CPU, torch.bfloat16)), CPU, memory_format)
+    cuda = torch.device("cuda")
+    assert tile_dtype(CPU, None) == tile_dtype(cuda, torch.bfloat16) == torch.float32
+    cast = model_input([tile.to(tile_dtype(CPU, torch.bfloat16))], CPU, memory_format)
     assert cast.dtype == torch.bfloat16 and cast.is_contiguous(memory_format=memory_format)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = model(model_input(tile, CPU, memory_format))
+        expected = model(model_input([tile], CPU, memory_format))
         assert torch.equal(model(cast), expected)

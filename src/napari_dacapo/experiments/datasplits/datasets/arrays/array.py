@@ -266,7 +266,8 @@ class DerivedArray(WrappedArray):
 
 
 @functools.lru_cache(maxsize=None)
-def _integer_scale(dtype: np.dtype) -> np.float32:
+def integer_scale(dtype: np.dtype) -> np.float32:
+    """What :func:`raw_as_float32` divides raw data of the integer ``dtype`` by."""
     return np.float32(np.iinfo(dtype).max)
 
 
@@ -276,7 +277,7 @@ def raw_as_float32(data: np.ndarray) -> np.ndarray:
     floats pass through. Use an IntensitiesArrayConfig for any other scaling."""
     if np.issubdtype(data.dtype, np.integer):
         # One pass, no float copy first (same values as astype, then divide).
-        return np.divide(data, _integer_scale(data.dtype), dtype=np.float32)
+        return np.divide(data, integer_scale(data.dtype), dtype=np.float32)
     if data.dtype == np.bool_:
         return data.astype(np.float32)
     return data.astype(np.float32, copy=False)
