@@ -149,12 +149,14 @@ def test_full_training_produces_layers_and_checkpoints(viewer, tmp_path, qtbot):
     assert not panel.train_button.isEnabled() and panel.stop_button.isEnabled()
     wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
     assert panel.state.phase is Phase.FINISHED, panel.state.message
-    qtbot.waitUntil(lambda: layer_name("tiny", "validation labels") in viewer.layers)
-
-    names = {layer.name for layer in viewer.layers}
-    for output in ("snapshot raw", "snapshot target", "snapshot prediction",
-                   "validation prediction", "validation labels"):
-        assert layer_name("tiny", output) in names
+    outputs = [layer_name("tiny", output) for output in (
+        "snapshot raw", "snapshot target", "snapshot prediction", "validation prediction",
+        "validation labels",
+    )]
+    # Pending outputs are added one per timer tick after the run ends.
+    qtbot.waitUntil(lambda: all(name in viewer.layers for name in outputs))
+    names = [layer.name for layer in viewer.layers]
+    assert names.index(outputs[3]) < names.index(outputs[4])  # labels over the prediction
     # Output layers arrived without taking the selection from the labels being painted.
     assert viewer.layers.selection.active is viewer.layers["labels"]
     assert viewer.layers.selection == {viewer.layers["labels"]}

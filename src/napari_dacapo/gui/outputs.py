@@ -144,9 +144,10 @@ class OutputLayers(QObject):
         first, skipping layers updated less than :data:`LAYER_INTERVAL_S` ago."""
         now = time.monotonic()
         # New layers stack in the order they are added: raw crops first, so an opaque raw
-        # snapshot never hides the prediction or target added after it.
+        # snapshot never hides the prediction or target added after it, and labels last,
+        # over the prediction they were made from.
         due = sorted(
-            (self._shown_at.get(name, -np.inf), not name.endswith(" raw"), name)
+            (self._shown_at.get(name, -np.inf), _stacking(name, self._pending[name][1]), name)
             for name in self._pending
             if limit is None or self._ending
             or now - self._shown_at.get(name, -np.inf) >= LAYER_INTERVAL_S
@@ -160,3 +161,8 @@ class OutputLayers(QObject):
             # Outputs never take the selection from the layer the user works on.
             show(self.viewer, name, data, kind, select=False, **kwargs)
             self._shown_at[name] = now
+
+
+def _stacking(name: str, kind: str) -> int:
+    """Where a new output layer goes in the stack: raw crops, other images, labels."""
+    return 0 if name.endswith(" raw") else 2 if kind == "labels" else 1
