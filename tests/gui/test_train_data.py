@@ -9,7 +9,7 @@ from funlib.geometry import Coordinate, Roi
 from psygnal.testing import assert_emitted, assert_not_emitted
 
 from napari_dacapo.examples import synthetic_blobs
-from napari_dacapo.gui.box_mask import BoxMask, shape_boxes
+from napari_dacapo.gui.box_mask import BoxMask, shape_boxes, shape_regions
 from napari_dacapo.gui.data_panel import DataPanel, DataProblem
 from napari_dacapo.gui.state import Phase, TrainingState
 from napari_dacapo.train import (
@@ -50,6 +50,62 @@ def test_shape_boxes_cover_voxel_centres_in_world_coordinates(make_napari_viewer
     assert shape_boxes(column, labels, 3) == [(slice(0, 10), slice(4, 11), slice(4, 11))]
 
 
+def test_rotated_rectangles_polygons_and_ellipses_mask_only_what_they_cover(
+    make_napari_viewer,
+):
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((48, 64), np.uint8), scale=(2, 2), translate=(1, 1))
+    rows, cols = np.indices((48, 64))
+
+    def world(*voxel):  # a voxel centre in world coordinates
+        return [1 + 2 * v for v in voxel]
+
+    diamond = [world(20, 10), world(30, 20), world(20, 30), world(10, 20)]  # 45 degrees
+    ellipse = [world(12, 38), world(12, 62), world(28, 62), world(28, 38)]  # 8 x 12 voxels
+    shapes = viewer.add_shapes([diamond, ellipse], shape_type=["rectangle", "ellipse"],
+                               name="crops")
+    regions = shape_regions(shapes, labels, 2)
+    assert [r.inside is not None for r in regions] == [True, True]
+    mask = BoxMask((48, 64), regions)
+    full = np.asarray(mask)
+    in_diamond = np.abs(rows - 20) + np.abs(cols - 20) <= 10
+    radius = ((rows - 20) / 8) ** 2 + ((cols - 50) / 12) ** 2
+    np.testing.assert_array_equal(full[:, :35], in_diamond[:, :35])  # not its bounding box
+    right = cols >= 35
+    assert full[right & (radius <= 0.9)].all() and not full[right & (radius >= 1.1)].any()
+    assert full[:, 35:].sum() == pytest.approx(np.pi * 8 * 12, rel=0.05)
+    # Blocks read lazily agree with the whole, also across a shape's border.
+    np.testing.assert_array_equal(mask[5:17, 11:45], full[5:17, 11:45])
+
+    # Validation regions are crops: only axis-aligned rectangles.
+    with pytest.raises(ValueError, match="Shape 1 of 'crops' is not an axis-aligned"):
+        shape_boxes(shapes, labels, 2)
+    line = viewer.add_shapes([[world(0, 0), world(9, 9)]], shape_type="line", name="line")
+    with pytest.raises(ValueError, match="Shape 1 of 'line' is a line: it encloses no"):
+        shape_regions(line, labels, 2)
+
+
+def test_shapes_over_3d_labels_cover_their_slice_or_every_slice(make_napari_viewer):
+    viewer = make_napari_viewer()
+    labels = viewer.add_labels(np.zeros((6, 30, 30), np.uint8))
+    triangle = [[2, 0], [2, 20], [22, 0]]  # 2D: drawn over every slice
+    on_slice = [[4, 5, 5], [4, 5, 25], [4, 25, 5]]  # 3D: on slice 4 only
+    regions = [
+        *shape_regions(viewer.add_shapes([triangle], shape_type="polygon"), labels, 3),
+        *shape_regions(viewer.add_shapes([on_slice], shape_type="polygon"), labels, 3),
+    ]
+    full = np.asarray(BoxMask((6, 30, 30), regions))
+    rows, cols = np.indices((30, 30))
+    first = (rows >= 2) & (cols >= 0) & (rows - 2 + cols <= 20)
+    second = (rows >= 5) & (cols >= 5) & (rows - 5 + cols - 5 <= 20)
+    for z in range(6):
+        np.testing.assert_array_equal(full[z], first | (second if z == 4 else False))
+    tilted = viewer.add_shapes([[[0, 0, 0], [5, 0, 20], [0, 20, 0]]], shape_type="polygon",
+                               name="tilted")
+    with pytest.raises(ValueError, match="not drawn on one slice"):
+        shape_regions(tilted, labels, 3)
+
+
 def test_shapes_mask_and_validation_region_make_the_datasplit(make_napari_viewer):
     viewer = make_napari_viewer()
     raw, labels = synthetic_blobs((64, 64))
@@ -72,7 +128,7 @@ def test_shapes_mask_and_validation_region_make_the_datasplit(make_napari_viewer
     assert validate.raw_config is train.raw_config
 
     annotated.data = []
-    with pytest.raises(DataProblem, match="no rectangle over the labels"):
+    with pytest.raises(DataProblem, match="no shape over the labels"):
         panel.selection(dims=2)
     with pytest.raises(DataProblem, match="3D"):
         panel.validation_region.value = panel.mask.value = None

@@ -26,7 +26,7 @@ from napari_dacapo.experiments import (
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
 from napari_dacapo.experiments.datasplits.datasets.checks import DataError, overlap_roi
 
-from .box_mask import BoxMask, shape_boxes
+from .box_mask import BoxMask, shape_boxes, shape_regions
 from .layer_arrays import layer_array_config, layer_geometry_values, world_factor
 
 __all__ = ["DataPanel", "DataProblem", "DataSelection"]
@@ -72,9 +72,10 @@ class DataSelection:
 
 
 class DataPanel:
-    """Layer pickers for raw, labels, an optional mask (Labels, or Shapes whose rectangles
-    mark the annotated crops) and optional validation data (an image with labels, or a
-    Shapes layer whose rectangles mark validation regions of the training labels).
+    """Layer pickers for raw, labels, an optional mask (Labels, or Shapes whose rectangles,
+    polygons or ellipses mark the annotated crops) and optional validation data (an image
+    with labels, or a Shapes layer whose rectangles mark validation regions of the training
+    labels).
 
     ``changed`` is emitted when a pick changes or a picked layer's data changes.
     """
@@ -97,7 +98,8 @@ class DataPanel:
         self.mask = picker(
             "mask", self._mask_choices,
             "Optional: where the labels are complete. A Labels layer (non-zero = annotated) "
-            "or a Shapes layer whose rectangles mark the annotated crops; empty: all labels.",
+            "or a Shapes layer whose rectangles, polygons or ellipses mark the annotated "
+            "crops; empty: all labels.",
         )
         self.validation_raw = picker("validation raw", self._images,
                                      "Optional: an image to validate on (with its labels).")
@@ -105,8 +107,8 @@ class DataPanel:
                                         "Ground truth of the validation image.")
         self.validation_region = picker(
             "validation region", self._shapes,
-            "Optional: a Shapes layer whose rectangles mark regions of the training labels "
-            "held out for validation (they are not trained on).",
+            "Optional: a Shapes layer whose (axis-aligned) rectangles mark regions of the "
+            "training labels held out for validation (they are not trained on).",
         )
         self.pickers = [self.raw, self.labels, self.mask, self.validation_raw,
                         self.validation_labels, self.validation_region]
@@ -262,8 +264,8 @@ class DataPanel:
         self, mask: Any, labels: Any, region: Any, held_out: list, gt_cfg: NumpyArrayConfig,
         dims: int, factor: int,
     ) -> NumpyArrayConfig | None:
-        """The training mask: the mask layer (Labels, or Shapes rectangles on the labels'
-        grid) without the held-out validation regions."""
+        """The training mask: the mask layer (Labels, or Shapes on the labels' grid)
+        without the held-out validation regions."""
         if mask is None and not held_out:
             return None
         if isinstance(mask, Labels):
@@ -274,13 +276,17 @@ class DataPanel:
                 mask.data.shape, base=mask.data, exclude=shape_boxes(region, mask, dims)
             )
         else:
-            boxes = None if mask is None else shape_boxes(mask, labels, dims)
-            if boxes is not None and not boxes:
+            try:
+                regions = None if mask is None else shape_regions(mask, labels, dims)
+            except ValueError as error:  # a line, or a shape across slices
+                raise DataProblem(str(error)) from None
+            if regions is not None and not regions:
                 raise DataProblem(
-                    f"Mask '{mask.name}' has no rectangle over the labels. Draw rectangles "
-                    f"around the crops you annotated completely, or pick no mask."
+                    f"Mask '{mask.name}' has no shape over the labels. Draw rectangles, "
+                    f"polygons or ellipses around the crops you annotated completely, or "
+                    f"pick no mask."
                 )
-            grid, data = gt_cfg, BoxMask(labels.data.shape[-dims:], boxes, exclude=held_out)
+            grid, data = gt_cfg, BoxMask(labels.data.shape[-dims:], regions, exclude=held_out)
         return NumpyArrayConfig(
             name="train_mask", data=data, voxel_size=grid.voxel_size, offset=grid.offset,
             axis_names=default_axis_names(dims, channels=False),
