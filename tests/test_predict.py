@@ -242,7 +242,7 @@ def test_tile_groups_cut_each_tile_input_from_the_group_and_cover_the_roi_once(r
     assert len(groups) > 2 and len(groups[0].cuts) > 1  # several groups of several tiles
     covered = np.zeros((70, 45), int)
     for group in groups:
-        for cut, output in zip(group.cuts, group.outputs, strict=True):
+        for cut, output, target in zip(group.cuts, group.outputs, group.targets, strict=True):
             # The cut is the tile's whole input (its output grown by the context), in the
             # group's voxels.
             first = Coordinate(c.start for c in cut) * geometry.input_voxel_size
@@ -250,7 +250,8 @@ def test_tile_groups_cut_each_tile_input_from_the_group_and_cover_the_roi_once(r
             assert group.roi.begin + first == output.begin - geometry.context
             assert size == geometry.input_size
             assert group.roi.contains(Roi(group.roi.begin + first, size))
-            covered[voxel_slices(output, roi.begin, geometry.output_voxel_size)] += 1
+            assert target == voxel_slices(output, roi.begin, geometry.output_voxel_size)
+            covered[target] += 1
     assert [out for _, out in geometry.tiles(roi)] == [  # one group: the same tiles
         out for group in geometry.tile_groups(roi) for out in group.outputs
     ]

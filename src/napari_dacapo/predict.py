@@ -149,6 +149,7 @@ class TileGeometry:
         begin, end = [int(b) for b in roi.begin], [int(e) for e in roi.end]
         size, context = [int(s) for s in self.output_size], [int(c) for c in self.context]
         voxel = [int(v) for v in self.input_voxel_size]
+        out_voxel = [int(v) for v in self.output_voxel_size]
         counts = self.tile_counts(roi)
         g = self.group_size(roi, max_voxels)
         shape = [min(g, n) for n in counts]
@@ -160,14 +161,18 @@ class TileGeometry:
                 [b + i * s - c for b, i, s, c in zip(begin, start, size, context)],
                 [(j - i) * s + 2 * c for i, j, s, c in zip(start, stop, size, context)],
             )
-            cuts, outputs = [], []
+            cuts, outputs, targets = [], [], []
             for index in itertools.product(*(range(a, b) for a, b in zip(start, stop))):
                 first = [(i - a) * s // v for i, a, s, v in zip(index, start, size, voxel)]
                 cuts.append(tuple(slice(f, f + n) for f, n in zip(first, length)))
                 out_begin = [b + i * s for b, i, s in zip(begin, index, size)]
                 out_shape = [min(s, e - o) for s, e, o in zip(size, end, out_begin)]
                 outputs.append(Roi(out_begin, out_shape))
-            groups.append(TileGroup(group_roi, cuts, outputs))
+                targets.append(tuple(
+                    slice((o - b) // v, (o - b + n) // v)
+                    for o, b, n, v in zip(out_begin, begin, out_shape, out_voxel)
+                ))
+            groups.append(TileGroup(group_roi, cuts, outputs, targets))
         return groups
 
     def tiles(self, roi: Roi) -> list[tuple[Roi, Roi]]:
@@ -193,11 +198,15 @@ class TileGroup:
         Each tile's input, as voxel slices of the group's input.
     outputs
         Each tile's output ROI (world units), in the same order.
+    targets
+        The same as voxel slices of the whole prediction (output voxels from the ROI's
+        begin).
     """
 
     roi: Roi
     cuts: list[tuple[slice, ...]]
     outputs: list[Roi]
+    targets: list[tuple[slice, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,17 +375,18 @@ def predict_blocks(
                     outputs = [model(x) for x in inputs]
                 del views, inputs
                 predicted = (tile for y in outputs for tile in y)
-                for out_roi, tile in zip(
-                    group.outputs[first : first + per_run], predicted, strict=True
+                done = slice(first, first + per_run)
+                for out_roi, target, tile in zip(
+                    group.outputs[done], group.targets[done], predicted, strict=True
                 ):
                     index += 1
-                    shape = [int(s / v) for s, v in zip(out_roi.shape, voxel_size)]
-                    if shape != list(tile_shape):  # a last tile, overhanging the ROI
+                    shape = tuple(t.stop - t.start for t in target)
+                    if shape != tile_shape:  # a last tile, overhanging the ROI
                         tile = tile[(slice(None), *(slice(0, n) for n in shape))]
                     if out is None:
                         data = tile.float().cpu().numpy()
                     else:  # converted straight into the caller's array
-                        data = out[(slice(None), *voxel_slices(out_roi, roi.begin, voxel_size))]
+                        data = out[(slice(None), *target)]
                         torch.from_numpy(data).copy_(tile)
                     yield TilePredicted(index, out_roi, data)
     finally:
