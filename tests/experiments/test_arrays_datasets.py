@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,15 @@ def test_read_only_zarr_reads_through_the_fast_pipeline_and_gives_the_same_data(
     assert again.read_only and not written.read_only
     np.testing.assert_array_equal(again[...], data)
     assert reopened_for_reading(data) is data
+
+
+def test_without_zarrs_read_only_zarr_reads_through_zarrs_own_pipeline(tmp_path, monkeypatch):
+    data = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    config = write_zarr_array(tmp_path / "c.zarr", "raw", data, chunks=(8, 16))
+    monkeypatch.setitem(sys.modules, "zarrs", None)  # as if not installed
+    array = config.array()
+    assert type(array._data.async_array.codec_pipeline).__name__ == "BatchedCodecPipeline"
+    np.testing.assert_array_equal(array.data, data)
 
 
 def test_dacapo_written_fixture_reads_as_it_is():
