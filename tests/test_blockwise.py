@@ -193,10 +193,10 @@ def test_worker_threads(setup):
                           threads=0)
     # The worker's limit holds for torch started after it.
     code = ("from napari_dacapo.blockwise.scheduler import _limit_threads; _limit_threads(1); "
-            "import torch; print(torch.get_num_threads())")
+            "import os, torch; print(torch.get_num_threads(), os.environ['RAYON_NUM_THREADS'])")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True).stdout.strip() == "1"
+                          text=True, check=True).stdout.split() == ["1", "1"]
 
     output = folder / "threads.zarr" / "pred"
     predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=2, store=store, **FP32)

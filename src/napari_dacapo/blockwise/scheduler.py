@@ -447,9 +447,11 @@ def _work(job_path: str | Path, step: str, context: Any = None) -> None:
 
 def _limit_threads(threads: int) -> None:
     """Compute with ``threads`` threads in this worker process: set before its block
-    function opens anything, so that libraries started later (torch, OpenMP, BLAS) read
-    it from the environment; torch, if already started, is told directly."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    function opens anything, so that libraries started later (torch, OpenMP, BLAS, and
+    rayon, whose pool the zarrs reader decodes chunks in) read it from the environment;
+    torch, if already started, is told directly."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "RAYON_NUM_THREADS"):
         os.environ[variable] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
