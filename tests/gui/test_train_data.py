@@ -77,8 +77,10 @@ def test_rotated_rectangles_polygons_and_ellipses_mask_only_what_they_cover(
     # Blocks read lazily agree with the whole, also across a shape's border.
     np.testing.assert_array_equal(mask[5:17, 11:45], full[5:17, 11:45])
 
-    # Validation regions are crops: only axis-aligned rectangles.
-    with pytest.raises(ValueError, match="Shape 1 of 'crops' is not an axis-aligned"):
+    # Validation regions are crops: only axis-aligned rectangles. Messages number the
+    # shapes as the layer does, counting those outside the labels.
+    shapes.data = [[world(-50, -50), world(-40, -40)], *shapes.data]
+    with pytest.raises(ValueError, match="Shape 2 of 'crops' is not an axis-aligned"):
         shape_boxes(shapes, labels, 2)
     line = viewer.add_shapes([[world(0, 0), world(9, 9)]], shape_type="line", name="line")
     with pytest.raises(ValueError, match="Shape 1 of 'line' is a line: it encloses no"):

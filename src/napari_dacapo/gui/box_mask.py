@@ -30,6 +30,8 @@ class ShapeRegion:
 
     Attributes
     ----------
+    number
+        The shape's place in its layer, from 1 (as messages name it).
     box
         The voxel box of the shape's bounding box (voxels whose centres lie inside).
     inside
@@ -39,6 +41,7 @@ class ShapeRegion:
         them whole, or lies on one slice). None for a box filled whole.
     """
 
+    number: int
     box: Box
     inside: np.ndarray | None = None
 
@@ -53,10 +56,10 @@ def shape_boxes(shapes: Any, target: Any, dims: int) -> list[Box]:
         For a shape that is not an axis-aligned rectangle (or box), naming it and the fix.
     """
     regions = shape_regions(shapes, target, dims)
-    for index, region in enumerate(regions):
+    for region in regions:
         if region.inside is not None:
             raise ValueError(
-                f"Shape {index + 1} of '{shapes.name}' is not an axis-aligned rectangle: a "
+                f"Shape {region.number} of '{shapes.name}' is not an axis-aligned rectangle: a "
                 f"validation region is a crop of the image. Draw it with the rectangle tool, "
                 f"without rotating it."
             )
@@ -68,8 +71,7 @@ def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
     ``shapes`` (in world coordinates; voxels whose centres lie inside count). A shape that
     is flat along an axis (drawn on one slice of a 3D image) covers the one slice it lies
     on; a 2D shape over a 3D image covers all slices. Rectangles (rotated or not),
-    polygons and ellipses are filled; shapes outside ``target`` are dropped, in the order
-    of the layer's other shapes.
+    polygons and ellipses are filled; shapes outside ``target`` are left out.
 
     Raises
     ------
@@ -103,7 +105,7 @@ def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
             continue
         drawn = [a for a in range(dims - axes, dims) if np.ptp(points[:, a]) > 1e-9]
         if kind == "rectangle" and _axis_aligned(points[:, drawn]):
-            regions.append(ShapeRegion(box))
+            regions.append(ShapeRegion(index + 1, box))
             continue
         if len(drawn) != 2:
             raise ValueError(
@@ -111,7 +113,7 @@ def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
                 f"{len(drawn)} axes). Draw it on a single slice, or use a Labels mask."
             )
         outline = _ellipse_outline(points[:, drawn]) if kind == "ellipse" else points[:, drawn]
-        regions.append(ShapeRegion(box, _fill(outline, box, drawn, dims)))
+        regions.append(ShapeRegion(index + 1, box, _fill(outline, box, drawn, dims)))
     return regions
 
 
@@ -191,7 +193,7 @@ class BoxMask:
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         self.include = None if include is None else [
-            r if isinstance(r, ShapeRegion) else ShapeRegion(r) for r in include
+            r if isinstance(r, ShapeRegion) else ShapeRegion(0, r) for r in include
         ]
         self.base = base
         self.exclude = list(exclude)
