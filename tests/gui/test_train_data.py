@@ -132,6 +132,9 @@ def test_shapes_mask_and_validation_region_make_the_datasplit(make_napari_viewer
     annotated.data = []
     with pytest.raises(DataProblem, match="no shape over the labels"):
         panel.selection(dims=2)
+    annotated.add_lines([[0, 0], [40, 40]])
+    with pytest.raises(DataProblem, match="Shape 1 of 'crops' is a line"):
+        panel.selection(dims=2)
     with pytest.raises(DataProblem, match="3D"):
         panel.validation_region.value = panel.mask.value = None
         panel.selection(dims=3)

@@ -239,7 +239,7 @@ class DataPanel:
                     raw_config=layer_array_config(v_raw, "validate_raw", dims, factor, True),
                     gt_config=layer_array_config(v_labels, "validate_labels", dims, factor),
                 ))
-        except ValueError as error:  # layer dimensionality or geometry
+        except ValueError as error:  # layer dimensionality or geometry, shapes refused
             raise DataProblem(str(error)) from None
         train = RawGTDatasetConfig(name="train", raw_config=raw_cfg, gt_config=gt_cfg,
                                    mask_config=mask_cfg)
@@ -276,10 +276,7 @@ class DataPanel:
                 mask.data.shape, base=mask.data, exclude=shape_boxes(region, mask, dims)
             )
         else:
-            try:
-                regions = None if mask is None else shape_regions(mask, labels, dims)
-            except ValueError as error:  # a line, or a shape across slices
-                raise DataProblem(str(error)) from None
+            regions = None if mask is None else shape_regions(mask, labels, dims)
             if regions is not None and not regions:
                 raise DataProblem(
                     f"Mask '{mask.name}' has no shape over the labels. Draw rectangles, "
