@@ -82,10 +82,10 @@ def write_input(root: Path, store, name: str, tiles: int) -> tuple[str, tuple[in
     return f"{container}/raw", shape
 
 
-def forward_timer(store, name: str, raw):
+def forward_timer(store, name: str, raw, device=None):
     """``(seconds(), tiles, plan description)``: ``seconds()`` times the pure forward of the
     stored model over the tiles of ``raw``, prepared beforehand as ``predict()`` prepares
-    them."""
+    them, on ``device`` (default: the run's choice, as ``predict()`` makes it)."""
     from napari_dacapo.checkpoints import load_model, load_run, resolve_checkpoint
     from napari_dacapo.predict import (
         TileGeometry,
@@ -101,7 +101,7 @@ def forward_timer(store, name: str, raw):
     run = load_run(name, store)[0]
     iteration, _ = resolve_checkpoint(run, "latest", store)
     array = prediction_input(run, raw)
-    device, plan = prediction_device_plan(run, None, None)
+    device, plan = prediction_device_plan(run, device, None)
     memory_format = plan.memory_format(array.dims)
     model = load_model(run, iteration, store).to(device).to(memory_format=memory_format).eval()
     geometry = TileGeometry.for_model(model, array.voxel_size)
