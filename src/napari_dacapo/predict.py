@@ -400,13 +400,13 @@ def assemble(events: Iterable[PredictEvent]) -> tuple[np.ndarray, Roi, Coordinat
     events = iter(events)
     start = next(events, None)
     if not isinstance(start, PredictionStarted):
-        raise ValueError("No PredictionStarted event first: nothing was predicted.")
+        raise TypeError("No PredictionStarted event first: nothing was predicted.")
     out = np.zeros(start.shape, np.float32)
     if start.num_tiles and hasattr(events, "send"):
         events = itertools.chain([events.send(out)], events)
     for event in events:
         if not isinstance(event, TilePredicted):
-            raise ValueError(f"Expected tiles after PredictionStarted, got {event!r}.")
+            raise TypeError(f"Expected tiles after PredictionStarted, got {event!r}.")
         if not np.may_share_memory(event.data, out):  # not written into out already
             dst = voxel_slices(event.roi, start.roi.begin, start.voxel_size)
             out[(slice(None), *dst)] = event.data
