@@ -640,7 +640,8 @@ def predict_tiles(
 
     Yields :class:`PredictionStarted` (with the checkpoint's iteration), then one
     :class:`TilePredicted` per tile. Stop iterating (or ``close()`` the generator) to
-    cancel; the device's memory is released when the generator ends.
+    cancel; the device's memory is released when the generator ends. An array sent in
+    reply to :class:`PredictionStarted` is filled in place (see :func:`predict_blocks`).
 
     Parameters
     ----------
