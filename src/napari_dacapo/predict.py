@@ -37,6 +37,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
     raw_as_float32,
     voxel_slices,
 )
+from napari_dacapo.experiments.device import tensor_memory_format
 from napari_dacapo.experiments.model import Model
 
 if TYPE_CHECKING:
@@ -114,6 +115,11 @@ class TileGeometry:
                 f"choose an input_shape whose output is centred on the input."
             )
         return cls(input_voxel_size, output_voxel_size, input_size, output_size, diff / 2)
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        """A whole tile's output, in output voxels."""
+        return tuple(int(s) for s in self.output_size / self.output_voxel_size)
 
     def tile_counts(self, roi: Roi) -> list[int]:
         """How many tiles cover ``roi`` along each axis (the last ones may overhang it)."""
@@ -342,13 +348,12 @@ def predict_blocks(
     roi = (roi or raw.roi).snap_to_grid(geometry.output_voxel_size, mode="grow")
     # Per channel: a group's read stays within GROUP_READ_VOXELS values.
     groups = geometry.tile_groups(roi, GROUP_READ_VOXELS // (raw.num_channels or 1))
-    voxel_size = geometry.output_voxel_size
-    tile_shape = tuple(int(s) for s in geometry.output_size / voxel_size)
+    tile_shape = geometry.tile_shape
     out = yield PredictionStarted(
-        roi, voxel_size, model.num_out_channels,
+        roi, geometry.output_voxel_size, model.num_out_channels,
         sum(len(group.cuts) for group in groups), tile_shape,
     )
-    memory_format = _memory_format(raw.dims) if channels_last else torch.contiguous_format
+    memory_format = tensor_memory_format(raw.dims, channels_last)
     dtype = tile_dtype(device, autocast_dtype)
     input_voxels = int(np.prod(geometry.input_size / raw.voxel_size)) * (raw.num_channels or 1)
     batch = batch_size(input_voxels)
@@ -752,6 +757,3 @@ def post_processing(
     post_processor = run.task.post_processor
     return lambda prediction: post_processor.process(prediction, parameters)
 
-
-def _memory_format(dims: int) -> torch.memory_format:
-    return {2: torch.channels_last, 3: torch.channels_last_3d}.get(dims, torch.contiguous_format)

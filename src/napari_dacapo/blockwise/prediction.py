@@ -149,10 +149,10 @@ class BlockLayout:
         if isinstance(recorded, PredictionJob) and recorded.output_roi == out_roi:
             return cls(geometry, out_roi, recorded.tiles_per_block)
         counts = geometry.tile_counts(out_roi)
-        tile = [int(s) for s in geometry.output_size / geometry.output_voxel_size]
-
         def prediction_values(k: int) -> int:
-            return model.num_out_channels * math.prod(min(k, n) * t for n, t in zip(counts, tile))
+            return model.num_out_channels * math.prod(
+                min(k, n) * t for n, t in zip(counts, geometry.tile_shape)
+            )
 
         def blocks(k: int) -> int:
             return math.prod(-(-n // k) for n in counts)
@@ -169,8 +169,7 @@ class BlockLayout:
     @property
     def tile_shape(self) -> tuple[int, ...]:
         """A tile's output in voxels: the output's chunk shape (without channels)."""
-        size = self.geometry.output_size / self.geometry.output_voxel_size
-        return tuple(int(s) for s in size)
+        return self.geometry.tile_shape
 
     @property
     def block_size(self) -> Coordinate:

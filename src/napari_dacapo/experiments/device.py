@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 
 __all__ = [
+    "tensor_memory_format",
     "Precision",
     "ChannelsLast",
     "PrecisionPlan",
@@ -118,11 +119,17 @@ class PrecisionPlan:
 
     def memory_format(self, spatial_dims: int) -> torch.memory_format:
         """The memory format for a ``(batch, channel, *spatial)`` tensor with this plan."""
-        if not self.channels_last:
-            return torch.contiguous_format
-        return {2: torch.channels_last, 3: torch.channels_last_3d}.get(
-            spatial_dims, torch.contiguous_format
-        )
+        return tensor_memory_format(spatial_dims, self.channels_last)
+
+
+def tensor_memory_format(spatial_dims: int, channels_last: bool) -> torch.memory_format:
+    """The memory format of a ``(batch, channel, *spatial)`` tensor: channels-last where
+    asked and torch has one for that many spatial axes (2 and 3), else contiguous."""
+    if not channels_last:
+        return torch.contiguous_format
+    return {2: torch.channels_last, 3: torch.channels_last_3d}.get(
+        spatial_dims, torch.contiguous_format
+    )
 
 
 def choose_precision(
