@@ -56,6 +56,25 @@ def test_values_are_coerced_and_bounds_refused_with_the_fix():
         _Part(name=" ", size=(1,))
 
 
+def test_scalar_fields_name_a_value_of_the_wrong_type():
+    with pytest.raises(ConfigError, match="_Part 'p': factor must be a whole number, not 'two'"):
+        _Part(name="p", size=(1,), factor="two")
+    with pytest.raises(ConfigError, match="factor must be a whole number, not True"):
+        _Part(name="p", size=(1,), factor=True)
+    with pytest.raises(ConfigError, match="mode must be a string, not 3"):
+        _OtherPart(name="p", size=(1,), mode=3)
+    # What YAML writers make of numbers: 1000.0 for an int, and YAML 1.1 reads 1e-4
+    # (exponent, no dot) as a string.
+    assert _Part(name="p", size=(1,), factor=4.0).factor == 4
+    with pytest.raises(ConfigError, match="factor must be a whole number, not 2.5"):
+        _Part(name="p", size=(1,), factor=2.5)
+    from napari_dacapo.experiments.trainers.default_trainer_config import DefaultTrainerConfig
+
+    assert DefaultTrainerConfig(name="t", learning_rate="1e-4").learning_rate == 1e-4
+    with pytest.raises(ConfigError, match="learning_rate must be a number, not 'fast'"):
+        DefaultTrainerConfig(name="t", learning_rate="fast")
+
+
 def test_tagged_round_trip_keeps_subclasses(tmp_path):
     whole = _Whole(
         name="w",

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import functools
 import logging
+import numbers
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,7 @@ class Config:
             coerced = _coerce(value, hints.get(f.name, Any))
             if coerced is not value:
                 object.__setattr__(self, f.name, coerced)
+            _check_scalar_type(self, f, coerced, hints.get(f.name, Any))
             _check_bounds(self, f, coerced)
         self.validate()
 
@@ -167,6 +169,14 @@ def _coerce(value: Any, tp: Any) -> Any:
         if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
             return Roi(*value)  # DaCapo's (offset, shape)
         return value
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads exponent notation without a dot (learning_rate: 1e-4) as text.
+        try:
+            return float(value)
+        except ValueError:
+            return value  # reported by the field's type check
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # 1000.0 from a YAML or JSON writer
     if tp is Path and isinstance(value, (str, PurePath)) and not isinstance(value, Path):
         return Path(value)
     if isinstance(tp, type) and issubclass(tp, enum.Enum) and not isinstance(value, tp):
@@ -184,6 +194,27 @@ def _coerce(value: Any, tp: Any) -> Any:
             return tuple(items) if origin is tuple else list(items)
         return items
     return value
+
+
+#: What a value of a plain scalar field must be, and how the error names it.
+_SCALARS: dict[type, tuple[type | tuple[type, ...], str]] = {
+    int: (numbers.Integral, "a whole number"),
+    float: (numbers.Real, "a number"),
+    bool: (bool, "true or false"),
+    str: (str, "a string"),
+}
+
+
+def _check_scalar_type(cfg: Config, f: dataclasses.Field, value: Any, tp: Any) -> None:
+    """A field declared int, float, bool or str holds one (a bool is no number here):
+    otherwise the error names the field, not the line of code that trips over it later."""
+    tp, _ = _strip_optional(tp)
+    if value is None or tp not in _SCALARS:
+        return
+    kind, what = _SCALARS[tp]
+    if isinstance(value, kind) and (tp is bool or not isinstance(value, bool)):
+        return
+    raise cfg.error(f.name, f"must be {what}, not {value!r}", f"Set {f.name} to {what}.")
 
 
 def _check_bounds(cfg: Config, f: dataclasses.Field, value: Any) -> None:
