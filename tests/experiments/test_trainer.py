@@ -23,6 +23,7 @@ from napari_dacapo.experiments.device import (
     choose_precision,
     cpu_has_fast_bf16,
     describe_device,
+    device_plan_for,
 )
 from napari_dacapo.experiments.tasks.losses.loss import Loss
 from napari_dacapo.experiments.tasks.predictors.predictor import Predictor
@@ -156,6 +157,17 @@ def test_choose_device_honours_cpu_and_refuses_unknown_or_missing_devices():
             choose_device("cuda:1")
 
 
+def test_a_device_given_for_one_call_is_checked_like_the_configs_own():
+    # device= of train_run, validate and predict overrides the trainer config's choice.
+    config = DefaultTrainerConfig(name="t", device="cpu")
+    assert device_plan_for(config, "cpu")[0] == CPU
+    with pytest.raises(ValueError, match="'banana' is not a device name. Use 'cpu'"):
+        device_plan_for(config, "banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            device_plan_for(config, "cuda")
+
+
 def test_choose_precision_on_cpu():
     fp32 = choose_precision(CPU, "fp32")
     assert fp32.autocast_dtype is None and not fp32.channels_last
@@ -168,7 +180,7 @@ def test_choose_precision_on_cpu():
     assert not choose_precision(CPU, "bf16", channels_last="off").channels_last
     auto = choose_precision(CPU)
     assert auto.autocast_dtype is (torch.bfloat16 if cpu_has_fast_bf16() else None)
-    with pytest.raises(ValueError, match="fp16 training needs a CUDA GPU"):
+    with pytest.raises(ValueError, match="fp16 precision needs a CUDA GPU"):
         choose_precision(CPU, "fp16")
 
 

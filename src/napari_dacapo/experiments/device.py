@@ -165,7 +165,7 @@ def choose_precision(
         setting = "bf16" if _fast_bf16(device) else "fp32"
     if setting == "fp16" and device.type != "cuda":
         raise ValueError(
-            f"fp16 training needs a CUDA GPU but the device is '{device}'. Use precision "
+            f"fp16 precision needs a CUDA GPU but the device is '{device}'. Use precision "
             f"'bf16' or 'auto' instead."
         )
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[setting]
@@ -217,9 +217,11 @@ def device_plan_for(
 ) -> tuple[torch.device, PrecisionPlan]:
     """The device and precision plan a trainer config asks for (one place for training,
     validation and prediction). ``device`` overrides the config's own choice."""
-    device = torch.device(device) if device is not None else choose_device(
-        getattr(trainer_config, "device", None)
-    )
+    # An override is checked like the config's own choice (a name torch does not know, or
+    # a GPU this machine lacks, is a ValueError naming the fix, not torch's own error).
+    if device is None:
+        device = getattr(trainer_config, "device", None)
+    device = choose_device(device)
     plan = choose_precision(
         device,
         getattr(trainer_config, "precision", "auto"),
