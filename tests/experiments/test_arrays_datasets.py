@@ -20,6 +20,7 @@ from napari_dacapo.experiments.configs import (
     from_dict,
     load_config,
     save_config,
+    to_dict,
 )
 from napari_dacapo.experiments.datasplits import (
     DummyDataSplitConfig,
@@ -89,6 +90,20 @@ def test_written_zarr_reads_back_with_its_geometry(tmp_path, zarr_format):
     assert reopened.roi == array.roi and reopened.source.config == config
     metadata = ".zattrs" if zarr_format == 2 else "zarr.json"
     assert (tmp_path / "c.zarr" / "volumes" / "raw" / metadata).exists()
+
+
+def test_a_relative_zarr_path_is_kept_absolute_so_a_stored_run_opens_it_anywhere(
+    tmp_path, monkeypatch
+):
+    write_zarr_array(tmp_path / "data" / "c.zarr", "raw", np.zeros((4, 4), np.uint8))
+    monkeypatch.chdir(tmp_path / "data")
+    config = from_dict(
+        {"__type__": "ZarrArrayConfig", "name": "r", "file_name": "../data/./c.zarr",
+         "dataset": "raw"}
+    )
+    assert config.file_name == tmp_path / "data" / "c.zarr"
+    monkeypatch.chdir(tmp_path.parent)  # e.g. a run continued from another folder
+    assert from_dict(to_dict(config)).array().shape == (4, 4)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

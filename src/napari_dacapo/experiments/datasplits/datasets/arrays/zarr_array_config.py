@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,7 +27,10 @@ class ZarrArrayConfig(ArrayConfig):
     array_type: ClassVar[type[Array]] = ZarrArray
     field_aliases: ClassVar[dict[str, str]] = {"_axes": "axis_names", "axes": "axis_names"}
 
-    file_name: Path = option(help="The zarr container (the folder ending in .zarr).")
+    file_name: Path = option(
+        help="The zarr container (the folder ending in .zarr). A relative path is read from "
+        "the working directory and stored absolute."
+    )
     dataset: str = option(
         help="Path of the array inside the container, e.g. 'volumes/raw' (may contain '/'). "
         "An OME-Zarr multiscale group opens its finest level."
@@ -63,6 +67,11 @@ class ZarrArrayConfig(ArrayConfig):
 
     def validate(self) -> None:
         object.__setattr__(self, "dataset", str(self.dataset).strip("/"))
+        # A relative path is read from the working directory the config is made in (as
+        # DaCapo does), and kept absolute: a stored run then opens its data from anywhere
+        # (continued on a cluster node, validated from another folder). abspath, not
+        # resolve: symlinks the user chose stay as they are.
+        object.__setattr__(self, "file_name", Path(os.path.abspath(self.file_name)))
         if self.file_name.suffix.lower() == ".n5":
             raise self.error(
                 "file_name",
