@@ -90,6 +90,16 @@ def test_stop_checkpoints_and_a_new_run_resumes_exactly(store):
     assert [s.iteration for s in stats.iteration_stats] == list(range(8))
 
 
+def test_stopping_again_and_again_keeps_only_the_latest_stop_checkpoint(store):
+    config = tiny_config(2, iterations=20, validation_interval=100)  # no validation
+    for stop_at in (1, 3):  # stop, continue, stop again (as preempted cluster jobs do)
+        stop = threading.Event()
+        for event in train_run(Run(config, store=store), store=store, stop=stop):
+            if isinstance(event, IterationDone) and event.iteration == stop_at:
+                stop.set()
+    assert store.checkpoint_iterations(config.name) == [4]  # the stop at 2 is pruned
+
+
 def test_training_longer_continues_a_finished_run(store):
     config = tiny_config(2, iterations=3, validation_interval=3)
     list(train_run(Run(config, store=store), store=store))

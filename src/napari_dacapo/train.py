@@ -195,6 +195,10 @@ def train_run(
                     last_write = time.monotonic()
                 elif stop.is_set():
                     yield checkpoint(done)
+                    # The checkpoint of an earlier stop is neither latest nor best now:
+                    # runs stopped and continued again and again (preemptible cluster
+                    # jobs) must not pile them up.
+                    store.apply_retention(run.name)
                 elif time.monotonic() - last_write > STATS_WRITE_SECONDS:
                     store.store_training_stats(run.name, run.training_stats)
                     last_write = time.monotonic()
