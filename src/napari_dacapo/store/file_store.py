@@ -586,8 +586,9 @@ class FileStore:
                 holder = fh.read().strip() or "unknown"
                 raise RunLockedError(
                     f"Run '{name}' is being trained by another process (pid {holder}). Wait "
-                    f"for it to finish or stop it, or train under another run name. (Lock "
-                    f"file: {path}; it is released when that process ends.)"
+                    f"for it to finish or stop it; to train this config meanwhile, give it "
+                    f"another run name. (Lock file: {path}; it is released when that process "
+                    f"ends.)"
                 )
             try:
                 fh.seek(0)

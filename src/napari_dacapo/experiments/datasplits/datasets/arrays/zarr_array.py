@@ -335,7 +335,7 @@ def prepare_zarr_array(
     voxel_size, offset, axis_names, units
         Geometry; defaults are voxel size 1, offset 0 and axes ``z, y, x`` (no channels).
     chunks
-        Chunk shape (default: whole channel axis, 64 voxels per spatial axis in 3D, 256 in
+        Chunk shape (default: whole channel axis, 64 voxels per spatial axis in 3D, 512 in
         2D).
     zarr_format
         2 (readable by DaCapo 0.3 and zarr-python 2) or 3.
