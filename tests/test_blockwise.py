@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,13 @@ from funlib.geometry import Coordinate, Roi
 
 from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
 from napari_dacapo.blockwise.prediction import BlockLayout
-from napari_dacapo.blockwise.scheduler import threads_per_worker
+from napari_dacapo.blockwise.scheduler import (
+    _DAISY_ADVICE,
+    _worker_error_summary,
+    output_stamp,
+    recorded_job,
+    threads_per_worker,
+)
 from napari_dacapo.checkpoints import load_run
 from napari_dacapo.cli import main
 from napari_dacapo.examples import synthetic_blobs
@@ -29,7 +36,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config impo
 )
 from napari_dacapo.experiments.run import Run
 from napari_dacapo.predict import GROUP_READ_VOXELS, TileGeometry, predict
-from napari_dacapo.store.file_store import FileStore
+from napari_dacapo.store.file_store import CheckpointError, FileStore
 
 FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
 
@@ -125,6 +132,12 @@ def test_failing_block_is_reported(setup):
     assert failed and all(r.grow(context, context).intersects(chunk) for r in failed)
     output = folder / "broken_out.zarr" / "pred"
     assert len(blocks_of(output)) + len(failed) == 4 * 3  # 50x44 in tiles of 16x16
+    # The report says what failed and where the workers' logs are, not daisy's advice for
+    # its Python API.
+    message = str(error.value)
+    assert "Task(" not in message and "return_states" not in message
+    assert "Last error: " in message and "File \"" not in message
+    assert f"{folder / 'broken_out.zarr.blocks' / 'pred' / 'logs'}" in message
 
 
 def test_bad_arguments(setup):
@@ -242,3 +255,166 @@ def test_blockwise_outputs_open_where_their_input_opens(setup):
         np.testing.assert_allclose(meta["scale"][-2:], placed["scale"])  # 0.5, not 5
         np.testing.assert_allclose(meta["translate"][-2:], placed["translate"])
         assert meta["units"][-2:] == ("um", "um")
+
+
+def nothing_written(*paths):
+    """None of ``paths`` (container.zarr/dataset) exists, nor its job folder."""
+    return not any(
+        p.exists() or (p.parent.parent / f"{p.parent.name}.blocks" / p.name).exists()
+        for p in paths
+    )
+
+
+def test_unusable_checkpoint_or_device_is_refused_before_any_output(setup, tmp_path,
+                                                                      monkeypatch):
+    """The workers would each fail on it, block after block, after the output was made."""
+    _, name, folder, _ = setup
+    shutil.copytree(setup[0].root, tmp_path / "runs")
+    store = FileStore(tmp_path / "runs")
+    broken = store.checkpoint_path(name, 7)
+    broken.write_bytes(store.checkpoint_path(name, 0).read_bytes()[:100])
+    output = tmp_path / "out.zarr" / "pred"
+    raw = f"{folder}/in.zarr/raw"
+    with pytest.raises(CheckpointError, match="cannot be read.*Delete that file"):
+        predict_blockwise(name, 7, raw, output, store=store, **FP32)
+    with pytest.raises(ValueError, match="'foo' is not a device name"):
+        predict_blockwise(name, 0, raw, output, store=store, device="foo")
+    with pytest.raises(ValueError, match="'foo' is not a device name"):
+        predict_blockwise(name, 0, raw, output, store=store, device="foo",
+                          worker_command="srun {command}")
+    with pytest.raises(ValueError, match="fp16"):
+        predict_blockwise(name, 0, raw, output, store=store, device="cpu", precision="fp16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available.*choose device 'cpu'"):
+        predict_blockwise(name, 0, raw, output, store=store, device="cuda")
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "7", raw, str(output), "--store",
+        str(store.root), "--workers", "2",
+    ])
+    assert result.exit_code == 1 and "Error: Checkpoint" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert nothing_written(output)
+
+
+def test_regions_must_lie_inside_the_input(setup, tmp_path):
+    store, name, folder, raw = setup
+    output = tmp_path / "out.zarr" / "pred"
+    source = f"{folder}/in.zarr/raw"  # 50 x 44, voxel size 1
+
+    def refused(roi, match, input_path=source):
+        with pytest.raises(ValueError, match=match):
+            predict_blockwise(name, 0, input_path, output, roi=roi, store=store, **FP32)
+
+    refused(Roi((0, 0), (0, 5)), "no positive size")
+    refused(Roi((0, 0), (-5, 5)), "no positive size")
+    refused(Roi((300, 300), (50, 50)), r"do not overlap \(the input covers 0,0:50,44\)")
+    refused(Roi((-100, -100), (50, 50)), "do not overlap")
+    refused(Roi((0, 0), (1000, 1000)), "reaches outside it. Use its part inside, 0,0:50,44")
+    refused(Roi((40, -4), (20, 20)), "Use its part inside, 40,0:10,16")
+    refused(Roi((0, 0, 0), (5, 5, 5)), "2 spatial axes")
+    write_zarr_array(tmp_path / "coarse.zarr", "raw", raw, voxel_size=(2, 2))
+    refused(Roi((1, 0), (10, 10)), r"not on the voxel grid.*multiples of \(2, 2\). Use 0,0:12,10",
+            input_path=f"{tmp_path}/coarse.zarr/raw")
+    # The layout itself refuses an empty region (it divided by zero).
+    model = load_run(name, store)[0].model
+    array = ZarrArrayConfig(name="in", file_name=folder / "in.zarr", dataset="raw").array()
+    with pytest.raises(ValueError, match="no positive size"):
+        BlockLayout.plan(model, array, Roi((0, 0), (0, 16)), output, workers=2)
+
+    args = ["predict", "--run", name, "--checkpoint", "0", source, str(output), "--store",
+            str(store.root), "--workers", "2", "--roi"]
+    for roi, code, message in (("0,0:-5,5", 2, "Invalid value for --roi"),
+                               ("0,0:5", 2, "one of each per spatial axis"),
+                               ("300,300:50,50", 1, "do not overlap")):
+        result = CliRunner().invoke(main, [*args, roi])
+        assert result.exit_code == code and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert nothing_written(output)
+
+
+def test_the_input_is_never_the_output(setup, tmp_path, monkeypatch):
+    """Even with overwrite: the prediction would replace the user's raw data."""
+    store, name, folder, raw = setup
+    write_zarr_array(tmp_path / "in.zarr", "volumes/raw", raw, voxel_size=(1, 1))
+    monkeypatch.chdir(tmp_path)
+    source = f"{tmp_path}/in.zarr/volumes/raw"
+    for output, match in (("./in.zarr/volumes/raw/", "is the input itself"),
+                          (source, "is the input itself"),
+                          ("in.zarr/volumes", "one inside the other"),
+                          ("in.zarr", "names no dataset")):
+        with pytest.raises(ValueError, match=match):
+            predict_blockwise(name, 0, source, output, store=store, overwrite=True, **FP32)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("predicted before the output was checked")
+
+    monkeypatch.setattr("napari_dacapo.predict.predict_tiles", boom)
+    args = ["predict", "--run", name, "--checkpoint", "0", "in.zarr/volumes/raw", "--store",
+            str(store.root), "--device", "cpu"]
+    for output, message in ((source, "is the input itself"), ("out.zarr", "names no dataset")):
+        result = CliRunner().invoke(main, [*args, output, "--overwrite"])
+        assert result.exit_code == 1 and message in result.output, result.output
+    np.testing.assert_array_equal(zarr.open_array(source, mode="r")[:], raw)
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_jobs_record_the_input_absolute_so_workers_start_anywhere(setup, tmp_path,
+                                                                    monkeypatch):
+    store, name, folder, raw = setup
+    expected = predict(name, 0, raw, voxel_size=(1, 1), store=store, **FP32)
+    output = tmp_path / "anywhere.zarr" / "pred"
+    monkeypatch.chdir(folder)
+    predict_blockwise(name, 0, "in.zarr/raw", output, workers=1, store=store,
+                      worker_command="cd / && {command}", **FP32)
+    np.testing.assert_allclose(zarr.open_array(output, mode="r")[:], expected, rtol=1e-6,
+                               atol=1e-6)
+    job = recorded_job(output.parent, output.name)
+    assert job.input["file_name"] == str((folder / "in.zarr").resolve())
+    # The same job, typed from elsewhere with the absolute path: it resumes (all done).
+    monkeypatch.chdir(tmp_path)
+    done = blocks_of(output)
+    predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=1, store=store,
+                      worker_command="cd / && {command}", **FP32)
+    assert blocks_of(output) == done
+
+
+def test_replacing_an_output_discards_its_blockwise_records(setup, tmp_path):
+    """A later run of the blockwise job must not take the new contents for its own."""
+    store, name, folder, _ = setup
+    output = tmp_path / "out.zarr" / "pred"
+    source = f"{folder}/in.zarr/raw"
+    predict_blockwise(name, 0, source, output, workers=1, store=store, **FP32)
+    blockwise_stamp = output_stamp(output.parent, output.name)
+    assert blockwise_stamp and recorded_job(output.parent, output.name) is not None
+    with pytest.raises(FileExistsError,
+                       match="its tiles_per_block differs from the job recorded in .*To "
+                             r"replace it, pass overwrite=True \(--overwrite on the command"):
+        predict_blockwise(name, 0, source, output, workers=1, tiles_per_block=1, store=store,
+                          **FP32)
+
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", source, str(output), "--store",
+        str(store.root), "--device", "cpu", "--precision", "fp32", "--overwrite",
+    ])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "out.zarr.blocks" / "pred").exists()
+    assert output_stamp(output.parent, output.name) not in (None, blockwise_stamp)
+    with pytest.raises(FileExistsError, match="no such job is recorded"):
+        predict_blockwise(name, 0, source, output, workers=1, store=store, **FP32)
+
+
+def test_worker_errors_are_summarised():
+    daisy_error = (
+        "task 'predict_p' was abandoned (worker restart cap exhausted): workers failed 12 "
+        "times. Last worker error:\n    block processing failed: Traceback (most recent "
+        "call last):\n      File \"x.py\", line 1, in f\n        g()\n        ^^^\n    "
+        "CheckpointError: Checkpoint 1.pt cannot be read. Delete that file.\n"
+        f"{_DAISY_ADVICE}max_worker_restarts=...); use run_blockwise(..., "
+        "return_states=True) to inspect task states."
+    )
+    assert _worker_error_summary(daisy_error) == (
+        "task 'predict_p' was abandoned (worker restart cap exhausted): workers failed 12 "
+        "times. Last worker error: block processing failed: CheckpointError: Checkpoint "
+        "1.pt cannot be read. Delete that file"
+    )
+    assert _worker_error_summary(None) == "none reported"

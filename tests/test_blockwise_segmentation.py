@@ -22,6 +22,7 @@ from napari_dacapo.blockwise.fragments import (
     fragment_mapping,
     relabel,
 )
+from napari_dacapo.blockwise.scheduler import recorded_job, stamp_output
 from napari_dacapo.checkpoints import best_parameters, load_run
 from napari_dacapo.cli import main
 from napari_dacapo.experiments import (
@@ -310,3 +311,79 @@ def test_predict_command_segments_after_predicting(runs, monkeypatch):
     result = CliRunner().invoke(main, ["segment", "--run", "cc", "p.zarr/p", "o.zarr/o",
                                        "--block-shape", "a,b"])
     assert result.exit_code == 2 and "voxel counts" in result.output
+
+
+def test_segment_regions_must_lie_inside_the_prediction(runs):
+    store, folder = runs
+    prediction = np.zeros((4, *SHAPE), np.float32)  # 80 x 88 world units
+    write_zarr_array(folder / "region.zarr", "pred", prediction, voxel_size=(2, 2),
+                     axis_names=["c^", "y", "x"], chunks=(4, BLOCK, BLOCK))
+    output = folder / "region.zarr" / "masks"
+
+    def refused(roi, match):
+        with pytest.raises(ValueError, match=match):
+            segment_blockwise("hot", f"{folder}/region.zarr/pred", output,
+                              criterion="a__f1_score", roi=roi, store=store)
+
+    refused(Roi((0, 0), (0, 8)), "no positive size")
+    refused(Roi((0, 0), (-8, 8)), "no positive size")
+    refused(Roi((70, 0), (20, 20)), "reaches outside it. Use its part inside, 70,0:10,20")
+    refused(Roi((200, 200), (10, 10)), r"do not overlap \(the prediction covers 0,0:80,88\)")
+    refused(Roi((1, 0), (4, 4)), r"not on the voxel grid.*multiples of \(2, 2\). Use 0,0:6,4")
+    result = CliRunner().invoke(main, [
+        "segment", "--run", "hot", "--criterion", "a__f1_score", f"{folder}/region.zarr/pred",
+        str(output), "--roi", "0,0:-5,5", "--store", str(store.root),
+    ])
+    assert result.exit_code == 2 and "--roi" in result.output and "shape of zero" in (
+        result.output), result.output
+    assert not output.exists() and not (folder / "region.zarr.blocks").exists()
+
+
+def test_segmentation_notices_a_prediction_written_anew(runs, monkeypatch):
+    """As predict refuses another job over its output: a segmentation of a prediction that
+    was replaced since is another segmentation (never "done" with the old blocks)."""
+    store, folder = runs
+    rng = np.random.default_rng(5)
+
+    def write_prediction():
+        prediction = rng.random((4, *SHAPE), dtype=np.float32)
+        write_zarr_array(folder / "anew.zarr", "pred", prediction, voxel_size=(1, 1),
+                         axis_names=["c^", "y", "x"], chunks=(4, BLOCK, BLOCK))
+        return prediction, stamp_output(folder / "anew.zarr", "pred")  # as predict does
+
+    first, stamp = write_prediction()
+    monkeypatch.chdir(folder)
+    segment = lambda **kwargs: segment_blockwise(  # noqa: E731
+        "hot", "anew.zarr/pred", "anew.zarr/masks", criterion="a__f1_score", workers=1,
+        store=store, **kwargs)
+    output = segment()
+    job = recorded_job(folder / "anew.zarr", "masks")
+    assert job.prediction_file == str((folder / "anew.zarr").resolve())  # workers start anywhere
+    assert job.prediction_stamp == stamp
+    before = markers(folder / "anew.zarr" / "masks", "segment")
+    segment()  # the same prediction: resumed, nothing redone
+    assert markers(folder / "anew.zarr" / "masks", "segment") == before
+
+    second, _ = write_prediction()
+    with pytest.raises(FileExistsError, match="prediction was written anew since.*overwrite=True"):
+        segment()
+    segment(overwrite=True)
+    np.testing.assert_array_equal(zarr.open_array(output, mode="r")[:],
+                                  in_memory(store, "hot", "a__f1_score", second))
+
+
+def test_predict_command_refuses_labels_over_its_input_or_prediction(runs, monkeypatch):
+    """Checked before predicting: the segmentation would replace the raw data (or the
+    prediction it reads) once the prediction ran."""
+    store, folder = runs
+    calls = []
+    monkeypatch.setattr(blockwise, "predict_blockwise",
+                        lambda *args, **kwargs: calls.append("predict") or Path(args[3]))
+    args = ["predict", "--run", "cc", "--checkpoint", "best:blob__f1_score",
+            f"{folder}/in.zarr/raw", f"{folder}/out.zarr/pred", "--store", str(store.root),
+            "--workers", "1", "--overwrite", "--segment"]
+    for labels, message in ((f"{folder}/in.zarr/raw", "is the input itself"),
+                            (f"{folder}/out.zarr/pred", "is the prediction itself")):
+        result = CliRunner().invoke(main, [*args, labels])
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not calls

@@ -251,6 +251,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     """
     from tqdm import tqdm
 
+    from napari_dacapo.blockwise.scheduler import check_output_path, discard_job, stamp_output
     from napari_dacapo.checkpoints import criterion_of, load_run
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
         prepare_zarr_array,
@@ -269,6 +270,11 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
 
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
+    with _user_errors():  # before predicting, which may take long
+        check_output_path(output_path, [(in_file, in_dataset)])
+        if segment_path is not None:
+            check_output_path(segment_path, [(in_file, in_dataset)])
+            check_output_path(segment_path, [(out_file, out_dataset)], what="prediction")
     if workers is None and (roi or worker_command or worker_threads or segment_path):
         raise click.UsageError(
             "--roi, --worker-command, --worker-threads and --segment need --workers N."
@@ -316,6 +322,8 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                    f"{start.iteration} in {start.num_tiles} tiles", err=True)
         geometry = {"voxel_size": start.voxel_size, "offset": start.roi.offset,
                     "units": raw_array.units, "overwrite": overwrite}
+        # The array is replaced: a blockwise job's done markers must not outlive it.
+        discard_job(out_file, out_dataset)
         with tqdm(events, total=start.num_tiles, unit="tile", file=sys.stderr) as tiles:
             if process is not None:
                 prediction, _, _ = assemble([start, *tiles])
@@ -325,12 +333,14 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                     out_file, out_dataset, segmentation, axis_names=channels + spatial_axes,
                     **geometry,
                 )
+                stamp_output(out_file, out_dataset)
             else:
                 written = prepare_zarr_array(
                     out_file, out_dataset, start.shape, "float32",
                     axis_names=["c^", *spatial_axes],
                     chunks=(start.num_channels, *start.tile_shape), **geometry,
                 ).replace(mode="r+")
+                stamp_output(out_file, out_dataset)  # segmentations of the old one notice
                 out = written.array()
                 for tile in tiles:
                     out[tile.roi] = tile.data
@@ -449,14 +459,24 @@ def _roi(value: str | None):
     from funlib.geometry import Roi
 
     try:
-        offset, shape = value.split(":")
-        return Roi(tuple(int(v) for v in offset.split(",")),
-                   tuple(int(v) for v in shape.split(",")))
+        offset, shape = ([int(v) for v in part.split(",")] for part in value.split(":"))
     except ValueError as e:
         raise click.BadParameter(
             f"'{value}' is not OFFSET:SHAPE; give comma-separated world units, e.g. "
             f"0,0,0:100,512,512.", param_hint="--roi",
         ) from e
+    if len(offset) != len(shape):
+        raise click.BadParameter(
+            f"'{value}' gives {len(offset)} offset value(s) but {len(shape)} shape value(s); "
+            f"give one of each per spatial axis, e.g. 0,0,0:100,512,512.", param_hint="--roi",
+        )
+    if any(s <= 0 for s in shape):
+        raise click.BadParameter(
+            f"'{value}' has a shape of zero or less; SHAPE is the region's size (world "
+            f"units, not its end), at least one voxel per axis, e.g. 0,0:256,256.",
+            param_hint="--roi",
+        )
+    return Roi(offset, shape)
 
 
 def _voxels(value: str | None) -> tuple[int, ...] | None:

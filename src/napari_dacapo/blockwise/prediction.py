@@ -24,7 +24,9 @@ restarts, worker command templates and failures work as described in
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ from .scheduler import (
     BlockwiseError,
     BlockwiseJob,
     Step,
+    check_output_path,
+    check_roi,
     check_worker_options,
     prepare_output,
     recorded_job,
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
 
     from napari_dacapo.checkpoints import Checkpoint
     from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
@@ -126,8 +131,8 @@ class BlockLayout:
         Raises
         ------
         ValueError
-            If ``roi`` has another number of axes than ``raw``, or ``tiles_per_block`` is
-            below 1.
+            If ``roi`` has another number of axes than ``raw`` or no positive size, or
+            ``tiles_per_block`` is below 1.
         """
         from napari_dacapo.predict import GROUP_READ_VOXELS, TileGeometry
 
@@ -136,6 +141,12 @@ class BlockLayout:
             raise ValueError(
                 f"roi {roi} has {roi.dims} axes, but the input has {raw.dims} spatial axes "
                 f"({', '.join(raw.axis_names[raw.channel_dims:])}); give one per axis."
+            )
+        if roi is not None and (roi.unbounded or any(s <= 0 for s in roi.shape)):
+            # A region without tiles has no layout (a division by zero further on).
+            raise ValueError(
+                f"roi {roi} has no positive size along every axis; give a shape of at "
+                f"least one voxel per axis."
             )
         out_roi = (roi or raw.roi).snap_to_grid(geometry.output_voxel_size, mode="grow")
         if tiles_per_block is not None:
@@ -264,6 +275,75 @@ class _BlockPredictor:
         self.output[roi] = data
 
 
+def _zarr_inputs(config: ArrayConfig) -> Iterator[ZarrArrayConfig]:
+    """The zarr arrays that ``config`` reads, also through wrapping configs (intensity
+    rescaling, crops, channel concatenation)."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+
+    if isinstance(config, ZarrArrayConfig):
+        yield config
+        return
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        for nested in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(nested, ArrayConfig):
+                yield from _zarr_inputs(nested)
+
+
+def _absolute_input(config: ArrayConfig) -> ArrayConfig:
+    """``config`` with the container of every zarr array it reads resolved to an absolute
+    path: workers may start in another directory (``cd / && {command}``), and a rerun from
+    elsewhere must find the recorded job the same."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+
+    if isinstance(config, ZarrArrayConfig):
+        return config.replace(file_name=Path(config.file_name).resolve())
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, ArrayConfig):
+            changes[field.name] = _absolute_input(value)
+        elif isinstance(value, dict) and any(isinstance(v, ArrayConfig) for v in value.values()):
+            changes[field.name] = {k: _absolute_input(v) if isinstance(v, ArrayConfig) else v
+                                   for k, v in value.items()}
+    return config.replace(**changes) if changes else config
+
+
+def _check_device(
+    run: Run, device: torch.device | str | None, precision: str | None,
+    worker_command: str | None,
+) -> None:
+    """Refuse a device or precision the workers could not use, before any output exists
+    (in the workers it would fail every block, each with its traceback).
+
+    Local workers run on this machine, so the whole choice is checked here. Workers that a
+    ``worker_command`` starts run elsewhere (a GPU node seen from a login node without
+    one): only the device's name is checked.
+    """
+    if worker_command is None:
+        from napari_dacapo.predict import prediction_device_plan
+
+        prediction_device_plan(run, device, precision)
+        return
+    if device is None or not isinstance(device, str):
+        return
+    import torch
+
+    try:
+        torch.device(device.strip())
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"'{device}' is not a device name. Use 'cpu', 'cuda', 'cuda:<index>', 'mps' or "
+            f"leave it empty to pick the best device each worker has."
+        ) from None
+
+
 def predict_blockwise(
     run: Run | str,
     checkpoint: Checkpoint,
@@ -301,8 +381,9 @@ def predict_blockwise(
     workers
         How many worker processes daisy runs at once.
     roi
-        World region to predict (default: the whole input), grown to the output voxel
-        grid.
+        World region to predict (default: the whole input): inside the input and on its
+        voxel grid; grown to the output voxel grid where the model changes the voxel
+        size.
     worker_command
         A shell command template with ``{command}``, e.g. ``"bsub -K -n 1 {command}"``,
         that starts a worker elsewhere and waits for it (default: local processes).
@@ -328,6 +409,11 @@ def predict_blockwise(
     ------
     BlockwisePredictionError
         If blocks failed on every try; rerunning predicts just those.
+    ValueError, CheckpointError, FileExistsError
+        Before anything is written: for an output that is (or holds) the input, a
+        checkpoint that cannot be read, a device this machine lacks (local workers), a
+        region that is empty, off the voxel grid or not inside the input, or an output
+        that another job wrote (without ``overwrite``); each naming the fix.
     """
     from napari_dacapo.checkpoints import load_run, resolve_checkpoint
     from napari_dacapo.experiments.configs import to_dict
@@ -341,13 +427,22 @@ def predict_blockwise(
     if not isinstance(input_config, ArrayConfig):
         in_file, in_dataset = split_zarr_path(input_config)
         input_config = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
-    out_file, out_dataset = split_zarr_path(output)
-    if not out_dataset:
-        raise ValueError(f"output '{output}' names no dataset; give container.zarr/dataset.")
+    input_config = _absolute_input(input_config)
+    sources = [(c.file_name, c.dataset) for c in _zarr_inputs(input_config)]
+    out_file, out_dataset = check_output_path(output, sources)
 
     run, store = load_run(run, store)
     iteration, _ = resolve_checkpoint(run, checkpoint, store)
+    _check_device(run, device, precision, worker_command)
+    # Every worker loads the weights; an unreadable file would fail every block, after
+    # the output was made.
+    store.retrieve_checkpoint(run.name, iteration, training_state=False)
     raw = prediction_input(run, input_config, rescale=rescale)
+    if roi is not None:
+        where = (f"input {sources[0][0]}/{sources[0][1]}" if len(sources) == 1 else "input")
+        # On the input's grid; BlockLayout grows it to the output's where a model changes
+        # the voxel size, as it does the whole input.
+        roi = check_roi(roi, raw.roi, raw.voxel_size, where, raw.axis_names[raw.channel_dims:])
     layout = BlockLayout.plan(run.model, raw, roi, output, workers=workers,
                               tiles_per_block=tiles_per_block, overwrite=overwrite)
     out_roi, out_voxel_size = layout.roi, layout.geometry.output_voxel_size

@@ -12,6 +12,10 @@ does only the missing ones. A marker may carry the block's results for the paren
 ``.npz`` payload, e.g. the fragments of a segmentation block); it is written atomically,
 so a marker is either absent or complete. A different job over the same output is an
 error unless ``overwrite=True``, so stale blocks of an earlier job are never mixed in.
+Whatever replaces an output array, a job with ``overwrite=True`` or an in-process
+prediction, discards its job folder (:func:`discard_job`), and gives the new array a fresh
+stamp (:func:`stamp_output`) by which jobs that read it (a segmentation of a prediction)
+notice that it was written anew.
 
 Workers. By default daisy starts ``workers`` local processes, each computing with
 ``cores // workers`` threads (torch's and OpenMP's; the job's ``threads``), so that the
@@ -51,15 +55,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 import yaml
-from funlib.geometry import Roi
+from funlib.geometry import Coordinate, Roi
 
 __all__ = [
     "BlockwiseError",
     "BlockwiseJob",
     "Step",
     "split_zarr_path",
+    "check_output_path",
+    "check_roi",
     "job_folder",
     "recorded_job",
+    "discard_job",
+    "stamp_output",
+    "output_stamp",
     "threads_per_worker",
     "prepare_output",
     "missing_blocks",
@@ -70,6 +79,10 @@ __all__ = [
 
 JOB_FILE = "job.yaml"
 LOG_FOLDER = "logs"
+#: The zarr attribute that holds an output array's stamp (see :func:`stamp_output`).
+STAMP_ATTR = "napari_dacapo_written"
+#: How daisy's own error ends: advice for its Python API, which a CLI user cannot follow.
+_DAISY_ADVICE = "Fix the worker error or increase Task("
 
 #: What a worker's block function returns for the parent: arrays stored in the block's
 #: done marker, or None for a marker that only says "done".
@@ -109,6 +122,114 @@ def split_zarr_path(value: str | Path) -> tuple[Path, str]:
     return Path(*parts[: ends[-1] + 1]), "/".join(parts[ends[-1] + 1 :])
 
 
+def check_output_path(
+    output: str | Path,
+    inputs: Sequence[tuple[str | Path, str]] = (),
+    what: str = "input",
+) -> tuple[Path, str]:
+    """``output`` split into container and dataset, refused where it names no dataset or
+    where writing it would destroy one of ``inputs`` (container, dataset): the same array,
+    or one inside the other (replacing a group deletes the arrays in it). ``what`` names
+    the inputs in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and the fix; ``overwrite`` does not lift it.
+    """
+    out_file, out_dataset = split_zarr_path(output)
+    if not out_dataset:
+        raise ValueError(
+            f"output '{output}' names no dataset; give container.zarr/dataset, e.g. "
+            f"{out_file}/prediction."
+        )
+    # Resolved: a relative path, a symlink or a trailing '/' must not hide that it is the
+    # input.
+    target = _array_path(out_file, out_dataset)
+    for in_file, in_dataset in inputs:
+        source = _array_path(in_file, in_dataset)
+        if target == source:
+            raise ValueError(
+                f"output '{output}' is the {what} itself; writing it would destroy the "
+                f"{what}, so this is refused even with overwrite. Choose another output."
+            )
+        if target in source.parents or source in target.parents:
+            raise ValueError(
+                f"output '{output}' and the {what} {in_file}/{in_dataset} lie one inside "
+                f"the other; writing the output could delete the {what}, so this is "
+                f"refused even with overwrite. Choose an output outside it."
+            )
+    return out_file, out_dataset
+
+
+def _array_path(file: str | Path, dataset: str) -> Path:
+    return Path(file).resolve() / str(dataset).strip("/")
+
+
+def roi_text(roi: Roi) -> str:
+    """``roi`` as ``offset:shape`` in world units, e.g. ``0,0:256,256`` (the CLI's --roi
+    syntax, and ``Roi(offset, shape)``'s arguments)."""
+    return (",".join(str(int(v)) for v in roi.offset) + ":"
+            + ",".join(str(int(v)) for v in roi.shape))
+
+
+def check_roi(
+    roi: Roi | None,
+    bounds: Roi,
+    voxel_size: Sequence[int],
+    where: str,
+    axis_names: Sequence[str],
+) -> Roi:
+    """``roi`` (default: ``bounds``) checked to be a region a job can compute: one axis
+    per spatial axis of ``where`` (``axis_names``), a positive size, on the voxel grid
+    (offset and shape multiples of ``voxel_size``), and inside ``bounds`` (the ROI of the
+    array ``where`` names).
+
+    Raises
+    ------
+    ValueError
+        Naming the problem and a region to use instead.
+    """
+    if roi is None:
+        return bounds
+    unit = "offset:shape, world units"
+    if roi.dims != bounds.dims:
+        raise ValueError(
+            f"roi {roi} has {roi.dims} axes, but the {where} has {bounds.dims} spatial axes "
+            f"({', '.join(axis_names)}); give one per axis."
+        )
+    if roi.unbounded or any(s <= 0 for s in roi.shape):
+        # An empty region would make an empty job (and an empty output) silently.
+        raise ValueError(
+            f"roi {roi_text(roi) if not roi.unbounded else roi} has no positive size along "
+            f"every axis; give a shape of at least one voxel per axis ({unit}), e.g. "
+            f"{roi_text(bounds)} for all of the {where}."
+        )
+    grid = Coordinate(voxel_size)
+    if not (roi.offset.is_multiple_of(grid) and roi.shape.is_multiple_of(grid)):
+        # Blocks and the output's voxels start on this grid; another region would be
+        # moved onto it silently.
+        raise ValueError(
+            f"roi {roi_text(roi)} ({unit}) is not on the voxel grid of the {where}: its offset "
+            f"and shape must be multiples of {tuple(grid)}. Use "
+            f"{roi_text(roi.snap_to_grid(grid, mode='grow'))}, the grid region around it."
+        )
+    if not bounds.contains(roi):
+        inside = roi.intersect(bounds)
+        if inside.empty:
+            raise ValueError(
+                f"roi {roi_text(roi)} ({unit}) is not inside the {where}: they do not "
+                f"overlap (the {where.split()[0]} covers {roi_text(bounds)}). Give a region "
+                f"inside it, e.g. {roi_text(bounds)} for all of it."
+            )
+        raise ValueError(
+            f"roi {roi_text(roi)} ({unit}) is not inside the {where} (which covers "
+            f"{roi_text(bounds)}): it reaches outside it. Use its part inside, "
+            f"{roi_text(inside)}."
+        )
+    return roi
+
+
 def job_folder(output_file: str | Path, output_dataset: str) -> Path:
     """The job folder of the output ``output_file/output_dataset``:
     ``<container>.blocks/<dataset>``."""
@@ -142,6 +263,9 @@ class BlockwiseJob(ABC):
     steps: ClassVar[tuple[str, ...]] = ()
     #: How messages name the job ("rerun the same <noun>").
     noun: ClassVar[str] = "job"
+    #: How a refusal names a field that differs from the recorded job, where its name
+    #: alone would not say what changed.
+    field_notes: ClassVar[dict[str, str]] = {}
     error_type: ClassVar[type[BlockwiseError]] = BlockwiseError
     _kinds: ClassVar[dict[str, type[BlockwiseJob]]] = {}
 
@@ -235,6 +359,41 @@ def recorded_job(output_file: str | Path, output_dataset: str) -> BlockwiseJob |
     return _load_job_if_any(job_folder(output_file, output_dataset) / JOB_FILE)
 
 
+def discard_job(output_file: str | Path, output_dataset: str) -> None:
+    """Forget the blockwise job that wrote ``output_file/output_dataset`` (its job folder:
+    record, done markers, logs). Call it before anything replaces that array: the markers
+    would otherwise let a later run of that job take the new contents for its own finished
+    blocks."""
+    shutil.rmtree(job_folder(output_file, output_dataset), ignore_errors=True)
+
+
+def stamp_output(output_file: str | Path, output_dataset: str) -> str:
+    """Give the array ``output_file/output_dataset``, just (re)created, a new stamp (a
+    random id in its attributes) and return it. Jobs that read the array record its stamp
+    (:func:`output_stamp`), so that they notice when it was written anew since."""
+    import uuid
+
+    import zarr
+
+    stamp = uuid.uuid4().hex
+    zarr.open_array(str(output_file), path=output_dataset, mode="r+").attrs[STAMP_ATTR] = stamp
+    return stamp
+
+
+def output_stamp(output_file: str | Path, output_dataset: str) -> str | None:
+    """The stamp of the array ``output_file/output_dataset`` (None for an array that
+    napari-dacapo did not write, or that cannot be read)."""
+    import zarr
+
+    try:
+        stamp = zarr.open_array(str(output_file), path=output_dataset, mode="r").attrs.get(
+            STAMP_ATTR
+        )
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return stamp if isinstance(stamp, str) else None
+
+
 def threads_per_worker(
     workers: int, worker_command: str | None, threads: int | None = None
 ) -> int | None:
@@ -286,20 +445,24 @@ def prepare_output(
                 if recorded != job:  # the workers read their thread count from job.yaml
                     _write_job(job)
                 return
-            why = f"its {', '.join(differ)} differ from the job recorded in {job.job_file}"
+            names = ", ".join(job.field_notes.get(name, name) for name in differ)
+            verb = "differs" if len(differ) == 1 else "differ"
+            why = f"its {names} {verb} from the job recorded in {job.job_file}"
         else:
             why = f"no such job is recorded in {job.job_file}"
         raise FileExistsError(
             f"{job.output} already exists and was not written by this {job.noun} ({why}). "
-            f"Pass overwrite=True (--overwrite) to replace it, or choose another output."
+            f"To replace it, pass overwrite=True (--overwrite on the command line), or "
+            f"choose another output."
         )
-    shutil.rmtree(job.folder, ignore_errors=True)
+    discard_job(job.output_file, job.output_dataset)
     job.folder.mkdir(parents=True)
     prepare_zarr_array(
         job.output_file, job.output_dataset, shape, dtype, voxel_size=voxel_size,
         offset=job.output_roi.offset, axis_names=axis_names, units=units, chunks=chunks,
         overwrite=True,
     )
+    stamp_output(job.output_file, job.output_dataset)
     if display_from is not None:
         copy_display(display_from, (job.output_file, job.output_dataset))
     # Written last: an interrupted preparation is not mistaken for a resumable job.
@@ -397,10 +560,33 @@ def run_step(
         raise job.error_type(
             f"{len(missing)} of {total} blocks of {job.output} were not {step.verb} after "
             f"{max_retries} retries (write ROIs: {shown}). Last error: "
-            f"{worker_error or 'none reported'}. Worker logs: {logs}. Fix the cause and "
-            f"rerun the same {job.noun}: only these blocks are redone.",
+            f"{_worker_error_summary(worker_error)}. The workers' full errors are in "
+            f"{logs / task_id} (worker_*.err). Fix what they report, then rerun the same "
+            f"{job.noun}: only these blocks are redone.",
             missing,
         )
+
+
+def _worker_error_summary(error: str | None) -> str:
+    """daisy's report of a worker error cut to what a user acts on: its first line and
+    the exception a traceback ends with (the whole traceback is in the worker logs),
+    without daisy's advice for its own Python API."""
+    if not error:
+        return "none reported"
+    text = error.split(_DAISY_ADVICE)[0].strip()
+    # Without the carets that underline code in a traceback.
+    lines = [line.strip() for line in text.splitlines() if line.strip(" ^~")]
+    if len(lines) > 1 and any(line.startswith('File "') for line in lines):
+        head = []
+        for line in lines[:-1]:
+            if line.startswith('File "'):
+                break
+            for noise in ("Traceback (most recent call last):", "... (traceback truncated) ..."):
+                line = line.replace(noise, "").strip()
+            if line:
+                head.append(line)
+        lines = [*head, lines[-1]]
+    return " ".join(lines).strip().rstrip(".")
 
 
 def _write_marker(path: Path, payload: Payload) -> None:

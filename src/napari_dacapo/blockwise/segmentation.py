@@ -64,8 +64,11 @@ from .scheduler import (
     BlockwiseError,
     BlockwiseJob,
     Step,
+    check_output_path,
+    check_roi,
     check_worker_options,
     missing_blocks,
+    output_stamp,
     prepare_output,
     read_payloads,
     run_step,
@@ -151,6 +154,10 @@ class SegmentationJob(BlockwiseJob):
     ----------
     prediction_file, prediction_dataset
         The prediction ``(channels, *spatial)``.
+    prediction_stamp
+        The prediction's stamp when the job was recorded (see
+        :func:`~napari_dacapo.blockwise.scheduler.stamp_output`; None for a prediction
+        napari-dacapo did not write): a prediction written anew since is another job.
     task
         The run's task config (as ``configs.to_dict`` writes it): its post-processor.
     parameters_id
@@ -166,10 +173,13 @@ class SegmentationJob(BlockwiseJob):
     voxel_size: list[int]
     block_shape: list[int]
     context: list[int]
+    # Defaulted: jobs recorded before predictions were stamped load as unstamped.
+    prediction_stamp: str | None = None
 
     kind = "segment"
     steps = ("segment", "relabel")
     noun = "segmentation"
+    field_notes = {"prediction_stamp": "prediction_stamp (the prediction was written anew since)"}
     error_type = BlockwiseSegmentationError
 
     def open_step(self, step: str) -> _BlockSegmenter | _BlockRelabeller:
@@ -413,7 +423,8 @@ def segment_blockwise(
     workers, worker_command, threads, max_retries, overwrite, progress
         As for :func:`~napari_dacapo.blockwise.predict_blockwise`.
     roi
-        World region to segment (default: the whole prediction), grown to the voxel grid.
+        World region to segment (default: the whole prediction): inside the prediction,
+        on its voxel grid.
     block_shape
         Voxels per block (default: the prediction's chunks, i.e. the prediction tiles).
     context
@@ -437,11 +448,10 @@ def segment_blockwise(
 
     check_worker_options(workers, worker_command, threads)
     pred_file, pred_dataset = split_zarr_path(prediction)
-    out_file, out_dataset = split_zarr_path(output)
-    if not out_dataset:
-        raise ValueError(f"output '{output}' names no dataset; give container.zarr/dataset.")
-    if Path(out_file).absolute() / out_dataset == Path(pred_file).absolute() / pred_dataset:
-        raise ValueError(f"output '{output}' is the prediction itself; choose another output.")
+    # Resolved: workers may start in another directory.
+    pred_file = Path(pred_file).resolve()
+    out_file, out_dataset = check_output_path(output, [(pred_file, pred_dataset)],
+                                              what="prediction")
     run, store = load_run(run, store)
     post_processor = run.task.post_processor
     method = blockwise_method(post_processor)
@@ -467,21 +477,12 @@ def segment_blockwise(
     except (ValueError, TypeError) as e:
         raise ValueError(f"The {where} does not fit run '{run.name}': {e}") from e
     channels = [probe.shape[0]] if probe.ndim > dims else []
-    if roi is not None and roi.dims != dims:
-        raise ValueError(
-            f"roi {roi} has {roi.dims} axes, but the {where} has {dims} spatial axes; give "
-            f"one per axis."
-        )
-    out_roi = (roi or source.roi).snap_to_grid(voxel_size, mode="grow")
-    if not source.roi.contains(out_roi):
-        raise ValueError(
-            f"roi {roi} is not inside the {where} (ROI {source.roi}); give a region inside "
-            f"it."
-        )
+    out_roi = check_roi(roi, source.roi, voxel_size, where, source.axis_names[1:])
     job = SegmentationJob(
         output_file=str(Path(out_file).absolute()), output_dataset=out_dataset,
         roi=[list(map(int, out_roi.offset)), list(map(int, out_roi.shape))],
-        prediction_file=str(Path(pred_file).absolute()), prediction_dataset=pred_dataset,
+        prediction_file=str(pred_file), prediction_dataset=pred_dataset,
+        prediction_stamp=output_stamp(pred_file, pred_dataset),
         task=to_dict(run.config.task_config), parameters_id=int(parameters.id),
         voxel_size=list(map(int, voxel_size)), block_shape=list(map(int, block)),
         context=_context(method, post_processor, context, dims),
