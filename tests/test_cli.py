@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES, dacapo_yaml
@@ -35,7 +37,12 @@ def test_example_runs_and_continue(tmp_path):
     assert "validated iteration 2" in result.output
 
     result = runner.invoke(main, ["runs", "--store", store])
-    assert result.exit_code == 0 and "example_2d: 2/2 iterations" in result.output
+    assert result.exit_code == 0 and "example_2d: 2/2 iterations\n" in result.output
+    from napari_dacapo.store.file_store import FileStore
+
+    with FileStore(store).lock("example_2d"):  # as a trainer holds it
+        result = runner.invoke(main, ["runs", "--store", store])
+    assert f"example_2d: 2/2 iterations, training now (pid {os.getpid()})" in result.output
 
     result = runner.invoke(
         main, ["train", "--run", "example_2d", "--iterations", "3", "--store", store,
@@ -87,6 +94,34 @@ def test_input_shape_larger_than_the_data_is_refused_before_any_work(tmp_path):
 def test_train_needs_exactly_one_source(args):
     result = CliRunner().invoke(main, ["train", *args])
     assert result.exit_code != 0 and "either a CONFIG file or --run NAME" in result.output
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("__type__: RunConfig\nname: x\n", "missing required field"),
+        ("a: [1, 2\n", "not valid YAML"),
+        ("", "must hold a mapping"),
+    ],
+)
+def test_a_config_that_does_not_load_is_a_message_not_a_traceback(tmp_path, yaml_text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml_text)
+    result = CliRunner().invoke(main, ["train", str(path), "--store", str(tmp_path / "runs")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert result.exc_info[0] is SystemExit  # click's message, no exception escaped
+    assert not (tmp_path / "runs").exists()  # nothing stored
+
+
+def test_an_unknown_device_is_refused_before_training(tmp_path):
+    store = tmp_path / "runs"
+    result = CliRunner().invoke(
+        main, ["example", "--iterations", "2", "--device", "banana", "--store", str(store)]
+    )
+    assert result.exit_code == 1 and result.exc_info[0] is SystemExit
+    assert "Error: 'banana' is not a device name. Use 'cpu'" in result.output
+    assert not (store / "example_2d").exists()  # refused before the run was stored
 
 
 def test_a_run_name_stored_with_another_config_is_a_message_not_a_traceback(tmp_path):

@@ -4,6 +4,7 @@ predict and export commands, on a tiny trained run."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from unittest import mock
 
 import dask.array as da
@@ -379,6 +380,14 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, [*args, str(tmp_path / "out.zarr/labels"), "--labels"])
     assert result.exit_code == 0, result.output
+    # Without a criterion: the first parameter set, and a warning said plainly.
+    first = [a if a != "best:f1_score" else "latest" for a in args]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # shown as by default, not an error
+        result = runner.invoke(main, [*first, str(tmp_path / "out.zarr/first"), "--labels"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: No criterion given: post-processing with the first" in result.output
+    assert "UserWarning" not in result.output and "predict.py" not in result.output
     result = runner.invoke(main, [*args, str(tmp_path / "data.zarr/pred")])
     assert result.exit_code != 0 and "--overwrite" in result.output
 
@@ -401,6 +410,15 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "exported" / "model.torchscript.pt").is_file()
     assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
+    export = ["export", "--run", name, "--checkpoint", "3", "--store", str(root),
+              str(tmp_path / "exported")]
+    result = runner.invoke(main, export)  # an earlier export is kept unless told
+    assert result.exit_code == 1 and "already holds an exported model" in result.output
+    assert "--overwrite" in result.output
+    assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
+    result = runner.invoke(main, [*export, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 3
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint32",

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,12 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # warnings meant for the user, without Python's source line
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 @main.command()
@@ -79,7 +86,16 @@ def train(config, run_name, iterations, device, no_validate, keep_all_checkpoint
         raise click.UsageError("Give either a CONFIG file or --run NAME.")
     if config is not None:
         ignored: list[str] = []
-        run_config = load_config(config, ignored=ignored)
+        # A config that does not load is a message, not a traceback; fields only DaCapo
+        # knows are said once, in one line (not also logged field by field).
+        configs_log = logging.getLogger("napari_dacapo.experiments.configs")
+        level = configs_log.level
+        configs_log.setLevel(logging.ERROR)
+        try:
+            with _user_errors():
+                run_config = load_config(config, ignored=ignored)
+        finally:
+            configs_log.setLevel(level)
         if ignored:
             click.echo(
                 f"Ignored {len(ignored)} field(s) that napari-dacapo does not use: "
@@ -90,7 +106,8 @@ def train(config, run_name, iterations, device, no_validate, keep_all_checkpoint
         if not file_store.has_run(run_name):
             known = ", ".join(file_store.list_runs()) or "none"
             raise click.BadParameter(f"no stored run '{run_name}' (stored: {known})", param_hint="--run")
-        run_config = file_store.retrieve_run_config(run_name)
+        with _user_errors():
+            run_config = file_store.retrieve_run_config(run_name)
     if iterations is not None:
         run_config = run_config.replace(num_iterations=iterations)
     _train(run_config, file_store, device, validate=not no_validate)
@@ -158,6 +175,8 @@ def runs(store) -> None:
             config = file_store.retrieve_run_config(name)
             latest = file_store.latest_iteration(name)
             progress = f"{latest or 0}/{config.num_iterations} iterations"
+            if (holder := file_store.lock_holder(name)) is not None:
+                progress += f", training now (pid {holder})"
         except Exception as e:  # a damaged run folder must not hide the others
             progress = f"unreadable ({e})"
         click.echo(f"  {name}: {progress}")
@@ -405,8 +424,9 @@ def segment(run_name, criterion, prediction_path, output_path, workers, roi, blo
     "criterion of a best:<criterion> checkpoint).",
 )
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in OUTPUT_DIR.")
 @store_option
-def export(run_name, checkpoint, criterion, output_dir, store) -> None:
+def export(run_name, checkpoint, criterion, output_dir, overwrite, store) -> None:
     """Export a run's model as TorchScript plus model.yaml (input shape, voxel size,
     channels, normalisation, post-processing) into OUTPUT_DIR, for use outside napari."""
     from napari_dacapo.export import export_model
@@ -414,7 +434,7 @@ def export(run_name, checkpoint, criterion, output_dir, store) -> None:
 
     with _user_errors():
         exported = export_model(run_name, checkpoint, output_dir, criterion=criterion,
-                                store=FileStore(store))
+                                store=FileStore(store), overwrite=overwrite)
     click.echo(f"Exported '{run_name}' iteration {exported.iteration}: {exported.model} and "
                f"{exported.metadata}")
 

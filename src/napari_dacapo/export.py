@@ -78,6 +78,7 @@ def export_model(
     *,
     criterion: str | None = None,
     store: FileStore | None = None,
+    overwrite: bool = False,
 ) -> ExportedModel:
     """Write a run's model at ``checkpoint`` as TorchScript plus ``model.yaml``.
 
@@ -88,13 +89,15 @@ def export_model(
     checkpoint
         An iteration, ``"latest"`` or ``"best:<criterion>"``.
     output_dir
-        Folder for the files (created if missing; files of an earlier export there are
-        replaced).
+        Folder for the files (created if missing).
     criterion
         Whose best post-processing parameters to record (default: the criterion of a
         ``"best:<criterion>"`` checkpoint; without either, none are recorded).
     store
         The store holding the run.
+    overwrite
+        Replace the files of an earlier export in ``output_dir``; without it they are a
+        ``FileExistsError``, raised before any work.
 
     Returns
     -------
@@ -109,6 +112,12 @@ def export_model(
     )
     from napari_dacapo.predict import TileGeometry, training_intensity_range, training_raw
 
+    directory = Path(output_dir)
+    if not overwrite and (directory / METADATA_FILE).exists():
+        raise FileExistsError(
+            f"{directory} already holds an exported model ({METADATA_FILE}). Pass "
+            f"overwrite=True (--overwrite) to replace it, or choose another folder."
+        )
     run, store = load_run(run, store)
     iteration, implied = resolve_checkpoint(run, checkpoint, store)
     criterion = criterion or implied
@@ -130,7 +139,6 @@ def export_model(
         traced = torch.jit.trace(model, example)
         output = traced(example)
 
-    directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     exported = ExportedModel(
         directory, directory / MODEL_FILE, directory / METADATA_FILE,
