@@ -161,3 +161,52 @@ def test_an_unreadable_run_is_listed_with_its_problem(browser, qtbot, trained_st
     assert not widget.open_button.isEnabled()
     assert widget.open_button.toolTip().startswith("Run 'broken' is unreadable: ")
     assert row_texts(widget, 1)[:2] == ["tiny_2d", "6/6"]  # the others still show
+
+
+def test_a_loaded_runs_data_is_never_written_by_outputs_nor_replaced_by_them(
+    browser, qtbot, trained_store
+):
+    from napari_dacapo.gui.train_widget import TrainWidget
+
+    viewer, widget = browser
+    trained_store.store_display("tiny_2d", {"world_factor": 10})  # trained at scale 0.1
+    panel = TrainWidget(viewer, store=trained_store)
+    viewer.window.add_dock_widget(panel)
+    panel.load_run("tiny_2d")  # as the browser's Continue does
+    stored_labels = viewer.layers[layer_name("tiny_2d", "stored validation labels")]
+    ground_truth = np.array(stored_labels.data, copy=True)
+    raw = panel.data.raw.value
+    assert raw is viewer.layers[layer_name("tiny_2d", "stored raw")]
+    assert tuple(raw.scale) == tuple(v / 10 for v in trained_store.retrieve_run_config(
+        "tiny_2d").datasplit_config.train_configs[0].raw_config.array().voxel_size)
+
+    select(widget, qtbot)
+    widget.open_button.click()  # outputs of the same run, one named "validation labels"
+    output = layer_name("tiny_2d", "validation labels")
+    qtbot.waitUntil(lambda: output in viewer.layers, timeout=20_000)
+    qtbot.waitUntil(lambda: not widget.workers, timeout=20_000)
+    np.testing.assert_array_equal(stored_labels.data, ground_truth)
+    assert viewer.layers[output] is not stored_labels
+    # Output layers are no training data: not offered, not picked.
+    offered = [layer for picker in panel.data.pickers for layer in picker.choices]
+    assert viewer.layers[layer_name("tiny_2d", "snapshot raw")] not in offered
+    assert viewer.layers[output] not in offered
+    assert panel.data.validation_labels.value is stored_labels
+
+    viewer.layers.remove(raw)  # the picked raw goes: the picker empties, Train says why
+    assert panel.data.raw.value is None
+    qtbot.waitUntil(lambda: "Pick a raw image" in panel.state.reason_disabled, timeout=5_000)
+
+
+def test_an_output_layer_never_writes_into_a_users_layer_of_its_name(make_napari_viewer):
+    from napari_dacapo.gui.layers import show
+
+    viewer = make_napari_viewer()
+    name = layer_name("run", "validation labels")
+    mine = viewer.add_labels(np.ones((4, 4), np.uint8), name=name)
+    output = show(viewer, name, np.full((4, 4), 2, np.uint8), "labels")
+    assert output is not mine and (mine.data == 1).all()
+    again = show(viewer, name, np.full((4, 4), 3, np.uint8), "labels")
+    assert again is output and (output.data == 3).all() and (mine.data == 1).all()
+    output.name = "renamed by the user"  # still the run's output layer
+    assert show(viewer, name, np.zeros((4, 4), np.uint8), "labels") is output

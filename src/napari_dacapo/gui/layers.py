@@ -2,12 +2,19 @@
 
 This is the only module that builds output layer names or adds output layers, so a run's
 snapshot, validation and prediction layers never pile up as duplicates.
+
+An output layer is found again by the name it was made under, among the layers made here
+(:func:`output_layer`), never by a layer's name alone: a layer of the user's that happens
+to carry that name (ground truth loaded as ``"<run> · validation labels"``, a layer
+renamed by hand) is never written into, and the pickers of the training panel leave
+output layers out (:func:`is_output`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -15,9 +22,23 @@ LAYER_KINDS = ("image", "labels")
 
 _warmed_up = threading.Event()
 
+#: Layers made by :func:`show`, with the name each was made under (a layer renamed by the
+#: user keeps its entry; a duplicate of it, being a new layer, has none).
+_OUTPUTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
 
 def layer_name(run: str, output: str) -> str:
     return f"{run} · {output}"
+
+
+def is_output(layer: Any) -> bool:
+    """Whether ``layer`` is an output layer of the plugin (written into as runs go on)."""
+    return layer in _OUTPUTS
+
+
+def output_layer(viewer: Any, name: str) -> Any | None:
+    """The output layer of ``viewer`` made under ``name`` (see :func:`show`), or None."""
+    return next((layer for layer in viewer.layers if _OUTPUTS.get(layer) == name), None)
 
 
 def show(
@@ -41,8 +62,7 @@ def show(
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"kind must be one of {LAYER_KINDS}, got {kind!r}")
-    if name in viewer.layers:
-        layer = viewer.layers[name]
+    if (layer := output_layer(viewer, name)) is not None:
         if type(layer).__name__.lower() == kind:
             geometry = {k: kwargs[k] for k in ("scale", "translate") if k in kwargs}
             for key, value in geometry.items():
@@ -53,9 +73,14 @@ def show(
                 layer.metadata = {**layer.metadata, **kwargs["metadata"]}
             return layer
         viewer.layers.remove(layer)
-    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    from napari.layers import Image, Labels
+
+    layer = (Labels if kind == "labels" else Image)(data, name=name, **kwargs)
+    _OUTPUTS[layer] = name  # before it is inserted: the pickers then leave it out
     with contextlib.nullcontext() if select else _not_selecting(viewer.layers):
-        return add(data, name=name, **kwargs)
+        # napari numbers the name ("... [1]") if a layer of the user's already has it.
+        viewer.add_layer(layer)
+    return layer
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer
 
 from .layer_arrays import napari_geometry
-from .layers import layer_name, show, warm_up_layer_types
+from .layers import layer_name, output_layer, show, warm_up_layer_types
 
 __all__ = ["OutputLayers", "readable"]
 
@@ -154,8 +154,7 @@ class OutputLayers(QObject):
         )
         for *_, name in due[:limit]:
             data, kind, kwargs = self._pending.pop(name)
-            if name in self.viewer.layers:
-                layer = self.viewer.layers[name]
+            if (layer := output_layer(self.viewer, name)) is not None:
                 if kind == "image" and getattr(layer, "rgb", False) != kwargs["rgb"]:
                     self.viewer.layers.remove(layer)  # the view changed (e.g. another task)
             # Outputs never take the selection from the layer the user works on.

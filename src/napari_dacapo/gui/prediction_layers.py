@@ -15,7 +15,7 @@ from funlib.geometry import Roi
 
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
 from napari_dacapo.gui.layer_arrays import napari_geometry
-from napari_dacapo.gui.layers import show_channels
+from napari_dacapo.gui.layers import output_layer, show_channels
 from napari_dacapo.gui.prediction_job import LabelsDone, TileDone
 from napari_dacapo.predict import PredictionStarted
 
@@ -84,8 +84,7 @@ class PredictionLayers:
         so far (known from the tiles: no scan of the whole array on the GUI thread)."""
         self._last_refresh = time.monotonic()
         for output in self.outputs:
-            if self.names[output] in self.viewer.layers:
-                layer = self.viewer.layers[self.names[output]]
+            if (layer := output_layer(self.viewer, self.names[output])) is not None:
                 if output == "prediction" and self._range[1] > self._range[0]:
                     layer.contrast_limits = self._range
                 layer.refresh()

@@ -10,7 +10,7 @@ import numpy as np
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import SourceArray
 
 from .layer_arrays import napari_geometry
-from .layers import layer_name, show
+from .layers import is_output, layer_name
 
 __all__ = ["add_run_data"]
 
@@ -27,10 +27,17 @@ ROLES = (
 )
 
 
-def add_run_data(viewer: Any, config: Any) -> dict[str, Any]:
+def add_run_data(viewer: Any, config: Any, factor: float = 1) -> dict[str, Any]:
     """Add the first training and validation dataset of ``config`` as layers named
-    ``"<run> · <role>"``; returns ``{panel role: layer}`` for the arrays that could be
-    opened (arrays other than plain arrays are shown only when small enough to read)."""
+    ``"<run> · stored <role>"``, placed in world units divided by ``factor`` (the run's
+    world factor: where its outputs open); returns ``{panel role: layer}`` for the arrays
+    that could be opened (arrays other than plain arrays are shown only when small enough
+    to read).
+
+    A layer of that name and kind that is already there is kept as it is (labels painted
+    since must not be replaced by the stored ones). These layers are data, never output
+    layers: nothing a run writes goes into them.
+    """
     datasplit = config.datasplit_config
     layers = {}
     for listing, field, role, kind in ROLES:
@@ -45,10 +52,18 @@ def add_run_data(viewer: Any, config: Any) -> dict[str, Any]:
             data = np.asarray(array.data)
         if data is None:
             continue
-        geometry = napari_geometry(array.voxel_size, array.offset, 1)
+        name = layer_name(config.name, f"stored {role.replace('_', ' ')}")
+        existing = next((layer for layer in viewer.layers if layer.name == name), None)
+        if existing is not None and type(existing).__name__.lower() == kind and not is_output(
+            existing
+        ):
+            layers[role] = existing
+            continue
+        geometry = napari_geometry(array.voxel_size, array.offset, factor)
         extra = (1.0,) * array.channel_dims
-        layers[role] = show(
-            viewer, layer_name(config.name, role.replace("_", " ")), data, kind,
-            scale=extra + geometry["scale"], translate=(0.0,) * len(extra) + geometry["translate"],
+        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        layers[role] = add(
+            data, name=name, scale=extra + geometry["scale"],
+            translate=(0.0,) * len(extra) + geometry["translate"],
         )
     return layers
