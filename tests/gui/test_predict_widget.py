@@ -136,3 +136,23 @@ def test_disabled_with_reasons(make_napari_viewer, tmp_path):
     assert "No runs are stored" in widget.reason_disabled()
     assert not widget.predict_button.enabled
     assert widget.region_choice.choices == ("whole image", VIEW)
+
+
+def test_predicts_a_multiscale_image_at_full_resolution(predict_panel, qtbot, trained_store):
+    """A multiscale image (e.g. an opened OME-Zarr) is predicted at its level 0."""
+    viewer, widget = predict_panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    image = viewer.add_image([raw, raw[::2, ::2]], name="pyramid", translate=(10, 20))
+    assert image.multiscale
+    widget.image_choice.value = image
+    widget.checkpoint_choice.value = CHECKPOINT
+    assert widget.mode_choice.value == "tiles in memory"
+
+    run_prediction(widget, qtbot)
+
+    assert widget.status.value.startswith("Predicted"), widget.status.value
+    prediction = viewer.layers[layer_name("tiny_2d", "prediction pyramid")]
+    assert prediction.data.shape == raw.shape
+    assert tuple(prediction.translate) == (10, 20)
+    expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
+    np.testing.assert_allclose(prediction.data, expected, atol=1e-5)

@@ -40,21 +40,28 @@ def layer_geometry_values(layer: Any, dims: int) -> list[float]:
     return [float(v) for v in (*layer.scale[-dims:], *layer.translate[-dims:])]
 
 
+def layer_data(layer: Any) -> Any:
+    """The array of ``layer``: the full-resolution level of a multiscale layer (as the
+    plugin's writer saves it). napari's ``MultiScaleData`` is a list of levels that cannot
+    be indexed with a tuple of slices, and ``layer.scale`` is the scale of level 0."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
 def spatial_dims(layer: Any) -> int:
     """Spatial dimensions of a layer (an RGB(A) layer's last axis is its channels)."""
-    return layer.data.ndim - (1 if getattr(layer, "rgb", False) else 0)
+    return layer_data(layer).ndim - (1 if getattr(layer, "rgb", False) else 0)
 
 
 def layer_array_config(
     layer: Any, name: str, dims: int, factor: int, channels_first: bool = False
 ) -> NumpyArrayConfig:
-    """A :class:`NumpyArrayConfig` wrapping ``layer.data`` (no copy) with its geometry in
-    the common integer unit ``factor``.
+    """A :class:`NumpyArrayConfig` wrapping ``layer.data`` (no copy; of a multiscale layer,
+    its full-resolution level) with its geometry in the common integer unit ``factor``.
 
     ``dims`` is the number of spatial dimensions the run uses; a layer with one more axis
     has its first axis as channels (``channels_first``), an RGB layer its last.
     """
-    data = layer.data
+    data = layer_data(layer)
     if getattr(layer, "rgb", False):
         data = np.moveaxis(np.asarray(data), -1, 0)
         channels = True

@@ -16,7 +16,7 @@ import numpy as np
 from funlib.geometry import Roi
 
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
-from napari_dacapo.gui.layer_arrays import spatial_dims
+from napari_dacapo.gui.layer_arrays import layer_data, spatial_dims
 from napari_dacapo.gui.run_info import RunInfo
 from napari_dacapo.predict import PredictionStarted, TileGeometry, TilePredicted
 from napari_dacapo.store.file_store import FileStore
@@ -124,15 +124,15 @@ def image_mismatch(image: Any, info: RunInfo) -> str:
     dims, channels = info.dims, info.in_channels
     if dims is None:
         return ""
-    spatial = spatial_dims(image)
+    spatial, shape = spatial_dims(image), tuple(layer_data(image).shape)
     if image.rgb:
-        found = image.data.shape[-1]
+        found = shape[-1]
     elif spatial in (dims, dims + 1):
-        found = image.data.shape[0] if spatial == dims + 1 else 1
+        found = shape[0] if spatial == dims + 1 else 1
         spatial = dims
     if spatial != dims:
         axes = ", ".join("zyx"[-dims:]) if dims <= 3 else f"{dims} axes"
-        return (f"Image '{image.name}' has shape {tuple(image.data.shape)} but run "
+        return (f"Image '{image.name}' has shape {shape} but run "
                 f"'{info.name}' predicts {dims}D images, shaped ({axes}) or (channels, "
                 f"{axes}): pick a {dims}D image.")
     if channels is not None and found != channels:
