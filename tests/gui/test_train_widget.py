@@ -290,7 +290,7 @@ def test_set_config_shows_its_data_and_is_ready(make_napari_viewer, tmp_path):
     viewer.window.add_dock_widget(panel)
     config = tiny_config(2)
     panel.set_config(config)
-    assert panel.data.raw.value is viewer.layers[layer_name(config.name, "raw")]
+    assert panel.data.raw.value is viewer.layers[layer_name(config.name, "stored raw")]
     assert panel.data.validation_labels.value is not None
     assert panel.state.reason_disabled == ""
     assert panel.settings.run_form.values()["name"] == config.name
@@ -322,3 +322,180 @@ def test_closing_the_viewer_stops_training_with_a_checkpoint(viewer, tmp_path, q
     assert not controller.running
     qtbot.waitUntil(lambda: state.phase is Phase.STOPPED, timeout=WAIT_MS)
     assert store.latest_iteration("tiny") == state.iteration >= 1
+
+
+def test_multiscale_layers_train_at_full_resolution(viewer, tmp_path, qtbot, errors):
+    """A multiscale layer (a pyramid, as OME-Zarr opens) is trained on at its level 0, at
+    the layer's scale and translate (napari's are level 0's)."""
+    from napari_dacapo.gui.layer_arrays import layer_array_config, spatial_dims
+
+    raw, labels = viewer.layers["raw"].data, viewer.layers["labels"].data
+    geometry = {"scale": (0.5, 0.5), "translate": (3.5, -2.0)}
+    ms_raw = viewer.add_image([raw, raw[::2, ::2]], name="ms raw", **geometry)
+    ms_labels = viewer.add_labels([labels, labels[::2, ::2]], name="ms labels", **geometry)
+    assert ms_raw.multiscale and ms_labels.multiscale
+    config = layer_array_config(ms_labels, "gt", 2, 10)
+    assert config.data is ms_labels.data[0] and spatial_dims(ms_labels) == 2
+    assert tuple(config.voxel_size) == (5, 5) and tuple(config.offset) == (35, -20)
+
+    panel = make_panel(viewer, tmp_path, iterations=2)
+    panel.status.live.setChecked(False)
+    panel.data.raw.value, panel.data.labels.value = ms_raw, ms_labels
+    assert panel._refresh_enabled() == ""
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED, errors
+    assert panel.store.latest_iteration("tiny") == 2
+
+
+def test_continue_trains_exactly_the_more_iterations_asked_for(viewer, tmp_path, qtbot):
+    """Stopped before its total, a run continued with "+N" trains N iterations, keeping
+    its stored total (the store never lowers it), and Train later trains to that total."""
+    panel = make_panel(viewer, tmp_path, iterations=200)
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.iteration >= 2, timeout=WAIT_MS)
+    with qtbot.waitSignal(panel.controller.worker.finished, timeout=WAIT_MS):
+        panel.stop_button.click()
+    done = panel.store.latest_iteration("tiny")
+    assert done is not None and done < 200
+
+    panel.status.more_iterations.setValue(3)
+    panel._refresh_enabled()
+    assert panel.continue_button.isEnabled()
+    panel.continue_button.click()
+    assert panel.state.total == done + 3
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED
+    assert panel.store.latest_iteration("tiny") == done + 3
+    assert panel.store.retrieve_run_config("tiny").num_iterations == 200
+    assert panel.settings.run_form.values()["num_iterations"] == 200
+    qtbot.waitUntil(panel.train_button.isEnabled)  # not trained to its total yet
+
+
+def test_a_changed_field_is_reported_without_num_iterations(make_napari_viewer, tmp_path):
+    """Only the fields the user changed are named: not Continue's own total (done + the
+    "+N" box)."""
+    store = FileStore(tmp_path / "runs")
+    config = tiny_config(2)
+    store.store_run_config(config)
+    panel = TrainWidget(make_napari_viewer(), store=store)
+    panel.status.more_iterations.setValue(1000)
+    panel.set_config(config.replace(
+        trainer_config=config.trainer_config.replace(learning_rate=0.01)
+    ))
+    reason = panel.state.reason_disabled
+    assert "trainer_config" in reason and "num_iterations" not in reason
+    # A num_iterations the user raised is a change of theirs, and is named.
+    panel.settings.set_settings({"num_iterations": 50})
+    assert "num_iterations" in panel._refresh_enabled()
+    panel.controller.shutdown()  # not docked: nothing else ends it
+
+
+def _nan_raw(viewer, panel):
+    raw = viewer.layers["raw"].data.astype(np.float32)
+    raw[10:20, 10:20] = np.nan
+    viewer.layers["raw"].data = raw
+
+
+def _negative_labels(viewer, panel):
+    labels = viewer.layers["labels"].data.astype(np.int64)
+    labels[labels == 1] = -5
+    viewer.layers["labels"].data = labels
+
+
+def _two_classes_on_instances(viewer, panel):
+    from napari_dacapo.experiments import OneHotTaskConfig
+
+    panel.settings.set_config(tiny_config(2, name="tiny").replace(
+        task_config=OneHotTaskConfig(name="classes", classes=["background", "blob"])
+    ))
+
+
+DATA_PROBLEMS = pytest.mark.parametrize(
+    ("spoil", "problem"),
+    [
+        (_nan_raw, r"raw holds the value nan at world position"),
+        (_negative_labels, r"Ground truth holds negative labels \(min -5\)"),
+        (_two_classes_on_instances, r"gt holds the value \d+, but the task has 2 classes"),
+    ],
+    ids=["nan-raw", "negative-labels", "classes"],
+)
+
+
+@DATA_PROBLEMS
+def test_data_content_problems_disable_train_with_the_reason(
+    viewer, tmp_path, qtbot, monkeypatch, spoil, problem
+):
+    """The content checks run in a worker (the GUI does not wait for them); their problem
+    then disables Train and Continue with the reason, and is notified."""
+    warnings: list[str] = []
+    monkeypatch.setattr(controller_module, "show_warning", warnings.append)
+    panel = make_panel(viewer, tmp_path)
+    spoil(viewer, panel)
+    qtbot.waitUntil(lambda: bool(re.search(problem, panel.state.reason_disabled)),
+                    timeout=WAIT_MS)
+    assert not panel.train_button.isEnabled() and not panel.continue_button.isEnabled()
+    assert panel.status.reason.text() == panel.state.reason_disabled
+    assert any(re.search(problem, w) for w in warnings)
+    assert panel.train() is False and panel.controller.worker is None
+
+
+@DATA_PROBLEMS
+def test_data_refused_by_the_worker_names_the_problem_not_a_resume(
+    viewer, tmp_path, qtbot, monkeypatch, errors, spoil, problem
+):
+    """Train pressed before the panel's check ended: the worker's own checks refuse the
+    data; the error names the problem and its fix, and no checkpoint to resume from."""
+    monkeypatch.setattr(controller_module, "data_problem", lambda config: "")
+    panel = make_panel(viewer, tmp_path)
+    spoil(viewer, panel)
+    assert panel._refresh_enabled() == ""
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.CRASHED, Phase.FINISHED)
+    assert panel.state.phase is Phase.CRASHED
+    assert re.search(problem, errors[-1]) and "Cannot train run 'tiny'" in errors[-1]
+    assert "resumes" not in errors[-1] and "checkpoint" not in errors[-1]
+    assert panel.store.latest_iteration("tiny") is None
+
+
+def test_task_lengths_are_given_in_the_layers_units(viewer, tmp_path):
+    """The layers (scale 0.5, translate 3.5) train in integer units of a tenth: a clip
+    distance typed in the layers' units is scaled alike, and shown so again."""
+    from napari_dacapo.experiments import DistanceTaskConfig
+
+    panel = make_panel(viewer, tmp_path)
+    task = DistanceTaskConfig(name="d", channels=["blob"], clip_distance=4.0,
+                              tol_distance=1.5, scale_factor=2.0)
+    panel.settings.set_settings({"task_config": task})
+    assert panel._refresh_enabled() == ""
+    built = panel._config.task_config
+    assert (built.clip_distance, built.tol_distance, built.scale_factor) == (40.0, 15.0, 20.0)
+
+    panel.store.store_run_config(panel._config)
+    panel.store.store_display("tiny", {"world_factor": 10})  # as training records it
+    again = TrainWidget(viewer, store=panel.store)
+    again.set_config(panel.store.retrieve_run_config("tiny"))
+    shown = again.settings.task_form.value()
+    assert (shown.clip_distance, shown.tol_distance, shown.scale_factor) == (4.0, 1.5, 2.0)
+    again._refresh_enabled()
+    assert again._config.task_config == built  # Continue matches the stored run
+
+
+@pytest.mark.parametrize(
+    ("geometry", "reason"),
+    [
+        ({"scale": (1.0, 1.0)}, r"'labels' has scale \(1.0, 1.0\) but the image 'raw' has "
+         r"\(0.5, 0.5\).*set it to \(0.5, 0.5\)"),
+        ({"translate": (100.25, -2.0)}, r"'labels' has translate \(100.25, -2.0\), which is "
+         r"not a whole number of its pixels \(scale \(0.5, 0.5\)\).*e.g. \(100.0, -2.0\)"),
+    ],
+    ids=["scale", "translate"],
+)
+def test_geometry_problems_are_said_in_the_layers_units(viewer, tmp_path, geometry, reason):
+    # The layers train in integer units of a hundredth here: messages must not name them.
+    panel = make_panel(viewer, tmp_path)
+    for key, value in geometry.items():
+        setattr(viewer.layers["labels"], key, value)
+    assert re.search(reason, panel._refresh_enabled())
+    assert not panel.train_button.isEnabled()

@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "option",
     "config_class",
+    "scale_world_lengths",
     "to_dict",
     "from_dict",
 ]
@@ -51,13 +52,16 @@ def option(
     max: float | None = None,
     choices: Sequence[Any] | None = None,
     advanced: bool = False,
+    world: bool = False,
 ) -> Any:
     """A config field with its help text and bounds in the field's metadata.
 
     The help text becomes the widget tooltip and the CLI help; ``min``/``max`` are checked
-    when the config is made and become the widget limits.
+    when the config is made and become the widget limits. ``world`` marks a length in
+    world units (see :func:`scale_world_lengths`).
     """
-    metadata = {"help": help, "min": min, "max": max, "choices": choices, "advanced": advanced}
+    metadata = {"help": help, "min": min, "max": max, "choices": choices, "advanced": advanced,
+                "world": world}
     if factory is not _MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -110,6 +114,22 @@ class Config:
     @classmethod
     def field_help(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def scale_world_lengths(config: C, factor: float) -> C:
+    """``config`` with its lengths in world units (fields made with ``option(world=True)``,
+    e.g. a distance task's clip distance) multiplied by ``factor``.
+
+    The napari panel trains in integer world units, the layers' scale times a power of ten
+    (``world_factor``): lengths the user gives in the layers' units are scaled with it, and
+    scaled back (``1 / factor``) to show a stored run's config in those units.
+    """
+    changes = {
+        f.name: float(f"{value * factor:.12g}")  # 0.4 * 1000 is 400, not 400.00000000000006
+        for f in dataclasses.fields(config)
+        if f.metadata.get("world") and isinstance(value := getattr(config, f.name), (int, float))
+    }
+    return config.replace(**changes) if changes and factor != 1 else config
 
 
 def config_class(name: str) -> type[Config]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from napari.qt.threading import GeneratorWorker
+from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import Qt
@@ -34,10 +34,12 @@ from .live_view import LiveSlot, live_prediction
 from .state import Phase, TrainingState
 
 __all__ = [
+    "DATA_PROBLEMS",
     "RunPrepared",
     "TrainingController",
     "TrainingError",
     "ValidationSummary",
+    "data_problem",
     "training_events",
 ]
 
@@ -45,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a closing panel waits for the worker to checkpoint and stop.
 STOP_TIMEOUT_S = 10.0
+#: What the data checks and a task's targets raise for data that cannot be trained on
+#: (checks.DataError is a ValueError); the message names the problem and its fix.
+DATA_PROBLEMS = (ValueError, TypeError)
+#: Most bytes of labels :func:`data_problem` makes targets from (larger: training does).
+TARGET_CHECK_BYTES = 16 * 2**20
 #: Controllers whose worker runs: kept alive until it ends, so that their slots (stop on
 #: close, event handling) outlive a panel whose Python object is collected first.
 _ACTIVE: set[TrainingController] = set()
@@ -82,8 +89,11 @@ def training_events(
     stop: threading.Event,
     live: LiveSlot | None = None,
     display: dict[str, Any] | None = None,
+    train_until: int | None = None,
 ) -> Any:
-    """The worker's generator (see the module docstring)."""
+    """The worker's generator (see the module docstring). ``train_until`` stops training
+    there instead of at the config's ``num_iterations`` (Continue's "+N" when that ends
+    before the stored total, which the store never lowers)."""
     from napari_dacapo.experiments.device import device_plan_for
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.train import train_run
@@ -102,6 +112,8 @@ def training_events(
     run = None
     try:
         run = Run(config, store=store)
+        if train_until is not None:
+            run.train_until = train_until
         gc.freeze()
         yield _prepared(run)
         device, plan = device_plan_for(run.config.trainer_config)
@@ -123,6 +135,37 @@ def training_events(
         run = None  # noqa: F841
         torch.set_num_threads(threads)
         gc.unfreeze()
+
+
+def data_problem(config: Config) -> str:
+    """Why the data of run ``config`` cannot be trained on, or '' (Qt-free; reads the
+    data, so it runs in a worker): the content checks training starts with (NaN in raw,
+    labels that are not ids or empty ...) and whether the task can make its targets from
+    the labels (class ids beyond the task's classes, negative ids), which training would
+    otherwise find only in its first batch."""
+    from napari_dacapo.experiments.datasplits.datasets.checks import (
+        check_training_dataset,
+        check_validation_dataset,
+        overlap_roi,
+    )
+
+    try:
+        datasplit = config.datasplit_config.datasplit_type(config.datasplit_config)
+        predictor = config.task_config.task_type(config.task_config).predictor
+        for dataset in datasplit.train:
+            check_training_dataset(dataset)
+            gt = dataset.gt
+            if gt is None:
+                continue
+            roi = overlap_roi(dataset)
+            voxels = int(np.prod(roi.shape / gt.voxel_size)) * (gt.num_channels or 1)
+            if voxels * gt.dtype.itemsize <= TARGET_CHECK_BYTES:
+                predictor.create_target(gt[roi], gt.voxel_size)
+        for dataset in datasplit.validate or []:
+            check_validation_dataset(dataset)
+    except DATA_PROBLEMS as error:
+        return str(error)
+    return ""
 
 
 def _summary(run: Any, scores: list[list[list[float]]]) -> dict[str, float]:
@@ -189,7 +232,11 @@ class TrainingController:
         self._done = threading.Event()
         self._done.set()
         self._live = LiveSlot()
+        self._started = False
         self._closed = False
+        self._check_version = 0
+        self._checked: tuple[int, str] | None = None  # (version, problem)
+        self._checking: Any = None
         self._app = QApplication.instance()
         if self._app is not None:
             self._app.aboutToQuit.connect(self.shutdown)
@@ -199,18 +246,23 @@ class TrainingController:
         """Whether a worker is alive."""
         return not self._done.is_set()
 
-    def start(self, config: Config, display: dict[str, Any] | None = None) -> bool:
+    def start(
+        self, config: Config, display: dict[str, Any] | None = None,
+        train_until: int | None = None,
+    ) -> bool:
         """Train ``config`` (a RunConfig whose arrays reference layer data, copied on the
         GUI thread by the caller), storing ``display`` with it (e.g. the world factor of the
-        layers). Refuses, with a notification, while a run trains."""
+        layers), up to ``train_until`` (default: its ``num_iterations``). Refuses, with a
+        notification, while a run trains."""
         if self.running or self._closed:
             show_warning(f"Run '{self.state.run}' is still training; stop it first.")
             return False
         self._stop = threading.Event()
         self._live = LiveSlot()
         self._done = threading.Event()
+        self._started = False
         worker = GeneratorWorker(
-            training_events, config, self.store, self._stop, self._live, display
+            training_events, config, self.store, self._stop, self._live, display, train_until
         )
         # A direct connection sets the event in the worker thread, so a bounded wait on the
         # GUI thread (while closing) sees it without an event loop.
@@ -221,7 +273,8 @@ class TrainingController:
         worker.paused.connect(self._on_worker_paused)
         worker.resumed.connect(self._on_worker_resumed)
         self.worker = worker
-        self.state.begin(config.name, int(getattr(config, "num_iterations", 0)))
+        total = train_until if train_until is not None else getattr(config, "num_iterations", 0)
+        self.state.begin(config.name, int(total))
         _ACTIVE.add(self)
         worker.start()
         return True
@@ -244,6 +297,45 @@ class TrainingController:
             self.worker.resume()  # a paused worker must run on to checkpoint
         if self.state.phase.busy:
             self.state.phase = Phase.STOPPING
+
+    # -- data checks -----------------------------------------------------------------------
+
+    def invalidate_data_check(self) -> None:
+        """The data or settings changed: the last check no longer holds."""
+        self._check_version += 1
+
+    def data_problem(self, config: Config, on_checked: Any) -> str:
+        """What :func:`data_problem` found for the data as it is now; '' while that is not
+        known yet: the check then runs in a worker (one at a time, so a check of outdated
+        data is followed by one of the current) and ``on_checked()`` is called (GUI
+        thread) when it ends. Training checks again before it starts."""
+        if self._checked is not None and self._checked[0] == self._check_version:
+            return self._checked[1]
+        if self._checking is None and not self._closed:
+            version = self._check_version
+            worker = create_worker(data_problem, config, _start_thread=False)
+            worker.returned.connect(lambda problem: self._on_check_returned(version, problem))
+            worker.errored.connect(lambda error: self._on_check_errored(version, error))
+            worker.finished.connect(lambda: self._on_check_finished(on_checked))
+            self._checking = worker
+            worker.start()
+        return ""
+
+    def _on_check_returned(self, version: int, problem: str) -> None:
+        new = problem and (self._checked is None or self._checked[1] != problem)
+        self._checked = (version, problem)
+        if new and version == self._check_version and not self._closed:
+            show_warning(f"Cannot train on this data: {problem}")
+
+    def _on_check_errored(self, version: int, error: Exception) -> None:
+        # Not a data problem the check knows; training's own checks will name it.
+        logger.warning("The data check failed: %s", error)
+        self._checked = (version, "")
+
+    def _on_check_finished(self, on_checked: Any) -> None:
+        self._checking = None
+        if not self._closed:
+            on_checked()
 
     def request_live(self, roi: Any) -> None:
         """Ask the worker for a live prediction of ``roi`` between two iterations."""
@@ -279,6 +371,8 @@ class TrainingController:
 
     def _on_worker_yielded(self, event: Any) -> None:
         self.state.apply(event)
+        if isinstance(event, RunStarted):
+            self._started = True
         if self._closed:
             return
         if isinstance(event, RunStarted) and event.start_iteration:
@@ -290,6 +384,15 @@ class TrainingController:
 
     def _on_worker_errored(self, error: Exception) -> None:
         self.state.phase = Phase.CRASHED
+        if not self._started and isinstance(error, DATA_PROBLEMS):
+            # Refused before anything was trained or stored: the message names the
+            # problem and its fix; there is no checkpoint to resume from.
+            self.state.message = f"cannot train: {error}"
+            if not self._closed:
+                show_error(f"Cannot train run '{self.state.run}': {error}\nNothing was "
+                           f"trained or stored; fix the problem named above, then press "
+                           f"Train again.")
+            return
         self.state.message = f"crashed: {error}"
         if not self._closed:
             show_error(

@@ -28,6 +28,7 @@ from napari_dacapo.experiments.datasplits.datasets.checks import DataError, over
 
 from .box_mask import BoxMask, shape_boxes, shape_regions
 from .layer_arrays import layer_array_config, layer_geometry_values, world_factor
+from .layers import is_output
 
 __all__ = ["DataPanel", "DataProblem", "DataSelection"]
 
@@ -89,7 +90,7 @@ class DataPanel:
         def picker(label: str, choices: Any, tip: str, nullable: bool = True) -> ComboBox:
             return ComboBox(label=label, choices=choices, nullable=nullable, tooltip=tip)
 
-        self.raw = picker("raw", self._images, "The image to segment (Image layer).", False)
+        self.raw = picker("raw", self._images, "The image to segment (Image layer).")
         self.labels = picker(
             "labels", self._labels_choices,
             "Ground truth: a Labels layer with painted objects (0 = background); image "
@@ -126,7 +127,10 @@ class DataPanel:
     # -- choices ---------------------------------------------------------------------------
 
     def _layers(self, *types: type[Layer]) -> list[tuple[str, Layer]]:
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, types)]
+        # The plugin's output layers are written into as runs go on: never training data
+        # (to train on a prediction, duplicate its layer and correct the copy).
+        return [(layer.name, layer) for layer in self.viewer.layers
+                if isinstance(layer, types) and not is_output(layer)]
 
     def _images(self, _: Any = None) -> list[tuple[str, Layer]]:
         return self._layers(Image)
@@ -141,20 +145,27 @@ class DataPanel:
     def _mask_choices(self, _: Any = None) -> list[tuple[str, Layer]]:
         return self._layers(Labels) + self._layers(Shapes)
 
-    def reset_choices(self, *_: Any) -> None:
-        """Re-read the layer lists; pick the first Labels layer when no labels are picked."""
+    def reset_choices(self, *_: Any, pick: bool = True) -> None:
+        """Re-read the layer lists; with ``pick``, pick the first image and the first
+        Labels layer for raw and labels when none are picked."""
         with self.widget.changed.blocked():
             self.widget.reset_choices()
-            labels = self._layers(Labels)
-            if self.labels.value is None and labels:
-                self.labels.value = labels[0][1]
+            if not pick:
+                return
+            firsts = ((self.raw, self._images()), (self.labels, self._layers(Labels)))
+            for picker, choices in firsts:
+                if picker.value is None and choices:
+                    picker.value = choices[0][1]
 
     def _on_layers_changed(self, event: Any = None) -> None:
+        # A picked layer that goes away leaves its picker empty (Train says what to pick),
+        # rather than another layer taking its place unnoticed.
+        removed = event is not None and event.type == "removed"
         if event is not None and event.type == "inserted":
             self._watch(event.value)
-        elif event is not None and event.type == "removed":
+        elif removed:
             self._unwatch(event.value)
-        self.reset_choices()
+        self.reset_choices(pick=not removed)
         self.changed.emit()
 
     def _on_pick_changed(self, *_: Any) -> None:
@@ -214,6 +225,9 @@ class DataPanel:
         if (v_raw is None) != (v_labels is None):
             raise DataProblem("Pick both a validation raw image and its validation labels, "
                               "or neither.")
+        _check_pixel_grid(raw, [labels, mask], dims)
+        if v_raw is not None:
+            _check_pixel_grid(v_raw, [v_labels], dims)
         grid = [layer for layer in (raw, labels, mask, v_raw, v_labels)
                 if layer is not None and not isinstance(layer, Shapes)]
         try:
@@ -299,6 +313,45 @@ class DataPanel:
             self._nonempty[id(layer)] = bool(data.any())
         if not self._nonempty[id(layer)]:
             raise DataProblem(f"{role} '{layer.name}' are empty (all zero): {fix}.")
+
+
+def _check_pixel_grid(raw: Any, layers: list[Any], dims: int) -> None:
+    """The rules of the datasets' geometry check (``checks._check_geometry``: offsets on
+    the voxel grid, labels at the raw's voxel size), said in the layers' own scale and
+    translate: the run's integer world units (times the world factor) would name numbers
+    the user never typed."""
+    # Layers with too few axes are refused by the dimensionality check that follows.
+    layers = [layer for layer in layers
+              if layer is not None and not isinstance(layer, Shapes) and layer.ndim >= dims]
+    if raw.ndim < dims:
+        return
+
+    def spatial(layer: Any, key: str) -> np.ndarray:
+        return np.asarray(getattr(layer, key)[-dims:], dtype=float)
+
+    def shown(values: np.ndarray) -> tuple[float, ...]:
+        return tuple(round(float(v), 6) for v in values)
+
+    image_scale = spatial(raw, "scale")
+    for layer in layers:
+        scale = spatial(layer, "scale")
+        if not np.allclose(scale, image_scale, rtol=1e-9, atol=0):
+            raise DataProblem(
+                f"'{layer.name}' has scale {shown(scale)} but the image '{raw.name}' has "
+                f"{shown(image_scale)}: labels are trained at the image's resolution. Resample "
+                f"'{layer.name}' to the image's pixels or, if only its scale is wrong, set it "
+                f"to {shown(image_scale)}."
+            )
+    for layer in (raw, *layers):
+        scale, translate = spatial(layer, "scale"), spatial(layer, "translate")
+        pixels = translate / scale
+        if not np.allclose(pixels, np.round(pixels), rtol=0, atol=1e-6):
+            raise DataProblem(
+                f"'{layer.name}' has translate {shown(translate)}, which is not a whole number "
+                f"of its pixels (scale {shown(scale)}), so its pixels lie off the grid the run "
+                f"trains on. Set its translate to a multiple of its scale, e.g. "
+                f"{shown(np.round(pixels) * scale)}."
+            )
 
 
 def _box_roi(box: tuple[slice, ...], array: NumpyArrayConfig) -> Roi:

@@ -21,7 +21,8 @@ from napari_dacapo.experiments import (
     OneHotTaskConfig,
     RunConfig,
 )
-from napari_dacapo.store.file_store import FileStore, StoreError
+from napari_dacapo.experiments.configs import scale_world_lengths
+from napari_dacapo.store.file_store import FileStore, StoreError, read_display
 
 from .controller import RunPrepared, TrainingController, ValidationSummary
 from .data_panel import DataPanel, DataProblem, DataSelection
@@ -120,13 +121,26 @@ class TrainWidget(QWidget):
     def set_config(self, run_config: RunConfig) -> None:
         """Fill the forms from ``run_config``; its data are added as layers (and picked)
         when no raw layer is picked yet."""
+        factor = self._stored_world_factor(run_config)
         if self.data.raw.value is None and run_config.datasplit_config is not None:
-            layers = add_run_data(self.viewer, run_config)
+            # A stored run's data open where its outputs open.
+            layers = add_run_data(self.viewer, run_config, factor)
             self.data.reset_choices()
             for role, layer in layers.items():
                 getattr(self.data, role).value = layer
-        self.settings.set_config(run_config)
+        # The forms show lengths in the layers' units (see _run_config).
+        task = scale_world_lengths(run_config.task_config, 1 / factor)
+        self.settings.set_config(run_config.replace(task_config=task))
         self._refresh_enabled()
+
+    def _stored_world_factor(self, run_config: RunConfig) -> float:
+        """The world factor the run (or, for a new run started from a stored one, that
+        run) was trained with: 1 for a run from elsewhere (a YAML file, the CLI)."""
+        start = getattr(run_config.start_config, "run", None)
+        for name in (run_config.name, start):
+            if name and self.store.has_run(name):
+                return float(read_display(self.store.run_dir(name)).get("world_factor", 1))
+        return 1.0
 
     def load_run(self, name: str) -> None:
         """Fill the forms from the stored run ``name``, to continue it (Continue trains it
@@ -142,6 +156,7 @@ class TrainWidget(QWidget):
     # -- checks ----------------------------------------------------------------------------
 
     def _schedule_refresh(self, *_: Any) -> None:
+        self.controller.invalidate_data_check()  # data, picks or task may have changed
         self._refresh_timer.start()
 
     def _refresh_enabled(self) -> str:
@@ -153,11 +168,20 @@ class TrainWidget(QWidget):
         try:
             self._config, self._selection = self._run_config()
             reason, continue_reason = self._store_reasons(self._config)
+            # Reading the data's content is slow for large layers: it runs in a worker and
+            # refreshes this when done; until then training's own checks guard Train.
+            problem = self.controller.data_problem(self._config, self._schedule_check_refresh)
+            if problem:
+                reason = continue_reason = problem
+                self._continue = None
         except (FormError, ConfigError, DataProblem, StoreError) as error:
             reason = continue_reason = str(error)
         self.state.reason_disabled = reason
         self.status.set_continue_reason(continue_reason)
         return reason
+
+    def _schedule_check_refresh(self) -> None:
+        self._refresh_timer.start()  # the data did not change: keep the check's result
 
     def _run_config(self) -> tuple[RunConfig, DataSelection]:
         settings = self.settings.settings()
@@ -183,21 +207,32 @@ class TrainWidget(QWidget):
                 f"than the annotated region {tuple(region)} (voxels where image and labels "
                 f"overlap): {fix}, or annotate a larger region."
             )
+        # The run is in integer world units (the layers' scale times selection.factor):
+        # lengths the user gives in the layers' units (a clip distance) are scaled alike.
+        settings["task_config"] = scale_world_lengths(settings["task_config"], selection.factor)
         return RunConfig(datasplit_config=selection.datasplit, **settings), selection
 
     def _store_reasons(self, config: RunConfig) -> tuple[str, str]:
         """Why Train and why Continue cannot run ``config`` given the stored run of its
-        name (a different config, trained already, no checkpoint); sets the config that
-        Continue trains (``num_iterations`` raised by the panel's "+N")."""
+        name (a different config, trained already, no checkpoint); sets what Continue
+        trains: the config (``num_iterations`` raised to cover the panel's "+N") and the
+        iteration it stops at (``_continue_until``: exactly "+N" past the latest
+        checkpoint)."""
         name = config.name
         if not self.store.has_run(name):
             return "", f"Run '{name}' is not stored yet: press Train first."
         done = self.store.latest_iteration(name)
         stored = self.store.retrieve_run_config(name).num_iterations
-        total = max(stored, (done or 0) + self.status.more_iterations.value())
+        self._continue_until = (done or 0) + self.status.more_iterations.value()
+        # The store refuses a smaller num_iterations, so a Continue that ends before the
+        # stored total keeps it and stops early through train_until instead.
+        total = max(stored, self._continue_until)
         # Raises StoreError (for both buttons) when the config differs from the stored one.
-        longest = max(total, config.num_iterations)
-        self.store.check_run_config(config.replace(num_iterations=longest))
+        # Compared at the stored total unless the form asks for more, so the report never
+        # names num_iterations when the user did not raise it (Continue's total is ours).
+        self.store.check_run_config(
+            config.replace(num_iterations=max(stored, config.num_iterations))
+        )
         if done is None:
             return "", f"Run '{name}' has no checkpoint yet: press Train."
         self._continue = config.replace(num_iterations=total)
@@ -226,9 +261,9 @@ class TrainWidget(QWidget):
             show_error(f"Cannot continue: {self.status.continue_button.toolTip()}")
             return False
         self.settings.set_settings({"num_iterations": self._continue.num_iterations})
-        return self._start(self._continue)
+        return self._start(self._continue, self._continue_until)
 
-    def _start(self, config: RunConfig) -> bool:
+    def _start(self, config: RunConfig, train_until: int | None = None) -> bool:
         selection = self._selection
         assert selection is not None
         task = config.task_config
@@ -240,7 +275,7 @@ class TrainWidget(QWidget):
         self.live.enabled = self.status.live.isChecked()
         self.live.begin(selection.raw_layer, selection.voxel_size, selection.offset,
                         selection.dims)
-        return self.controller.start(config, {"world_factor": selection.factor})
+        return self.controller.start(config, {"world_factor": selection.factor}, train_until)
 
     def _on_live_toggled(self, on: bool) -> None:
         self.live.enabled = on

@@ -19,8 +19,8 @@ CHANNELS_HELP = (
     "channel per name."
 )
 CLIP_DISTANCE_HELP = (
-    "Distances are clipped at this value (world units, e.g. nm), and the evaluator clips "
-    "mean_false_distance_clipped at it."
+    "Distances are clipped at this value (world units, e.g. nm; in napari the layers' scale "
+    "units), and the evaluator clips mean_false_distance_clipped at it."
 )
 TOL_DISTANCE_HELP = (
     "Tolerance (world units) of the evaluator's *_with_tolerance scores: a predicted voxel this "
@@ -56,9 +56,9 @@ class DistanceTaskConfig(TaskConfig):
     task_type: ClassVar[type[Task]] = DistanceTask
 
     channels: list[str] = option(help=CHANNELS_HELP)
-    clip_distance: float = option(help=CLIP_DISTANCE_HELP)
-    tol_distance: float = option(help=TOL_DISTANCE_HELP)
-    scale_factor: float = option(1.0, help=SCALE_FACTOR_HELP)
+    clip_distance: float = option(help=CLIP_DISTANCE_HELP, world=True)
+    tol_distance: float = option(help=TOL_DISTANCE_HELP, world=True)
+    scale_factor: float = option(1.0, help=SCALE_FACTOR_HELP, world=True)
     mask_distances: bool = option(False, help=MASK_DISTANCES_HELP)
     clipmin: float = option(
         0.05, min=0.0, max=1.0, advanced=True,

@@ -28,9 +28,9 @@ class InnerDistanceTaskConfig(TaskConfig):
     task_type: ClassVar[type[Task]] = InnerDistanceTask
 
     channels: list[str] = option(help=CHANNELS_HELP)
-    clip_distance: float = option(help=CLIP_DISTANCE_HELP)
-    tol_distance: float = option(help=TOL_DISTANCE_HELP)
-    scale_factor: float = option(1.0, help=SCALE_FACTOR_HELP)
+    clip_distance: float = option(help=CLIP_DISTANCE_HELP, world=True)
+    tol_distance: float = option(help=TOL_DISTANCE_HELP, world=True)
+    scale_factor: float = option(1.0, help=SCALE_FACTOR_HELP, world=True)
 
     def validate(self) -> None:
         check_distance_config(
