@@ -12,6 +12,7 @@ from conftest import tiny_config
 from napari_dacapo._reader import read_run
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.gui import controller as controller_module
+from napari_dacapo.gui import data_check as data_check_module
 from napari_dacapo.gui import train_widget as train_widget_module
 from napari_dacapo.gui.layers import layer_name
 from napari_dacapo.gui.state import Phase
@@ -430,7 +431,7 @@ def test_data_content_problems_disable_train_with_the_reason(
     """The content checks run in a worker (the GUI does not wait for them); their problem
     then disables Train and Continue with the reason, and is notified."""
     warnings: list[str] = []
-    monkeypatch.setattr(controller_module, "show_warning", warnings.append)
+    monkeypatch.setattr(data_check_module, "show_warning", warnings.append)
     panel = make_panel(viewer, tmp_path)
     spoil(viewer, panel)
     qtbot.waitUntil(lambda: bool(re.search(problem, panel.state.reason_disabled)),
@@ -447,7 +448,7 @@ def test_data_refused_by_the_worker_names_the_problem_not_a_resume(
 ):
     """Train pressed before the panel's check ended: the worker's own checks refuse the
     data; the error names the problem and its fix, and no checkpoint to resume from."""
-    monkeypatch.setattr(controller_module, "data_problem", lambda config: "")
+    monkeypatch.setattr(data_check_module, "data_problem", lambda config: "")
     panel = make_panel(viewer, tmp_path)
     spoil(viewer, panel)
     assert panel._refresh_enabled() == ""

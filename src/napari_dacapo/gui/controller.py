@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from napari.qt.threading import GeneratorWorker, create_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import Qt
@@ -30,16 +30,15 @@ from napari_dacapo.experiments.configs import Config
 from napari_dacapo.store.file_store import FileStore
 from napari_dacapo.train import IterationDone, RunStarted, RunStopped, ValidationDone
 
+from .data_check import DATA_PROBLEMS
 from .live_view import LiveSlot, live_prediction
 from .state import Phase, TrainingState
 
 __all__ = [
-    "DATA_PROBLEMS",
     "RunPrepared",
     "TrainingController",
     "TrainingError",
     "ValidationSummary",
-    "data_problem",
     "training_events",
 ]
 
@@ -47,11 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a closing panel waits for the worker to checkpoint and stop.
 STOP_TIMEOUT_S = 10.0
-#: What the data checks and a task's targets raise for data that cannot be trained on
-#: (checks.DataError is a ValueError); the message names the problem and its fix.
-DATA_PROBLEMS = (ValueError, TypeError)
-#: Most bytes of labels :func:`data_problem` makes targets from (larger: training does).
-TARGET_CHECK_BYTES = 16 * 2**20
 #: Controllers whose worker runs: kept alive until it ends, so that their slots (stop on
 #: close, event handling) outlive a panel whose Python object is collected first.
 _ACTIVE: set[TrainingController] = set()
@@ -137,37 +131,6 @@ def training_events(
         gc.unfreeze()
 
 
-def data_problem(config: Config) -> str:
-    """Why the data of run ``config`` cannot be trained on, or '' (Qt-free; reads the
-    data, so it runs in a worker): the content checks training starts with (NaN in raw,
-    labels that are not ids or empty ...) and whether the task can make its targets from
-    the labels (class ids beyond the task's classes, negative ids), which training would
-    otherwise find only in its first batch."""
-    from napari_dacapo.experiments.datasplits.datasets.checks import (
-        check_training_dataset,
-        check_validation_dataset,
-        overlap_roi,
-    )
-
-    try:
-        datasplit = config.datasplit_config.datasplit_type(config.datasplit_config)
-        predictor = config.task_config.task_type(config.task_config).predictor
-        for dataset in datasplit.train:
-            check_training_dataset(dataset)
-            gt = dataset.gt
-            if gt is None:
-                continue
-            roi = overlap_roi(dataset)
-            voxels = int(np.prod(roi.shape / gt.voxel_size)) * (gt.num_channels or 1)
-            if voxels * gt.dtype.itemsize <= TARGET_CHECK_BYTES:
-                predictor.create_target(gt[roi], gt.voxel_size)
-        for dataset in datasplit.validate or []:
-            check_validation_dataset(dataset)
-    except DATA_PROBLEMS as error:
-        return str(error)
-    return ""
-
-
 def _summary(run: Any, scores: list[list[list[float]]]) -> dict[str, float]:
     """Best over parameter sets (in each criterion's direction), mean over datasets."""
     criteria = run.validation_scores.criteria
@@ -234,9 +197,6 @@ class TrainingController:
         self._live = LiveSlot()
         self._started = False
         self._closed = False
-        self._check_version = 0
-        self._checked: tuple[int, str] | None = None  # (version, problem)
-        self._checking: Any = None
         self._app = QApplication.instance()
         if self._app is not None:
             self._app.aboutToQuit.connect(self.shutdown)
@@ -297,45 +257,6 @@ class TrainingController:
             self.worker.resume()  # a paused worker must run on to checkpoint
         if self.state.phase.busy:
             self.state.phase = Phase.STOPPING
-
-    # -- data checks -----------------------------------------------------------------------
-
-    def invalidate_data_check(self) -> None:
-        """The data or settings changed: the last check no longer holds."""
-        self._check_version += 1
-
-    def data_problem(self, config: Config, on_checked: Any) -> str:
-        """What :func:`data_problem` found for the data as it is now; '' while that is not
-        known yet: the check then runs in a worker (one at a time, so a check of outdated
-        data is followed by one of the current) and ``on_checked()`` is called (GUI
-        thread) when it ends. Training checks again before it starts."""
-        if self._checked is not None and self._checked[0] == self._check_version:
-            return self._checked[1]
-        if self._checking is None and not self._closed:
-            version = self._check_version
-            worker = create_worker(data_problem, config, _start_thread=False)
-            worker.returned.connect(lambda problem: self._on_check_returned(version, problem))
-            worker.errored.connect(lambda error: self._on_check_errored(version, error))
-            worker.finished.connect(lambda: self._on_check_finished(on_checked))
-            self._checking = worker
-            worker.start()
-        return ""
-
-    def _on_check_returned(self, version: int, problem: str) -> None:
-        new = problem and (self._checked is None or self._checked[1] != problem)
-        self._checked = (version, problem)
-        if new and version == self._check_version and not self._closed:
-            show_warning(f"Cannot train on this data: {problem}")
-
-    def _on_check_errored(self, version: int, error: Exception) -> None:
-        # Not a data problem the check knows; training's own checks will name it.
-        logger.warning("The data check failed: %s", error)
-        self._checked = (version, "")
-
-    def _on_check_finished(self, on_checked: Any) -> None:
-        self._checking = None
-        if not self._closed:
-            on_checked()
 
     def request_live(self, roi: Any) -> None:
         """Ask the worker for a live prediction of ``roi`` between two iterations."""

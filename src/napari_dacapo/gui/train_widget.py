@@ -25,6 +25,7 @@ from napari_dacapo.experiments.configs import scale_world_lengths
 from napari_dacapo.store.file_store import FileStore, StoreError, read_display
 
 from .controller import RunPrepared, TrainingController, ValidationSummary
+from .data_check import DataCheck
 from .data_panel import DataPanel, DataProblem, DataSelection
 from .forms import FormError
 from .live_view import LivePredictionReady, LiveView
@@ -67,6 +68,8 @@ class TrainWidget(QWidget):
 
         self.data = DataPanel(viewer)
         self.destroyed.connect(self.data.close)  # stop following the viewer's layers
+        self.data_check = DataCheck()
+        self.destroyed.connect(self.data_check.close)
         self.settings = SettingsPanel(self.store)
         self.status = StatusPanel(self.state)
         status = self.status
@@ -156,7 +159,7 @@ class TrainWidget(QWidget):
     # -- checks ----------------------------------------------------------------------------
 
     def _schedule_refresh(self, *_: Any) -> None:
-        self.controller.invalidate_data_check()  # data, picks or task may have changed
+        self.data_check.invalidate()  # data, picks or task may have changed
         self._refresh_timer.start()
 
     def _refresh_enabled(self) -> str:
@@ -170,7 +173,7 @@ class TrainWidget(QWidget):
             reason, continue_reason = self._store_reasons(self._config)
             # Reading the data's content is slow for large layers: it runs in a worker and
             # refreshes this when done; until then training's own checks guard Train.
-            problem = self.controller.data_problem(self._config, self._schedule_check_refresh)
+            problem = self.data_check.problem(self._config, self._schedule_check_refresh)
             if problem:
                 reason = continue_reason = problem
                 self._continue = None

@@ -1,0 +1,114 @@
+"""The training panel's check of the picked data's content, in a worker.
+
+Reading the data (NaN values in the raw, labels the task cannot make targets from) is too
+slow for the GUI thread on large layers, and waiting for Train to find it makes the user
+press Train to learn that the data cannot be trained on. :class:`DataCheck` runs
+:func:`data_problem` in a worker whenever the data or settings change and keeps the
+answer until they change again; training runs the same checks before it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_warning
+
+from napari_dacapo.experiments.configs import Config
+
+__all__ = ["DATA_PROBLEMS", "DataCheck", "data_problem"]
+
+logger = logging.getLogger(__name__)
+
+#: What the data checks and a task's targets raise for data that cannot be trained on
+#: (checks.DataError is a ValueError); the message names the problem and its fix.
+DATA_PROBLEMS = (ValueError, TypeError)
+#: Most bytes of labels :func:`data_problem` makes targets from (larger: training does).
+TARGET_CHECK_BYTES = 16 * 2**20
+
+
+def data_problem(config: Config) -> str:
+    """Why the data of run ``config`` cannot be trained on, or '' (Qt-free; reads the
+    data, so it runs in a worker): the content checks training starts with (NaN in raw,
+    labels that are not ids or empty ...) and whether the task can make its targets from
+    the labels (class ids beyond the task's classes, negative ids), which training would
+    otherwise find only in its first batch."""
+    from napari_dacapo.experiments.datasplits.datasets.checks import (
+        check_training_dataset,
+        check_validation_dataset,
+        overlap_roi,
+    )
+
+    try:
+        datasplit = config.datasplit_config.datasplit_type(config.datasplit_config)
+        predictor = config.task_config.task_type(config.task_config).predictor
+        for dataset in datasplit.train:
+            check_training_dataset(dataset)
+            gt = dataset.gt
+            if gt is None:
+                continue
+            roi = overlap_roi(dataset)
+            voxels = int(np.prod(roi.shape / gt.voxel_size)) * (gt.num_channels or 1)
+            if voxels * gt.dtype.itemsize <= TARGET_CHECK_BYTES:
+                predictor.create_target(gt[roi], gt.voxel_size)
+        for dataset in datasplit.validate or []:
+            check_validation_dataset(dataset)
+    except DATA_PROBLEMS as error:
+        return str(error)
+    return ""
+
+
+class DataCheck:
+    """:func:`data_problem` of the current data, found in a worker and kept until
+    :meth:`invalidate` says the data or settings changed."""
+
+    def __init__(self) -> None:
+        self._version = 0
+        self._checked: tuple[int, str] | None = None  # (version, problem)
+        self._checking: Any = None
+        self._closed = False
+
+    def invalidate(self) -> None:
+        """The data or settings changed: the last check no longer holds."""
+        self._version += 1
+
+    def problem(self, config: Config, on_checked: Callable[[], None]) -> str:
+        """What :func:`data_problem` found for the data as it is now; '' while that is not
+        known yet: the check then runs in a worker (one at a time, so a check of outdated
+        data is followed by one of the current) and ``on_checked()`` is called (GUI
+        thread) when it ends."""
+        if self._checked is not None and self._checked[0] == self._version:
+            return self._checked[1]
+        if self._checking is None and not self._closed:
+            version = self._version
+            # Looked up here, so that a test can replace the module's data_problem.
+            worker = create_worker(globals()["data_problem"], config, _start_thread=False)
+            worker.returned.connect(lambda problem: self._on_returned(version, problem))
+            worker.errored.connect(lambda error: self._on_errored(version, error))
+            worker.finished.connect(lambda: self._on_finished(on_checked))
+            self._checking = worker
+            worker.start()
+        return ""
+
+    def close(self) -> None:
+        """No more checks, nor callbacks from one that runs (the panel is going away)."""
+        self._closed = True
+
+    def _on_returned(self, version: int, problem: str) -> None:
+        new = problem and (self._checked is None or self._checked[1] != problem)
+        self._checked = (version, problem)
+        if new and version == self._version and not self._closed:
+            show_warning(f"Cannot train on this data: {problem}")
+
+    def _on_errored(self, version: int, error: Exception) -> None:
+        # Not a data problem the check knows; training's own checks will name it.
+        logger.warning("The data check failed: %s", error)
+        self._checked = (version, "")
+
+    def _on_finished(self, on_checked: Callable[[], None]) -> None:
+        self._checking = None
+        if not self._closed:
+            on_checked()
