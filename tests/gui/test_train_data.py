@@ -132,6 +132,11 @@ def test_shapes_mask_and_validation_region_make_the_datasplit(make_napari_viewer
     annotated.data = []
     with pytest.raises(DataProblem, match="no shape over the labels"):
         panel.selection(dims=2)
+    panel.mask.value = None
+    held_out.data = [[[500, 500], [520, 520]]]  # away from the labels: nothing to validate
+    with pytest.raises(DataProblem, match="Validation region 'val' has no rectangle over"):
+        panel.selection(dims=2)
+    panel.mask.value, held_out.data = annotated, [[[0, 0], [20, 20]]]
     annotated.add_lines([[0, 0], [40, 40]])
     with pytest.raises(DataProblem, match="Shape 1 of 'crops' is a line"):
         panel.selection(dims=2)

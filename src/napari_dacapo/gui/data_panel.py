@@ -235,6 +235,13 @@ class DataPanel:
             raw_cfg = layer_array_config(raw, "train_raw", dims, factor, channels_first=True)
             gt_cfg = layer_array_config(labels, "train_labels", dims, factor)
             held_out = shape_boxes(region, labels, dims) if region is not None else []
+            if region is not None and not held_out:
+                # Training would go on without validation, silently.
+                raise DataProblem(
+                    f"Validation region '{region.name}' has no rectangle over the labels. "
+                    f"Draw rectangles over labelled parts of the image to hold out for "
+                    f"validation, or pick no validation region."
+                )
             mask_cfg = self._mask_config(mask, labels, region, held_out, gt_cfg, dims, factor)
             validate = [
                 RawGTDatasetConfig(
