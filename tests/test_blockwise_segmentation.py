@@ -259,6 +259,11 @@ def test_bad_segmentations_are_refused_with_the_fix(runs):
     refused(ValueError, "does not fit run 'affs'.*affinity channels", run="affs",
             criterion="voi")
     refused(ValueError, "no channel axis", prediction=f"{folder}/bad.zarr/plain")
+    store.store_run_config(tiny_config(3, name="cc_3d").replace(
+        task_config=store.retrieve_run_config("cc").task_config))
+    stored_best(store, "cc_3d", "blob__f1_score", 2)
+    refused(ValueError, "is 2D, but run 'cc_3d' predicts in 3D: it was not made by that run",
+            run="cc_3d")
     refused(ValueError, "is the prediction itself", output=pred)
     refused(ValueError, "not inside the prediction", roi=Roi((30, 30), (20, 20)))
     refused(ValueError, "2 spatial axes", roi=Roi((0, 0, 0), (8, 8, 8)))

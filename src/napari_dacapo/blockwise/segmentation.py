@@ -464,6 +464,13 @@ def segment_blockwise(
             f"prediction (channels, *spatial) as predict_blockwise writes it."
         )
     dims, voxel_size = source.dims, source.voxel_size
+    if (run_dims := run.model.architecture.dims) != dims:
+        # A threshold works on any array: another run's prediction would be segmented
+        # with parameters validated for something else, silently.
+        raise ValueError(
+            f"The {where} is {dims}D, but run '{run.name}' predicts in {run_dims}D: it was "
+            f"not made by that run. Post-process it with the run that predicted it."
+        )
     block = Coordinate(block_shape if block_shape is not None else source.chunk_shape)
     if len(block) != dims or any(b < 1 for b in block):
         raise ValueError(

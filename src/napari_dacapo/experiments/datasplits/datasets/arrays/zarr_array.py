@@ -91,9 +91,9 @@ def open_zarr_array(
     """
     where = describe(file_name, dataset)
     if not file_name.exists():
+        relative = "" if file_name.is_absolute() else f" (read from {Path.cwd()})"
         raise FileNotFoundError(
-            f"Zarr container {file_name} does not exist. Check file_name (a relative path "
-            f"is read from {Path.cwd()})."
+            f"Zarr container {file_name} does not exist{relative}. Check file_name."
         )
     with fast_reads() if mode == "r" else contextlib.nullcontext():
         return _open_node(file_name, dataset, mode, axis_names, where)
