@@ -106,8 +106,14 @@ def test_images_the_run_cannot_take_disable_predict(predict_panel):
     widget.image_choice.value = viewer.layers["volumes"]
     assert "(2, 4, 40, 40) but run 'tiny_2d' predicts 2D images, shaped (y, x)" in (
         widget.reason_disabled())
+    viewer.add_image(np.zeros((40, 40, 3), np.uint8), name="colour", rgb=True)
+    widget.image_choice.value = viewer.layers["colour"]
+    assert "has 3 channel(s)" in widget.reason_disabled()
+    assert "an RGB image: convert it to grayscale" in widget.reason_disabled()
+    assert "stack" not in widget.reason_disabled()
     viewer.layers.remove("stack")
     viewer.layers.remove("volumes")
+    viewer.layers.remove("colour")
     assert widget.image_choice.value is None
     assert widget.reason_disabled() == "Add or open an image layer to predict."
 

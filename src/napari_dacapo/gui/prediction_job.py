@@ -136,7 +136,11 @@ def image_mismatch(image: Any, info: RunInfo) -> str:
                 f"'{info.name}' predicts {dims}D images, shaped ({axes}) or (channels, "
                 f"{axes}): pick a {dims}D image.")
     if channels is not None and found != channels:
-        stack = " (a stack of images must be predicted one by one)" if channels == 1 else ""
+        if image.rgb:
+            hint = (" (an RGB image: convert it to grayscale first, e.g. in napari's "
+                    "console, or train a run on RGB images)" if channels == 1 else "")
+        else:
+            hint = " (a stack of images must be predicted one by one)" if channels == 1 else ""
         return (f"Image '{image.name}' has {found} channel(s) but the network of run "
-                f"'{info.name}' takes {channels}{stack}: pick an image with {channels}.")
+                f"'{info.name}' takes {channels}{hint}: pick an image with {channels}.")
     return ""
