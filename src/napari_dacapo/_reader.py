@@ -79,8 +79,24 @@ def read(path: str | Sequence[str]) -> list[LayerData]:
                 f"a run folder (it holds config.yaml) or a .zarr container."
             )
         kind, where = found
-        layers += read_run(where) if kind == "run" else read_zarr(*where)
+        layers += read_run(where) if kind == "run" else _read_container(*where)
     return layers
+
+
+def _read_container(container: Path, dataset: str) -> list[LayerData]:
+    """:func:`read_zarr`, except for a zarr container of a run folder opened on its own
+    (``snapshots.zarr``, ``data/train_raw.zarr`` ...): placed by the run's world factor,
+    and an output container shows its latest iteration, as the run folder would."""
+    from napari_dacapo.store.file_store import CONFIG_FILE, read_display
+
+    run_dir = next((folder for folder in container.parents[:2]
+                    if (folder / CONFIG_FILE).is_file()), None)
+    if run_dir is None:
+        return read_zarr(container, dataset)
+    factor = float(read_display(run_dir).get("world_factor", 1))
+    if dataset or container.parent.name in RUN_INPUTS:
+        return read_zarr(container, dataset, factor)
+    return _run_container_layers(run_dir, container, factor)
 
 
 def classify(path: str | Path) -> tuple[str, Any] | None:
@@ -107,7 +123,6 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
     predictions), the arrays of the latest iteration, or all arrays if not per iteration.
     They are placed as the layers the run was trained on: divided by the run's world factor
     (:meth:`~napari_dacapo.store.file_store.FileStore.store_display`)."""
-    from napari_dacapo.gui.layers import layer_name
     from napari_dacapo.store.file_store import read_display
 
     run_dir = Path(run_dir)
@@ -122,30 +137,39 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
         p for folder in folders for p in sorted(folder.glob("*.zarr"))
         if _is_zarr_node(p) and not p.name.startswith(".")  # not a write in progress
     ]
-    layers = []
-    for container in containers:
-        group = _open(container)
-        iterations = [int(k) for k in _child_names(group) if k.isdigit()]
-        dataset = str(max(iterations)) if iterations else ""
-        try:
-            found = read_zarr(container, dataset, factor)
-        except ValueError as e:  # e.g. an iteration whose arrays are still being written
-            logger.warning("Skipped %s: %s", container, e)
-            continue
-        paths = [[p for p in meta["metadata"]["dataset"][len(dataset):].split("/") if p]
-                 for _, meta, _ in found]
-        # Path parts all arrays share (a lone validation dataset's name) say nothing.
-        shared = len(os.path.commonprefix(paths)) if len(paths) > 1 else max(len(paths[0]) - 1, 0)
-        stem = container.relative_to(run_dir).with_suffix("").as_posix()
-        for (data, meta, kind), parts in zip(found, paths):
-            words = [OUTPUT_WORDS.get(w, w) for w in (stem, *parts[shared:])]
-            meta["name"] = layer_name(run_dir.name, " ".join(words))
-            if iterations:
-                meta["metadata"]["iteration"] = int(dataset)
-            layers.append((data, meta, kind))
+    layers = [layer for container in containers
+              for layer in _run_container_layers(run_dir, container, factor)]
     if not layers:
         logger.info("Run folder %s holds no snapshots, validation outputs or predictions "
                     "yet.", run_dir)
+    return layers
+
+
+def _run_container_layers(run_dir: Path, container: Path, factor: float) -> list[LayerData]:
+    """The layers of one output container of a run folder: the arrays of its latest
+    iteration (or all, if not per iteration), named as the training panel names them."""
+    from napari_dacapo.gui.layers import layer_name
+
+    group = _open(container)
+    iterations = [int(k) for k in _child_names(group) if k.isdigit()]
+    dataset = str(max(iterations)) if iterations else ""
+    try:
+        found = read_zarr(container, dataset, factor)
+    except ValueError as e:  # e.g. an iteration whose arrays are still being written
+        logger.warning("Skipped %s: %s", container, e)
+        return []
+    paths = [[p for p in meta["metadata"]["dataset"][len(dataset):].split("/") if p]
+             for _, meta, _ in found]
+    # Path parts all arrays share (a lone validation dataset's name) say nothing.
+    shared = len(os.path.commonprefix(paths)) if len(paths) > 1 else max(len(paths[0]) - 1, 0)
+    stem = container.relative_to(run_dir).with_suffix("").as_posix()
+    layers = []
+    for (data, meta, kind), parts in zip(found, paths):
+        words = [OUTPUT_WORDS.get(w, w) for w in (stem, *parts[shared:])]
+        meta["name"] = layer_name(run_dir.name, " ".join(words))
+        if iterations:
+            meta["metadata"]["iteration"] = int(dataset)
+        layers.append((data, meta, kind))
     return layers
 
 

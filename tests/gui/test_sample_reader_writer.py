@@ -3,6 +3,8 @@ saved to zarr reopen where they were, and a run folder opens as its output layer
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import zarr
@@ -13,6 +15,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config impo
     ZarrArrayConfig,
 )
 from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.store.file_store import FileStore
 
 pytestmark = pytest.mark.gui
 
@@ -110,3 +113,24 @@ def test_run_folder_opens_its_outputs(make_napari_viewer, trained_runs):
     # Outputs sit inside the raw crop the network saw (context on every side).
     assert np.all(snapshot_gt.translate - snapshot_raw.translate == 8)
     assert isinstance(names[layer_name("tiny_2d", "validation labels")], Labels)
+
+
+def test_a_run_folders_container_opened_on_its_own_opens_as_the_run_shows_it(
+    trained_runs, tmp_path
+):
+    from napari_dacapo._reader import read
+
+    run_dir = tmp_path / "tiny_2d"
+    shutil.copytree(trained_runs / "tiny_2d", run_dir)
+    (run_dir / "display.json").write_text('{"world_factor": 10}')  # trained at scale 0.1
+    from_run = {meta["name"]: meta for _, meta, _ in read(str(run_dir))}
+    snapshots = read(str(run_dir / "snapshots.zarr"))  # not every iteration's arrays
+    assert {meta["name"] for _, meta, _ in snapshots} == {
+        name for name in from_run if "snapshot" in name}
+    for _, meta, _ in snapshots:
+        assert meta["scale"] == from_run[meta["name"]]["scale"]
+        assert meta["metadata"]["iteration"] == 4
+    (_, raw, _), = read(str(run_dir / "data" / "blobs_2d_train_raw.zarr"))  # the run's data
+    raw_config = FileStore(tmp_path).retrieve_run_config("tiny_2d").datasplit_config
+    voxel_size = raw_config.train_configs[0].raw_config.array().voxel_size
+    assert list(raw["scale"]) == [v / 10 for v in voxel_size]
