@@ -231,9 +231,12 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
     factor = float(napari.get("world_factor", factor))
     scale = [v / factor for v in array.voxel_size]
     translate = [o / factor for o in array.offset]
+    rgb = bool(napari.get("rgb")) and array.num_channels in (3, 4) and kind == "image"
     if array.channel_dims:
         if array.num_channels == 1:  # a lone channel axis is dropped, lazily
             levels = [_drop_first_axis(level) for level in levels]
+        elif rgb:  # an RGB layer, written channels first: colour last again, lazily
+            levels = [_channels_last(level) for level in levels]
         else:  # channels stay an axis of their own, shown with a slider
             scale, translate = [1.0, *scale], [0.0, *translate]
     meta: dict[str, Any] = {
@@ -246,6 +249,8 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
         meta["units"] = tuple(napari["units"])
     if multiscale is not None:
         meta["multiscale"] = True
+    if rgb:
+        meta["rgb"] = True
     if kind == "labels" and np.dtype(array.dtype).kind == "f":
         kind = "image"  # a float array marked as labels cannot be a Labels layer
     return (levels if multiscale is not None else levels[0]), meta, kind
@@ -297,3 +302,10 @@ def _drop_first_axis(array: Any) -> Any:
 
     chunks = getattr(array, "chunks", None) or "auto"
     return da.from_array(array, chunks=chunks)[0]
+
+
+def _channels_last(array: Any) -> Any:
+    import dask.array as da
+
+    chunks = getattr(array, "chunks", None) or "auto"
+    return da.moveaxis(da.from_array(array, chunks=chunks), 0, -1)

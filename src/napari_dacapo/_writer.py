@@ -97,6 +97,7 @@ def write_layer(
     array = written.replace(mode="r+").array()
     array.source.attrs[NAPARI_ATTR] = {
         "layer_type": kind, "name": name, "world_factor": factor, "units": units,
+        "rgb": bool(meta.get("rgb")),
     }
 
 

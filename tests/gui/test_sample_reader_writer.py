@@ -134,3 +134,19 @@ def test_a_run_folders_container_opened_on_its_own_opens_as_the_run_shows_it(
     raw_config = FileStore(tmp_path).retrieve_run_config("tiny_2d").datasplit_config
     voxel_size = raw_config.train_configs[0].raw_config.array().voxel_size
     assert list(raw["scale"]) == [v / 10 for v in voxel_size]
+
+
+def test_an_rgb_layer_comes_back_rgb(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    colour = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    viewer.add_image(colour, name="colour", rgb=True, scale=(0.5, 0.5))
+    path = str(tmp_path / "colour.zarr")
+    viewer.layers.save(path, plugin="napari-dacapo")
+    # On disk channels first (DaCapo's layout), as training reads it.
+    assert ZarrArrayConfig(name="c", file_name=path, dataset="colour").array().shape == (3, 20, 30)
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-dacapo")
+    (layer,) = reopened.layers
+    assert layer.rgb and layer.data.shape == (20, 30, 3)
+    np.testing.assert_array_equal(np.asarray(layer.data), colour)
+    np.testing.assert_allclose(layer.scale, (0.5, 0.5))
