@@ -210,3 +210,146 @@ def test_an_output_layer_never_writes_into_a_users_layer_of_its_name(make_napari
     assert again is output and (output.data == 3).all() and (mine.data == 1).all()
     output.name = "renamed by the user"  # still the run's output layer
     assert show(viewer, name, np.zeros((4, 4), np.uint8), "labels") is output
+
+
+def _train_in_panel(viewer, store, qtbot, name, mask=None, region=None):
+    """Train a 2-iteration run in a training panel on ``viewer``'s "raw" and "labels",
+    with a Shapes mask and validation region picked (as a user does)."""
+    from conftest import tiny_config
+
+    from napari_dacapo.gui.state import Phase
+    from napari_dacapo.gui.train_widget import TrainWidget
+
+    panel = TrainWidget(viewer, store=store)
+    viewer.window.add_dock_widget(panel)
+    panel.settings.set_config(tiny_config(2, name=name, iterations=2))
+    panel.status.live.setChecked(False)
+    panel.data.mask.value, panel.data.validation_region.value = mask, region
+    assert panel._refresh_enabled() == ""
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.phase in (Phase.FINISHED, Phase.CRASHED),
+                    timeout=60_000)
+    assert panel.state.phase is Phase.FINISHED, panel.state.message
+    return panel
+
+
+def _continue_loaded(panel, qtbot, iterations):
+    from napari_dacapo.gui.state import Phase
+
+    panel.status.more_iterations.setValue(2)
+    panel._refresh_enabled()
+    reason = panel.continue_button.toolTip()
+    assert panel.continue_button.isEnabled(), reason
+    assert "different config" not in reason
+    panel.continue_button.click()
+    qtbot.waitUntil(lambda: panel.state.phase in (Phase.FINISHED, Phase.CRASHED),
+                    timeout=60_000)
+    assert panel.state.phase is Phase.FINISHED, panel.state.message
+    assert panel.store.latest_iteration(panel._continue.name) == iterations + 2
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["region", "region_and_mask"])
+def test_a_run_trained_with_shapes_continues_once_loaded(
+    make_napari_viewer, qtbot, tmp_path, with_mask
+):
+    """A run trained with a Shapes validation region (and mask) comes back as the region's
+    rectangles (no copy of the data), so the panel builds the stored datasplit again and
+    Continue trains it further; at scale 0.5 the rectangles land on the layers' units."""
+    from napari.layers import Labels, Shapes
+
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.gui.box_mask import shape_boxes
+    from napari_dacapo.gui.train_widget import TrainWidget
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    geometry = {"scale": (0.5, 0.5), "translate": (3.5, 3.5)}
+    viewer.add_image(raw, name="raw", **geometry)
+    viewer.add_labels(labels, name="labels", **geometry)
+
+    def world(*voxel):  # a voxel centre in world coordinates
+        return [3.5 + 0.5 * v for v in voxel]
+
+    region = viewer.add_shapes([[world(10, 50), world(49, 89)]], shape_type="rectangle",
+                               name="held out")
+    mask = viewer.add_shapes([[world(0, 0), world(95, 70)]], shape_type="rectangle",
+                             name="annotated") if with_mask else None
+    trained = _train_in_panel(viewer, store, qtbot, "shapes", mask, region)
+    stored = store.retrieve_run_config("shapes").datasplit_config
+    (validate,) = stored.validate_configs
+    assert validate.name == "validate_region_1"
+
+    viewer = make_napari_viewer()
+    panel = TrainWidget(viewer, store=store)
+    viewer.window.add_dock_widget(panel)
+    panel.load_run("shapes")  # as the runs browser's Continue does
+
+    loaded = panel.data.validation_region.value
+    assert isinstance(loaded, Shapes)
+    assert loaded.name == layer_name("shapes", "stored validation region")
+    assert loaded.shape_type == ["rectangle"]
+    # Along the voxel edges of the crop (voxels 10..49 x 50..89), in the layers' units.
+    corners = np.asarray(loaded.data[0]) * loaded.scale + loaded.translate
+    np.testing.assert_allclose(corners.min(axis=0), [world(9.5, 49.5)[0], world(9.5, 49.5)[1]])
+    np.testing.assert_allclose(corners.max(axis=0), world(49.5, 89.5))
+    labels_layer = panel.data.labels.value
+    assert labels_layer is viewer.layers[layer_name("shapes", "stored labels")]
+    assert shape_boxes(loaded, labels_layer, 2) == shape_boxes(
+        region, trained.data.labels.value, 2) == [(slice(10, 50), slice(50, 90))]
+    names = [layer.name for layer in viewer.layers]
+    assert layer_name("shapes", "stored validation raw") not in names
+    assert layer_name("shapes", "stored validation labels") not in names
+    assert panel.data.validation_raw.value is None
+    mask_layer = panel.data.mask.value
+    if with_mask:  # stored as labels: annotated, less the held-out region
+        assert isinstance(mask_layer, Labels)
+        assert not mask_layer.data[10:50, 50:90].any() and mask_layer.data[60:, :71].all()
+        assert not mask_layer.data[:, 71:].any()
+    else:  # the mask the panel made for the region alone is made again
+        assert mask_layer is None and layer_name("shapes", "stored mask") not in names
+    _continue_loaded(panel, qtbot, 2)
+
+
+@pytest.mark.parametrize("corners", [
+    [[5, 5], [20, 30]], [[7, 5, 5], [7, 5, 30], [7, 20, 30], [7, 20, 5]],
+], ids=["every_slice", "one_slice"])
+def test_a_3d_runs_validation_region_loads_to_the_same_config(
+    make_napari_viewer, tmp_path, corners
+):
+    """A validation region of 3D labels (a 2D rectangle: a crop of every slice; or a
+    rectangle on one slice) comes back as such a rectangle; the loaded layers give the
+    stored config (Continue waits for a checkpoint only)."""
+    from conftest import tiny_config
+    from napari.layers import Shapes
+
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.gui.data_panel import DataPanel
+    from napari_dacapo.gui.train_widget import TrainWidget
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((30, 40, 40), seed=2)
+    viewer.add_image(raw, name="raw", scale=(2, 1, 1))
+    viewer.add_labels(labels, name="labels", scale=(2, 1, 1))
+    data = DataPanel(viewer)
+    data.validation_region.value = viewer.add_shapes([corners], name="held out")
+    config = tiny_config(3, name="cube").replace(
+        datasplit_config=data.selection(3).datasplit)
+    store.store_run_config(config)
+    data.close()
+
+    viewer = make_napari_viewer()
+    panel = TrainWidget(viewer, store=store)
+    panel.load_run("cube")
+    region = panel.data.validation_region.value
+    assert isinstance(region, Shapes) and region.ndim == len(corners[0])
+    stored = store.retrieve_run_config("cube").datasplit_config.validate_configs[0]
+    assert panel.data.selection(3).datasplit.validate_configs[0].gt_config.roi == (
+        stored.gt_config.roi)
+    assert panel.data.mask.value is None and panel.data.validation_raw.value is None
+    panel._refresh_enabled()
+    assert panel.continue_button.toolTip() == "Run 'cube' has no checkpoint yet: press Train."
+    store.check_run_config(panel._config)

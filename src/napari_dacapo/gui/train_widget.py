@@ -129,6 +129,10 @@ class TrainWidget(QWidget):
             # A stored run's data open where its outputs open.
             layers = add_run_data(self.viewer, run_config, factor)
             self.data.reset_choices()
+            # Picks the run has no data for are cleared: the panel must build the stored
+            # datasplit again (e.g. no validation region of another run left picked).
+            for picker in self.data.pickers:
+                picker.value = None
             for role, layer in layers.items():
                 getattr(self.data, role).value = layer
         # The forms show lengths in the layers' units (see _run_config).
