@@ -146,6 +146,22 @@ def test_in_memory_arrays_are_written_into_the_run(store):
         store.check_run_config(_config(arrays=[painted, painted, other], learning_rate=1.0))
 
 
+def test_a_run_folder_copied_to_another_store_reads_its_own_data(store, tmp_path):
+    import shutil
+
+    raw = NumpyArrayConfig(name="raw", data=np.arange(48, dtype=np.float32).reshape(6, 8))
+    store.store_run_config(_config(arrays=[raw]))
+    elsewhere = FileStore(tmp_path / "laptop")
+    shutil.copytree(store.root / "run", elsewhere.root / "run")
+    shutil.rmtree(store.root)  # e.g. the cluster's store is not mounted here
+    copied = elsewhere.retrieve_run_config("run")
+    assert copied.arrays[0].file_name == elsewhere.root / "run" / "data" / "raw.zarr"
+    array = copied.arrays[0].array()
+    np.testing.assert_array_equal(array[array.roi], raw.data)
+    # The same run: painting more and storing it again is no different config.
+    elsewhere.check_run_config(_config(arrays=[raw], num_iterations=20))
+
+
 # -- checkpoints ---------------------------------------------------------------------------------
 
 

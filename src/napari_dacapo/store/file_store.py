@@ -217,7 +217,27 @@ class FileStore:
                 f"No run named '{name}' in the store {self.root} (stored runs: {runs}). Check "
                 f"the name, or point {ROOT_ENV} (or --store) at the store that holds it."
             )
-        return load_config(path)
+        return self._relocated(load_config(path))
+
+    def _relocated(self, config: Config) -> Config:
+        """``config`` with the run's own data (``data/*.zarr``, written from napari layers)
+        read from the run's folder where it is now: a run folder copied from a cluster to a
+        laptop, or to another store, records where it was made."""
+        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+            ZarrArrayConfig,
+        )
+
+        data_dir = self.run_dir(config.name) / DATA_DIR
+
+        def relocate(array: ZarrArrayConfig) -> Config:
+            path = Path(array.file_name)
+            moved = data_dir / path.name
+            if (path.parent.name == DATA_DIR and path.parent.parent.name == config.name
+                    and path.parent != data_dir and not path.exists() and moved.exists()):
+                return array.replace(file_name=moved)
+            return array
+
+        return _replace_arrays(config, relocate, ZarrArrayConfig)
 
     def _materialise(self, config: Config) -> Config:
         data_dir = self.run_dir(config.name) / DATA_DIR
@@ -236,7 +256,7 @@ class FileStore:
                 written[id(array)] = self._write_array(array, data_dir / f"{stem}.zarr")
             return written[id(array)]
 
-        return _replace_in_memory_arrays(config, materialise)
+        return _replace_arrays(config, materialise)
 
     def _write_array(self, array: NumpyArrayConfig, target: Path) -> Config:
         """Write ``array`` to the zarr container ``target`` (replacing it whole, so readers
@@ -681,24 +701,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
-def _replace_in_memory_arrays(value: Any, replace: Callable[[NumpyArrayConfig], Config]) -> Any:
-    """``value`` with every NumpyArrayConfig in it (at any depth) replaced."""
-    if isinstance(value, NumpyArrayConfig):
+def _replace_arrays(
+    value: Any, replace: Callable[[Any], Config], kind: type = NumpyArrayConfig
+) -> Any:
+    """``value`` with every config of type ``kind`` in it (at any depth) replaced."""
+    if isinstance(value, kind):
         return replace(value)
     if isinstance(value, Config):
         changes = {
             f.name: new
             for f in dataclasses.fields(value)
             if f.init
-            and (new := _replace_in_memory_arrays(old := getattr(value, f.name), replace))
+            and (new := _replace_arrays(old := getattr(value, f.name), replace, kind))
             is not old
         }
         return dataclasses.replace(value, **changes) if changes else value
     if isinstance(value, (list, tuple)):
-        items = [_replace_in_memory_arrays(v, replace) for v in value]
+        items = [_replace_arrays(v, replace, kind) for v in value]
         return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
     if isinstance(value, dict):
-        items_ = {k: _replace_in_memory_arrays(v, replace) for k, v in value.items()}
+        items_ = {k: _replace_arrays(v, replace, kind) for k, v in value.items()}
         return items_ if any(items_[k] is not value[k] for k in value) else value
     return value
 
