@@ -390,6 +390,15 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert "UserWarning" not in result.output and "predict.py" not in result.output
     result = runner.invoke(main, [*args, str(tmp_path / "data.zarr/pred")])
     assert result.exit_code != 0 and "--overwrite" in result.output
+    holes = (raw / 255).astype(np.float32)
+    holes[10:14, 10:14] = np.nan  # missing data
+    write_zarr_array(tmp_path / "holes.zarr", "raw", holes, voxel_size=(2, 2))
+    result = runner.invoke(main, [*args[:-1], str(tmp_path / "holes.zarr/raw"),
+                                  str(tmp_path / "holes.zarr/pred")])
+    assert result.exit_code == 0, result.output
+    assert "Warning: The prediction holds NaN or infinite values" in result.output
+    assert "nan_to_num" in result.output
+    assert "NaN" not in runner.invoke(main, [*args, str(tmp_path / "data.zarr/p2")]).output
 
     out = zarr.open_group(str(tmp_path / "data.zarr"), mode="r")["pred"]
     assert out.attrs["voxel_size"] == [2, 2] and out.attrs["offset"] == [4, 6]

@@ -105,7 +105,9 @@ def train(config, run_name, iterations, device, no_validate, keep_all_checkpoint
     else:
         if not file_store.has_run(run_name):
             known = ", ".join(file_store.list_runs()) or "none"
-            raise click.BadParameter(f"no stored run '{run_name}' (stored: {known})", param_hint="--run")
+            raise click.BadParameter(
+                f"no stored run '{run_name}' (stored: {known})", param_hint="--run"
+            )
         with _user_errors():
             run_config = file_store.retrieve_run_config(run_name)
     if iterations is not None:
@@ -268,6 +270,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     With --workers, daisy workers predict and write the tiles in parallel, and --segment
     post-processes the written prediction block by block as well.
     """
+    import numpy as np
     from tqdm import tqdm
 
     from napari_dacapo.blockwise.scheduler import check_output_path, discard_job, stamp_output
@@ -280,6 +283,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
         ZarrArrayConfig,
     )
     from napari_dacapo.predict import (
+        NON_FINITE_PREDICTION,
         PredictionStarted,
         assemble,
         post_processing,
@@ -361,8 +365,12 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                 ).replace(mode="r+")
                 stamp_output(out_file, out_dataset)  # segmentations of the old one notice
                 out = written.array()
+                finite = True
                 for tile in tiles:
                     out[tile.roi] = tile.data
+                    finite = finite and bool(np.isfinite(tile.data).all())
+                if not finite:
+                    click.echo(f"Warning: {NON_FINITE_PREDICTION}", err=True)
     click.echo(f"Wrote {'labels' if labels else 'prediction'} to {written.file_name}/"
                f"{written.dataset}")
 

@@ -62,6 +62,7 @@ __all__ = [
     "predict",
     "apply",
     "post_processing",
+    "NON_FINITE_PREDICTION",
 ]
 
 
@@ -269,6 +270,15 @@ class TilePredicted:
 
 
 PredictEvent = PredictionStarted | TilePredicted
+
+
+#: What to say when a prediction holds NaN or infinite values (the network passes them on
+#: from the input: training refuses such input, prediction reads what it is given).
+NON_FINITE_PREDICTION = (
+    "The prediction holds NaN or infinite values: the input holds such values (e.g. NaN "
+    "for missing data) and the network passes them on around them. Replace them before "
+    "predicting, e.g. with numpy.nan_to_num(image)."
+)
 
 
 def inference_context(device: torch.device, autocast_dtype: torch.dtype | None):

@@ -162,3 +162,21 @@ def test_predicts_a_multiscale_image_at_full_resolution(predict_panel, qtbot, tr
     assert tuple(prediction.translate) == (10, 20)
     expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
     np.testing.assert_allclose(prediction.data, expected, atol=1e-5)
+
+
+def test_missing_values_in_the_image_are_warned_of(predict_panel, qtbot, monkeypatch):
+    from napari_dacapo.gui import predict_widget
+
+    warned: list[str] = []
+    monkeypatch.setattr(predict_widget, "show_warning", warned.append)
+    viewer, widget = predict_panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    holes = (raw / 255).astype(np.float32)
+    holes[20:24, 30:34] = np.nan
+    widget.image_choice.value = viewer.add_image(holes, name="holes")
+    widget.labels_check.value = False
+    run_prediction(widget, qtbot)
+    assert widget.status.value.startswith("Predicted")
+    assert len(warned) == 1 and "NaN or infinite values" in warned[0]
+    layer = viewer.layers[layer_name("tiny_2d", "prediction holes")]
+    assert np.isfinite(layer.contrast_limits).all()  # from the finite values

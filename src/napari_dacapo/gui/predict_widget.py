@@ -18,7 +18,7 @@ from funlib.geometry import Roi
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_dacapo.gui.blockwise_panel import BlockwisePanel
 from napari_dacapo.gui.layer_arrays import (
@@ -38,7 +38,7 @@ from napari_dacapo.gui.prediction_job import (
 from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi
 from napari_dacapo.gui.run_info import RunInfo, read_run_info
-from napari_dacapo.predict import PredictionStarted
+from napari_dacapo.predict import NON_FINITE_PREDICTION, PredictionStarted
 from napari_dacapo.store.file_store import FileStore
 
 if TYPE_CHECKING:
@@ -309,6 +309,8 @@ class PredictWidget(Container):
             show_info("Prediction cancelled.")
         elif not self._outcome:
             self._outcome = f"Predicted {', '.join(self.layers.names[o] for o in outputs)}."
+        if not self.layers.finite:
+            show_warning(NON_FINITE_PREDICTION)
         self._refresh_enabled()
 
     def _on_blockwise_finished(self, outcome: str) -> None:

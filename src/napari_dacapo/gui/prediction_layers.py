@@ -44,6 +44,7 @@ class PredictionLayers:
         self._start: PredictionStarted | None = None
         self._last_refresh = 0.0
         self._range = (np.inf, -np.inf)  # of the prediction's values so far
+        self.finite = True  # whether every tile so far holds finite values only
 
     def apply(self, event: PredictionStarted | TileDone | LabelsDone) -> None:
         """Put one event of the prediction worker into the layers."""
@@ -57,6 +58,10 @@ class PredictionLayers:
                 if event.labels is not None:
                     self._write("labels", event.roi, event.labels, "labels")
                 low, high = float(event.prediction.min()), float(event.prediction.max())
+                if not (np.isfinite(low) and np.isfinite(high)):  # NaN or inf in the tile
+                    self.finite = False
+                    values = event.prediction[np.isfinite(event.prediction)]
+                    low, high = (values.min(), values.max()) if values.size else self._range
                 self._range = (min(self._range[0], low), max(self._range[1], high))
                 if time.monotonic() - self._last_refresh > REFRESH_SECONDS:
                     self.refresh()
