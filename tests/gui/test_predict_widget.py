@@ -180,3 +180,25 @@ def test_missing_values_in_the_image_are_warned_of(predict_panel, qtbot, monkeyp
     assert len(warned) == 1 and "NaN or infinite values" in warned[0]
     layer = viewer.layers[layer_name("tiny_2d", "prediction holes")]
     assert np.isfinite(layer.contrast_limits).all()  # from the finite values
+
+
+def test_provisional_tile_labels_never_share_an_id(trained_store):
+    """Before the whole prediction is post-processed (and if it never is: cancelled),
+    each tile's objects get ids of their own."""
+    import threading
+
+    from funlib.geometry import Coordinate
+
+    from napari_dacapo.experiments import NumpyArrayConfig
+    from napari_dacapo.gui.prediction_job import PredictJob, TileDone, prediction_events
+
+    raw, _ = synthetic_blobs((96, 96), seed=3)
+    job = PredictJob(
+        trained_store, "tiny_2d", CHECKPOINT,
+        NumpyArrayConfig(name="raw", data=raw, voxel_size=Coordinate(1, 1)), None,
+        CHECKPOINT.split(":")[1],
+    )
+    ids = [set(np.unique(e.labels)) - {0} for e in prediction_events(job, threading.Event())
+           if isinstance(e, TileDone)]
+    assert sum(1 for tile in ids if tile) > 1  # several tiles hold objects
+    assert sum(len(tile) for tile in ids) == len(set().union(*ids))  # none shared

@@ -67,6 +67,17 @@ class LabelsDone:
     labels: np.ndarray
 
 
+def _makes_instances(post_processor: Any) -> bool:
+    """Whether ``post_processor`` makes object ids (connected components, agglomerated
+    affinities), not classes or masks, whose values must stay as they are."""
+    from napari_dacapo.blockwise.segmentation import AFFINITIES, COMPONENTS, blockwise_method
+
+    try:
+        return blockwise_method(post_processor) in (COMPONENTS, AFFINITIES)
+    except ValueError:  # a post-processor without a blockwise method: leave its ids
+        return False
+
+
 def prediction_events(
     job: PredictJob, cancel: threading.Event
 ) -> Iterator[PredictionStarted | TileDone | LabelsDone]:
@@ -89,10 +100,23 @@ def prediction_events(
         offset=crop.offset,
     )
     process = post_processing(run, job.criterion, store) if job.criterion else None
+    instances = process is not None and _makes_instances(run.task.post_processor)
+    next_id = 0
 
     def labels(prediction: np.ndarray) -> np.ndarray:
         segmentation = process(prediction)
         return segmentation if segmentation.ndim > raw.dims else segmentation[None]
+
+    def provisional(tile: np.ndarray) -> np.ndarray:
+        """A tile's labels; instance ids made unique across tiles, so that a cancelled
+        prediction (no :class:`LabelsDone`) never shows two objects under one id."""
+        nonlocal next_id
+        segmentation = labels(tile)
+        if instances and segmentation.any():
+            segmentation = segmentation.astype(np.promote_types(segmentation.dtype, np.uint32))
+            segmentation[segmentation > 0] += next_id
+            next_id = int(segmentation.max())
+        return segmentation
 
     events = predict_tiles(run, job.checkpoint, source, store=store)
     try:
@@ -111,7 +135,7 @@ def prediction_events(
             tile = event.data[(slice(None), *voxel_slices(roi, event.roi.begin, start.voxel_size))]
             if whole is not None:
                 whole[(slice(None), *voxel_slices(roi, output.begin, start.voxel_size))] = tile
-            yield TileDone(event.index, roi, tile, labels(tile) if process else None)
+            yield TileDone(event.index, roi, tile, provisional(tile) if process else None)
         if whole is not None and not cancel.is_set():
             yield LabelsDone(labels(whole))
     finally:
