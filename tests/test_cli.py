@@ -167,3 +167,28 @@ def test_a_run_trained_with_dacapo_is_imported_and_predicts_as_in_dacapo(tmp_pat
     renamed = CliRunner().invoke(main, [*command, "--name", "from_dacapo", "--checkpoint", "2"])
     assert renamed.exit_code != 0 and "no checkpoint at iteration 2" in renamed.output
     assert not store.has_run("from_dacapo")
+
+
+def test_iterations_continue_a_stopped_run_exactly_that_far(tmp_path):
+    import threading
+
+    from conftest import tiny_config
+
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.store.file_store import FileStore
+    from napari_dacapo.train import IterationDone, train_run
+
+    store = FileStore(tmp_path / "runs")
+    config = tiny_config(2, iterations=50, validation_interval=100)
+    stop = threading.Event()
+    for event in train_run(Run(config, store=store), store=store, stop=stop):
+        if isinstance(event, IterationDone) and event.iteration == 1:
+            stop.set()  # stopped at 2 of 50
+    args = ["train", "--run", config.name, "--store", str(store.root), "--no-validate"]
+    result = CliRunner().invoke(main, [*args, "--iterations", "2"])
+    assert result.exit_code == 2 and "has trained 2 iterations already" in result.output
+    result = CliRunner().invoke(main, [*args, "--iterations", "4"])
+    assert result.exit_code == 0, result.output
+    assert "from iteration 2 to 4" in result.output
+    assert store.latest_iteration(config.name) == 4
+    assert store.retrieve_run_config(config.name).num_iterations == 50  # kept

@@ -110,9 +110,21 @@ def train(config, run_name, iterations, device, no_validate, keep_all_checkpoint
             )
         with _user_errors():
             run_config = file_store.retrieve_run_config(run_name)
-    if iterations is not None:
+    train_until = None
+    if iterations is not None and run_name is not None:
+        done = file_store.latest_iteration(run_name) or 0
+        if iterations <= done:
+            raise click.BadParameter(
+                f"run '{run_name}' has trained {done} iterations already; give more than "
+                f"{done} to train it further.", param_hint="--iterations",
+            )
+        if iterations < run_config.num_iterations:
+            # A stopped run trained for fewer than its total: its stored config (which
+            # never shrinks) stays, training stops early.
+            train_until = iterations
+    if iterations is not None and train_until is None:
         run_config = run_config.replace(num_iterations=iterations)
-    _train(run_config, file_store, device, validate=not no_validate)
+    _train(run_config, file_store, device, validate=not no_validate, train_until=train_until)
 
 
 @main.command()
@@ -580,7 +592,7 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from e
 
 
-def _train(run_config, file_store, device, validate: bool) -> None:
+def _train(run_config, file_store, device, validate: bool, train_until=None) -> None:
     from tqdm import tqdm
 
     from napari_dacapo.experiments.run import Run
@@ -609,6 +621,8 @@ def _train(run_config, file_store, device, validate: bool) -> None:
     try:
         with _user_errors():
             run = Run(run_config, store=file_store)
+            if train_until is not None:
+                run.train_until = train_until
             for event in train_run(run, store=file_store, stop=stop, device=device,
                                    validate=validate):
                 match event:
