@@ -24,9 +24,7 @@ restarts, worker command templates and failures work as described in
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,44 +273,25 @@ class _BlockPredictor:
         self.output[roi] = data
 
 
-def _zarr_inputs(config: ArrayConfig) -> Iterator[ZarrArrayConfig]:
-    """The zarr arrays that ``config`` reads, also through wrapping configs (intensity
-    rescaling, crops, channel concatenation)."""
-    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
+def _resolved_input(config: ArrayConfig) -> tuple[ArrayConfig, list[tuple[Path, str]]]:
+    """``config`` with the container of every zarr array it reads (also through wrapping
+    configs: intensity rescaling, crops, channels) resolved, and those arrays as
+    ``(container, dataset)``. Zarr configs hold absolute paths already; resolved, a
+    symlink or ``..`` cannot make a rerun's job look different from the recorded one, nor
+    hide that an output is the input."""
+    from napari_dacapo.experiments.configs import replace_configs
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
 
-    if isinstance(config, ZarrArrayConfig):
-        yield config
-        return
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        for nested in value.values() if isinstance(value, dict) else [value]:
-            if isinstance(nested, ArrayConfig):
-                yield from _zarr_inputs(nested)
+    sources: list[tuple[Path, str]] = []
 
+    def resolve(array: ZarrArrayConfig) -> ZarrArrayConfig:
+        resolved = array.replace(file_name=Path(array.file_name).resolve())
+        sources.append((resolved.file_name, resolved.dataset))
+        return resolved
 
-def _absolute_input(config: ArrayConfig) -> ArrayConfig:
-    """``config`` with the container of every zarr array it reads resolved to an absolute
-    path: workers may start in another directory (``cd / && {command}``), and a rerun from
-    elsewhere must find the recorded job the same."""
-    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
-    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
-        ZarrArrayConfig,
-    )
-
-    if isinstance(config, ZarrArrayConfig):
-        return config.replace(file_name=Path(config.file_name).resolve())
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if isinstance(value, ArrayConfig):
-            changes[field.name] = _absolute_input(value)
-        elif isinstance(value, dict) and any(isinstance(v, ArrayConfig) for v in value.values()):
-            changes[field.name] = {k: _absolute_input(v) if isinstance(v, ArrayConfig) else v
-                                   for k, v in value.items()}
-    return config.replace(**changes) if changes else config
+    return replace_configs(config, ZarrArrayConfig, resolve), sources
 
 
 def _check_device(
@@ -427,8 +406,7 @@ def predict_blockwise(
     if not isinstance(input_config, ArrayConfig):
         in_file, in_dataset = split_zarr_path(input_config)
         input_config = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
-    input_config = _absolute_input(input_config)
-    sources = [(c.file_name, c.dataset) for c in _zarr_inputs(input_config)]
+    input_config, sources = _resolved_input(input_config)
     out_file, out_dataset = check_output_path(output, sources)
 
     run, store = load_run(run, store)

@@ -17,7 +17,7 @@ import logging
 import numbers
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any, ClassVar, TypeVar
 
@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "option",
     "config_class",
+    "replace_configs",
     "scale_world_lengths",
     "to_dict",
     "from_dict",
@@ -114,6 +115,30 @@ class Config:
     @classmethod
     def field_help(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def replace_configs(value: Any, kind: type[C], replace: Callable[[C], Config]) -> Any:
+    """``value`` (a config, or lists, tuples and dicts of them) with every config of type
+    ``kind`` in it, at any depth, replaced by ``replace(config)``; what holds none is
+    returned as it is (the same object)."""
+    if isinstance(value, kind):
+        return replace(value)
+    if isinstance(value, Config):
+        changes = {
+            f.name: new
+            for f in dataclasses.fields(value)
+            if f.init
+            and (new := replace_configs(old := getattr(value, f.name), kind, replace))
+            is not old
+        }
+        return dataclasses.replace(value, **changes) if changes else value
+    if isinstance(value, (list, tuple)):
+        items = [replace_configs(v, kind, replace) for v in value]
+        return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
+    if isinstance(value, dict):
+        items_ = {k: replace_configs(v, kind, replace) for k, v in value.items()}
+        return items_ if any(items_[k] is not value[k] for k in value) else value
+    return value
 
 
 def scale_world_lengths(config: C, factor: float) -> C:

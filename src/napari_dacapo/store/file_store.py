@@ -35,7 +35,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any
 
-from napari_dacapo.experiments.configs import Config, load_config, save_config, to_dict
+from napari_dacapo.experiments.configs import (
+    Config,
+    load_config,
+    replace_configs,
+    save_config,
+    to_dict,
+)
 from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import NumpyArrayConfig
 from napari_dacapo.experiments.datasplits.datasets.dataset import Dataset
 from napari_dacapo.experiments.training_stats import TrainingStats
@@ -237,7 +243,7 @@ class FileStore:
                 return array.replace(file_name=moved)
             return array
 
-        return _replace_arrays(config, relocate, ZarrArrayConfig)
+        return replace_configs(config, ZarrArrayConfig, relocate)
 
     def _materialise(self, config: Config) -> Config:
         data_dir = self.run_dir(config.name) / DATA_DIR
@@ -256,7 +262,7 @@ class FileStore:
                 written[id(array)] = self._write_array(array, data_dir / f"{stem}.zarr")
             return written[id(array)]
 
-        return _replace_arrays(config, materialise)
+        return replace_configs(config, NumpyArrayConfig, materialise)
 
     def _write_array(self, array: NumpyArrayConfig, target: Path) -> Config:
         """Write ``array`` to the zarr container ``target`` (replacing it whole, so readers
@@ -699,30 +705,6 @@ def _close_inherited_locks() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_inherited_locks)
-
-
-def _replace_arrays(
-    value: Any, replace: Callable[[Any], Config], kind: type = NumpyArrayConfig
-) -> Any:
-    """``value`` with every config of type ``kind`` in it (at any depth) replaced."""
-    if isinstance(value, kind):
-        return replace(value)
-    if isinstance(value, Config):
-        changes = {
-            f.name: new
-            for f in dataclasses.fields(value)
-            if f.init
-            and (new := _replace_arrays(old := getattr(value, f.name), replace, kind))
-            is not old
-        }
-        return dataclasses.replace(value, **changes) if changes else value
-    if isinstance(value, (list, tuple)):
-        items = [_replace_arrays(v, replace, kind) for v in value]
-        return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
-    if isinstance(value, dict):
-        items_ = {k: _replace_arrays(v, replace, kind) for k, v in value.items()}
-        return items_ if any(items_[k] is not value[k] for k in value) else value
-    return value
 
 
 def _describe_change(field: str, old: Any, new: Any) -> str:
