@@ -64,6 +64,7 @@ class TrainWidget(QWidget):
         self.controller.watch(self)
         self._config: RunConfig | None = None
         self._continue: RunConfig | None = None
+        self._continue_until: int | None = None  # the iteration Continue stops at
         self._selection: DataSelection | None = None
 
         self.data = DataPanel(viewer)
