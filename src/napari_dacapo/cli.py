@@ -285,7 +285,8 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     import numpy as np
     from tqdm import tqdm
 
-    from napari_dacapo.blockwise.scheduler import check_output_path, discard_job, stamp_output
+    from napari_dacapo.blockwise.locations import check_output_path
+    from napari_dacapo.blockwise.scheduler import discard_job, stamp_output
     from napari_dacapo.checkpoints import criterion_of, load_run
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
         prepare_zarr_array,

@@ -8,8 +8,9 @@ worker processes or a command template that starts workers elsewhere, retries, a
 error naming the blocks still missing.
 """
 
+from .locations import split_zarr_path
 from .prediction import BlockLayout, BlockwisePredictionError, predict_blockwise
-from .scheduler import BlockwiseError, split_zarr_path, worker_main
+from .scheduler import BlockwiseError, worker_main
 from .segmentation import BlockwiseSegmentationError, segment_blockwise
 
 __all__ = [

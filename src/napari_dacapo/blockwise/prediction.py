@@ -31,17 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from funlib.geometry import Coordinate, Roi
 
+from .locations import check_output_path, check_roi, split_zarr_path
 from .scheduler import (
     BlockwiseError,
     BlockwiseJob,
     Step,
-    check_output_path,
-    check_roi,
     check_worker_options,
     prepare_output,
     recorded_job,
     run_step,
-    split_zarr_path,
     threads_per_worker,
 )
 

@@ -60,19 +60,17 @@ from .fragments import (
     fragment_mapping,
     relabel,
 )
+from .locations import check_output_path, check_roi, split_zarr_path
 from .scheduler import (
     BlockwiseError,
     BlockwiseJob,
     Step,
-    check_output_path,
-    check_roi,
     check_worker_options,
     missing_blocks,
     output_stamp,
     prepare_output,
     read_payloads,
     run_step,
-    split_zarr_path,
     threads_per_worker,
 )
 
