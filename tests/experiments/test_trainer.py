@@ -631,6 +631,37 @@ def test_auto_makes_batches_in_a_worker_only_where_a_core_is_free(monkeypatch):
     assert trainer.batches_made == "in a thread"
 
 
+def test_lazily_read_data_is_never_read_in_a_forked_worker(tmp_path, monkeypatch):
+    """zarr and dask read with threads a forked worker does not have: it waited for them
+    forever (training never started). Such data is read in a thread."""
+    import dask.array as da
+    import zarr
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import reads_in_process
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        reopened_for_reading,
+        write_zarr_array,
+    )
+
+    raw, gt = blobs((40, 40))
+    write_zarr_array(tmp_path / "d.zarr", "raw", raw)
+    lazy = {
+        "zarr": reopened_for_reading(zarr.open_array(str(tmp_path / "d.zarr"), path="raw")),
+        "dask": da.from_array(raw, chunks=(20, 20)),
+    }
+    assert reads_in_process(SourceArray(raw, (1, 1)))
+    monkeypatch.setattr(default_trainer, "has_spare_core", lambda device: True)
+    for name, data in lazy.items():
+        assert not reads_in_process(SourceArray(data, (1, 1))), name
+        trainer, model, _ = setup_trainer(FakeDataset(data, gt), (10, 10))  # auto
+        assert trainer.batches_made == "in a thread", name
+        with trainer:
+            stats = list(trainer.iterate(2, model, trainer.create_optimizer(model), CPU))
+        assert [s.iteration for s in stats] == [0, 1]
+        with pytest.raises(ValueError, match="cannot read this training data.*'thread'"):
+            setup_trainer(FakeDataset(data, gt), (10, 10), prefetch_worker="process")
+
+
 def test_batches_from_a_worker_process_are_reproducible_and_not_repeated():
     raw, gt = blobs((40, 40))
 

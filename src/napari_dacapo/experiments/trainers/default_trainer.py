@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..datasplits.datasets.arrays.array import reads_in_process
 from ..device import (
     PrecisionPlan,
     choose_device,
@@ -161,10 +162,18 @@ class DefaultTrainer(Trainer):
         if snapshot_container is not None and cfg.snapshot_interval:
             # Fail now rather than at the first snapshot, after minutes of training.
             snapshot_writer()
-        self._prefetcher = self._make_prefetcher(trial, device or choose_device(cfg.device))
+        forkable = can_fork() and all(
+            reads_in_process(array)
+            for dataset in datasets
+            for array in (dataset.raw, dataset.gt, dataset.mask)
+            if array is not None
+        )
+        self._prefetcher = self._make_prefetcher(
+            trial, device or choose_device(cfg.device), forkable
+        )
 
     def _make_prefetcher(
-        self, example: Batch, device: torch.device
+        self, example: Batch, device: torch.device, forkable: bool
     ) -> Prefetcher[tuple[Batch, _Tensors]]:
         """Where batches are made: see ``prefetch_worker`` in the config. ``auto`` makes
         them in the training thread when no CPU core is free for a worker: on 2 cores the
@@ -183,7 +192,14 @@ class DefaultTrainer(Trainer):
                 "prefetch_worker='process' needs worker processes forked from this one, "
                 "which only Linux offers. Set prefetch_worker to 'auto' or 'thread'."
             )
-        if cfg.prefetch == 0 or worker == "thread" or not can_fork():
+        if worker == "process" and not forkable:
+            raise ValueError(
+                "prefetch_worker='process' cannot read this training data: it is read lazily "
+                "(zarr or dask), with threads a forked worker process does not have (it "
+                "would wait for them forever). Set prefetch_worker to 'auto' or 'thread'."
+            )
+        # Lazily read data (zarr, dask) is read in a thread: see reads_in_process.
+        if cfg.prefetch == 0 or worker == "thread" or not forkable:
             return Prefetcher(self.provider.batch, cfg.prefetch, name, finish=self._tensors)
         return ProcessPrefetcher(
             self.provider.batch, cfg.prefetch, name, finish=self._tensors, example=example,

@@ -281,3 +281,20 @@ def raw_as_float32(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.bool_:
         return data.astype(np.float32)
     return data.astype(np.float32, copy=False)
+
+
+def reads_in_process(array: Array) -> bool:
+    """Whether ``array`` reads its voxels without a library's threads: from numpy data,
+    or computed by napari-dacapo itself (e.g. a mask of boxes), also through wrapping
+    arrays. Only such arrays can be read in a forked process: zarr (its async loop, and
+    the zarrs codec pipeline's thread pool) and dask (its threaded scheduler) read with
+    threads that a fork does not copy, and a forked reader waits for them forever."""
+    if isinstance(array, SourceArray):
+        data = array.source
+        return isinstance(data, np.ndarray) or type(data).__module__.startswith(
+            "napari_dacapo."
+        )
+    parts = [getattr(array, "source", None), getattr(array, "default", None),
+             *(getattr(array, "sources", None) or {}).values()]
+    parts = [part for part in parts if isinstance(part, Array)]
+    return bool(parts) and all(reads_in_process(part) for part in parts)
