@@ -353,3 +353,4 @@ def test_a_3d_runs_validation_region_loads_to_the_same_config(
     panel._refresh_enabled()
     assert panel.continue_button.toolTip() == "Run 'cube' has no checkpoint yet: press Train."
     store.check_run_config(panel._config)
+

@@ -500,3 +500,22 @@ def test_geometry_problems_are_said_in_the_layers_units(viewer, tmp_path, geomet
         setattr(viewer.layers["labels"], key, value)
     assert re.search(reason, panel._refresh_enabled())
     assert not panel.train_button.isEnabled()
+
+
+def test_a_run_made_from_a_config_file_says_how_to_continue_it(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    """Its data cannot be made again from layers: the reason says the CLI command that
+    continues it."""
+    shown: list[str] = []
+    monkeypatch.setattr(train_widget_module, "show_info", shown.append)
+    store = FileStore(tmp_path / "runs")
+    config = tiny_config(2)
+    store.store_run_config(config)  # as `napari-dacapo train CONFIG` stores it
+    panel = TrainWidget(make_napari_viewer(), store=store)
+    panel.load_run(config.name)
+    assert "made from a config file" in shown[-1]
+    reason = panel.state.reason_disabled
+    assert f"napari-dacapo train --run {config.name} --iterations N" in reason
+    assert "made from a config file" in reason and not panel.continue_button.isEnabled()
+    assert panel.status.continue_button.toolTip() == reason

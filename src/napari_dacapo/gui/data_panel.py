@@ -30,7 +30,17 @@ from .box_mask import BoxMask, shape_boxes, shape_regions
 from .layer_arrays import layer_array_config, layer_geometry_values, world_factor
 from .layers import is_output
 
-__all__ = ["DataPanel", "DataProblem", "DataSelection"]
+__all__ = ["DataPanel", "DataProblem", "DataSelection", "LAYERS_DATASPLIT", "made_from_layers"]
+
+#: The name of the datasplit the panel makes from layers (the runs it can continue).
+LAYERS_DATASPLIT = "layers"
+
+
+def made_from_layers(config: Any) -> bool:
+    """Whether run ``config`` was made by the panel from napari layers: only such a run's
+    datasplit can be made again from layers, which continuing it in the panel needs (a run
+    made from a config file continues with ``napari-dacapo train --run``)."""
+    return getattr(config.datasplit_config, "name", None) == LAYERS_DATASPLIT
 
 #: Labels held in memory up to this size are checked for emptiness before training.
 CHECK_BYTES = 512 * 2**20
@@ -276,7 +286,7 @@ class DataPanel:
         raw_array = raw_cfg.array()
         return DataSelection(
             dims, factor, raw,
-            TrainValidateDataSplitConfig(name="layers", train_configs=[train],
+            TrainValidateDataSplitConfig(name=LAYERS_DATASPLIT, train_configs=[train],
                                          validate_configs=validate),
             overlap, raw_array.voxel_size, raw_array.offset, raw_array.num_channels or 1,
         )

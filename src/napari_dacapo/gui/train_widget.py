@@ -26,7 +26,7 @@ from napari_dacapo.store.file_store import FileStore, StoreError, read_display
 
 from .controller import RunPrepared, TrainingController, ValidationSummary
 from .data_check import DataCheck
-from .data_panel import DataPanel, DataProblem, DataSelection
+from .data_panel import DataPanel, DataProblem, DataSelection, made_from_layers
 from .forms import FormError
 from .live_view import LivePredictionReady, LiveView
 from .outputs import OutputLayers
@@ -153,7 +153,14 @@ class TrainWidget(QWidget):
     def load_run(self, name: str) -> None:
         """Fill the forms from the stored run ``name``, to continue it (Continue trains it
         further on the labels as they are now)."""
-        self.set_config(self.store.retrieve_run_config(name))
+        config = self.store.retrieve_run_config(name)
+        self.set_config(config)
+        if not made_from_layers(config):
+            show_info(f"Loaded the settings of run '{name}', which was made from a config "
+                      f"file: train it further with 'napari-dacapo train --run {name} "
+                      f"--iterations N'; here, give the run a new name to train these "
+                      f"settings on layers.")
+            return
         show_info(f"Loaded run '{name}'. Press Continue to train it further on the current "
                   f"labels.")
 
@@ -230,7 +237,8 @@ class TrainWidget(QWidget):
         if not self.store.has_run(name):
             return "", f"Run '{name}' is not stored yet: press Train first."
         done = self.store.latest_iteration(name)
-        stored = self.store.retrieve_run_config(name).num_iterations
+        stored_config = self.store.retrieve_run_config(name)
+        stored = stored_config.num_iterations
         self._continue_until = (done or 0) + self.status.more_iterations.value()
         # The store refuses a smaller num_iterations, so a Continue that ends before the
         # stored total keeps it and stops early through train_until instead.
@@ -238,9 +246,18 @@ class TrainWidget(QWidget):
         # Raises StoreError (for both buttons) when the config differs from the stored one.
         # Compared at the stored total unless the form asks for more, so the report never
         # names num_iterations when the user did not raise it (Continue's total is ours).
-        self.store.check_run_config(
-            config.replace(num_iterations=max(stored, config.num_iterations))
-        )
+        try:
+            self.store.check_run_config(
+                config.replace(num_iterations=max(stored, config.num_iterations))
+            )
+        except StoreError as error:
+            if made_from_layers(stored_config):
+                raise
+            # Its datasplit cannot be made again from layers: say how it does continue.
+            raise StoreError(
+                f"{error} Run '{name}' was made from a config file, not from napari layers: "
+                f"train it further with 'napari-dacapo train --run {name} --iterations N'."
+            ) from None
         if done is None:
             return "", f"Run '{name}' has no checkpoint yet: press Train."
         self._continue = config.replace(num_iterations=total)
