@@ -182,15 +182,24 @@ def test_missing_values_in_the_image_are_warned_of(predict_panel, qtbot, monkeyp
     assert np.isfinite(layer.contrast_limits).all()  # from the finite values
 
 
-def test_provisional_tile_labels_never_share_an_id(trained_store):
+def test_provisional_tile_labels_never_share_an_id(trained_store, monkeypatch):
     """Before the whole prediction is post-processed (and if it never is: cancelled),
     each tile's objects get ids of their own."""
     import threading
 
     from funlib.geometry import Coordinate
 
+    import napari_dacapo.predict as predict_module
     from napari_dacapo.experiments import NumpyArrayConfig
     from napari_dacapo.gui.prediction_job import PredictJob, TileDone, prediction_events
+
+    def two_objects(prediction):  # whatever the tiny model learnt: objects 1 and 2
+        labels = np.zeros(prediction.shape, np.uint64)
+        labels[..., : prediction.shape[-1] // 2] = 1
+        labels[..., prediction.shape[-1] // 2 :] = 2
+        return labels
+
+    monkeypatch.setattr(predict_module, "post_processing", lambda *args: two_objects)
 
     raw, _ = synthetic_blobs((96, 96), seed=3)
     job = PredictJob(
