@@ -481,6 +481,11 @@ def test_task_lengths_are_given_in_the_layers_units(viewer, tmp_path):
     assert (shown.clip_distance, shown.tol_distance, shown.scale_factor) == (4.0, 1.5, 2.0)
     again._refresh_enabled()
     assert again._config.task_config == built  # Continue matches the stored run
+    # Load settings... of the stored run's config file: the same, in the layers' units.
+    again.settings.set_settings({"task_config": task.replace(clip_distance=9.0)})
+    assert again.settings.load(str(panel.store.run_dir("tiny") / "config.yaml"))
+    shown = again.settings.task_form.value()
+    assert (shown.clip_distance, shown.tol_distance, shown.scale_factor) == (4.0, 1.5, 2.0)
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,18 @@ from typing import Any
 import yaml
 
 from napari_dacapo.experiments.architectures.architecture_config import ArchitectureConfig
-from napari_dacapo.experiments.configs import ConfigError, from_dict, load_config, to_dict
+from napari_dacapo.experiments.configs import (
+    ConfigError,
+    from_dict,
+    load_config,
+    scale_world_lengths,
+    to_dict,
+)
 from napari_dacapo.experiments.starts.start_config import StartConfig
 from napari_dacapo.experiments.tasks.task_config import TaskConfig
 from napari_dacapo.experiments.trainers.trainer_config import TrainerConfig
 from napari_dacapo.store.atomic import atomic_write_text
+from napari_dacapo.store.file_store import read_display
 
 __all__ = ["load_settings", "save_settings"]
 
@@ -66,4 +73,9 @@ def load_settings(path: str | Path) -> dict[str, Any]:
             elif key in data:
                 settings[key] = data[key]
         return settings
-    return {key: getattr(config, key) for key in (*PARTS, *RUN_FIELDS) if hasattr(config, key)}
+    settings = {key: getattr(config, key) for key in (*PARTS, *RUN_FIELDS) if hasattr(config, key)}
+    # A stored run's config is in its integer world units; the forms show the layers'.
+    factor = float(read_display(Path(path).parent).get("world_factor", 1))
+    if "task_config" in settings:
+        settings["task_config"] = scale_world_lengths(settings["task_config"], 1 / factor)
+    return settings
