@@ -129,8 +129,12 @@ def test_settings_panel_presets_files_and_images(make_napari_viewer, tmp_path):
     assert settings["task_config"].neighborhood == [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
     assert settings["name"] == "run"
     assert panel.save(str(tmp_path / "s.yaml"))
-    panel.apply_preset("2D small")
+    panel.presets.setCurrentText("2D small")
     assert panel.load(str(tmp_path / "s.yaml")) and panel.settings() == settings
+    # Loaded settings are no preset: picking the one shown before applies it again.
+    assert panel.presets.currentText() == "(loaded settings)"
+    panel.presets.setCurrentText("2D small")
+    assert panel.settings()["architecture_config"] == PRESETS["2D small"].architecture()
     # A 2D image with 3 channels keeps the 3D preset off: fmaps_in follows the channels.
     viewer = make_napari_viewer()
     panel.apply_preset("2D small")

@@ -29,6 +29,9 @@ from napari_dacapo.store.file_store import FileStore
 from . import config_files
 from .forms import ConfigChoiceForm, ConfigForm, FormError
 from .presets import PRESETS, task_defaults, task_for_dims
+
+#: The preset box's entry for settings loaded from a file or a run.
+LOADED = "(loaded settings)"
 from .run_info import unique_run_name
 
 __all__ = ["SettingsPanel"]
@@ -51,7 +54,9 @@ class SettingsPanel(QWidget):
         preset = PRESETS["2D small"]
         self.task_form = ConfigChoiceForm(TaskConfig, task_defaults(preset.dims))
         self.presets = QComboBox()
-        self.presets.addItems(list(PRESETS))
+        # LOADED is shown for settings from a file or a run, so that picking any preset
+        # then is a change (and applies it).
+        self.presets.addItems([*PRESETS, LOADED])
         self.presets.setToolTip("Fill network and trainer with a preset for this kind of data.")
         self.architecture_form = ConfigForm(CNNectomeUNetConfig, preset.architecture())
         self.trainer_form = ConfigForm(DefaultTrainerConfig, preset.trainer())
@@ -119,10 +124,13 @@ class SettingsPanel(QWidget):
         self.set_settings({key: getattr(config, key) for key in
                            ("task_config", "architecture_config", "trainer_config",
                             *RUN_FIELDS)})
+        self._show_loaded()
 
     def apply_preset(self, name: str) -> None:
         """Fill network, trainer and schedule from the preset ``name`` (see PRESETS); the
         task is kept, made to fit the preset's number of axes."""
+        if name not in PRESETS:  # LOADED: nothing to apply
+            return
         preset = PRESETS[name]
         fmaps_in = self.architecture_form.values().get("fmaps_in", 1)
         try:
@@ -174,7 +182,12 @@ class SettingsPanel(QWidget):
         except (ConfigError, OSError) as error:
             show_error(f"Cannot load {path}: {error}")
             return False
+        self._show_loaded()
         return True
+
+    def _show_loaded(self) -> None:
+        with QSignalBlocker(self.presets):
+            self.presets.setCurrentText(LOADED)
 
     def save(self, path: str) -> bool:
         """Save the forms' settings as YAML (see :mod:`.config_files`)."""
