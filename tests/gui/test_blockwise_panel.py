@@ -104,7 +104,14 @@ def test_blockwise_needs_a_zarr_image_and_an_output(predict_panel, tmp_path):
     widget.blockwise.output_edit.value = tmp_path / "out"
     assert widget.reason_disabled().startswith("Output: ")
     widget.blockwise.output_edit.value = tmp_path / "big.zarr" / "raw"
-    assert widget.reason_disabled() == "The output is the image itself: choose another output."
+    reason = widget.reason_disabled()
+    assert "is the image itself" in reason and "Choose another output" in reason
+    # Checked as the job checks them: inside the image, under a file.
+    widget.blockwise.output_edit.value = tmp_path / "big.zarr" / "raw" / "sub"
+    assert "lie one inside the other" in widget.reason_disabled()
+    (tmp_path / "notes.txt").write_text("")
+    widget.blockwise.output_edit.value = tmp_path / "notes.txt" / "out.zarr" / "pred"
+    assert "which is a file, not a folder" in widget.reason_disabled()
 
 
 def test_zarr_location_of_layers(tmp_path):

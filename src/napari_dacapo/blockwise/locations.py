@@ -36,10 +36,11 @@ def check_output_path(
     inputs: Sequence[tuple[str | Path, str]] = (),
     what: str = "input",
 ) -> tuple[Path, str]:
-    """``output`` split into container and dataset, refused where it names no dataset or
-    where writing it would destroy one of ``inputs`` (container, dataset): the same array,
-    or one inside the other (replacing a group deletes the arrays in it). ``what`` names
-    the inputs in the message.
+    """``output`` split into container and dataset, refused where it names no dataset,
+    where it cannot be written (under a file, or in a folder this user cannot write to),
+    or where writing it would destroy one of ``inputs`` (container, dataset): the same
+    array, or one inside the other (replacing a group deletes the arrays in it). ``what``
+    names the inputs in the message.
 
     Raises
     ------
@@ -52,6 +53,7 @@ def check_output_path(
             f"output '{output}' names no dataset; give container.zarr/dataset, e.g. "
             f"{out_file}/prediction."
         )
+    _check_writable(out_file)
     # Resolved: a relative path, a symlink or a trailing '/' must not hide that it is the
     # input.
     target = _array_path(out_file, out_dataset)
@@ -69,6 +71,26 @@ def check_output_path(
                 f"refused even with overwrite. Choose an output outside it."
             )
     return out_file, out_dataset
+
+
+def _check_writable(container: Path) -> None:
+    """Refuse a container that cannot be made or written: the closest part of its path
+    that exists must be a folder this user can write to."""
+    import os
+
+    existing = Path(container).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"output container {container} lies under {existing}, which is a file, not a "
+            f"folder; choose an output in a folder."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"output container {container} cannot be written: {existing} is not writable "
+            f"for this user. Choose an output in a folder you can write to."
+        )
 
 
 def _array_path(file: str | Path, dataset: str) -> Path:

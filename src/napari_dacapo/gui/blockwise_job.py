@@ -215,14 +215,14 @@ def _count_done(folder: Path) -> int:
     try:
         with os.scandir(folder) as entries:
             return sum(e.name.isdigit() for e in entries)
-    except FileNotFoundError:
+    except OSError:  # not there (yet), or not a folder: nothing done there
         return 0
 
 
 def _mtime(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
-    except FileNotFoundError:
+    except OSError:
         return 0
 
 

@@ -22,7 +22,7 @@ from magicgui.widgets import CheckBox, Container, FileEdit, ProgressBar, SpinBox
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info
 
-from napari_dacapo.blockwise import split_zarr_path
+from napari_dacapo.blockwise.locations import check_output_path
 from napari_dacapo.gui.blockwise_job import (
     BlocksDone,
     BlockwiseJob,
@@ -110,16 +110,10 @@ class BlockwisePanel(Container):
             return (f"Blockwise prediction reads the image from a zarr array on disk, and "
                     f"'{image.name}' is not one. Save it as .zarr (File > Save Selected "
                     f"Layers) and open that file, or choose the mode 'tiles in memory'.")
-        try:
-            container, dataset = split_zarr_path(self.output_edit.value)
+        try:  # as the job itself will check it (one place: blockwise.locations)
+            check_output_path(self.output_edit.value, [source], what="image")
         except ValueError as e:
             return f"Output: {e}"
-        if not dataset:
-            return (f"Output '{self.output_edit.value}' names no dataset: add one after the "
-                    f"container, e.g. {container}/prediction.")
-        if (container.absolute(), dataset.strip("/")) == (source[0].absolute(),
-                                                          source[1].strip("/")):
-            return "The output is the image itself: choose another output."
         return ""
 
     def make_job(self, image: Any, store_root: Path, run: str, checkpoint: str,
