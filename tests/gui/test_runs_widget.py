@@ -354,3 +354,20 @@ def test_a_3d_runs_validation_region_loads_to_the_same_config(
     assert panel.continue_button.toolTip() == "Run 'cube' has no checkpoint yet: press Train."
     store.check_run_config(panel._config)
 
+
+
+def test_a_followed_run_deleted_meanwhile_is_dropped_once(browser, qtbot, trained_store):
+    import shutil
+
+    viewer, widget = browser
+    select(widget, qtbot)
+    widget.follow_check.setChecked(True)
+    widget.timer.setInterval(50)
+    widget.status.setText("")
+    shutil.rmtree(trained_store.run_dir("tiny_2d"))
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 0, timeout=20_000)
+    qtbot.wait(300)  # more ticks: nothing left to poll
+    assert widget.selected is None and not widget.workers
+    assert widget.status.text() == f"Run 'tiny_2d' is no longer in {trained_store.root}."
+    assert "Reading failed" not in widget.status.text()
+    assert not widget.open_button.isEnabled()

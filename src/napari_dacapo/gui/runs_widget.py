@@ -96,6 +96,7 @@ class RunsWidget(QWidget):
         self.workers: set[Any] = set()
         # Set when the Qt widget is gone: results of late workers are then dropped.
         self._closed = threading.Event()
+        self._gone = ""  # a note on a selected run deleted meanwhile, shown once read
         self.destroyed.connect(self._closed.set)
 
         self.store_edit = FileEdit(mode="d", value=self.store.root)
@@ -194,7 +195,9 @@ class RunsWidget(QWidget):
         self.table.setRowCount(len(runs))
         for row, name in enumerate(runs):
             self._fill_row(row, runs[name])
-        self.status.setText("" if runs else f"No runs stored in {self.store.root} yet.")
+        self.status.setText(self._gone or ("" if runs else
+                                           f"No runs stored in {self.store.root} yet."))
+        self._gone = ""
         if current in runs:
             self.table.selectRow(list(runs).index(current))
         self._refresh_enabled()
@@ -223,8 +226,16 @@ class RunsWidget(QWidget):
 
     def _on_timer_timeout(self) -> None:
         # One read at a time: a slow disk must not pile up workers.
-        if self.selected is not None and not self.workers:
-            self._poll(self.selected.name, self.selected.stamp, first=False)
+        if self.selected is None or self.workers:
+            return
+        name = self.selected.name
+        if not self.store.has_run(name):  # deleted: say so once, not at every poll
+            self._gone = f"Run '{name}' is no longer in {self.store.root}."
+            self.table.clearSelection()
+            self.plots.reset()
+            self.refresh()
+            return
+        self._poll(name, self.selected.stamp, first=False)
 
     def _poll(self, name: str, stamp: tuple[Any, ...], first: bool) -> None:
         """Read what changed in run ``name`` since ``stamp`` (in a worker)."""
