@@ -274,8 +274,12 @@ def test_bad_segmentations_are_refused_with_the_fix(runs):
     store.store_run_config(tiny_config(2, name="affs_x").replace(task_config=(
         AffinitiesTaskConfig(name="affs_x", neighborhood=[[0, 1], [0, 2]]))))
     stored_best(store, "affs_x", "voi", 4)
+    # Four affinity channels, as the "affs" run predicts them (written here: this test
+    # must not depend on another one having run first).
+    write_zarr_array(folder / "bad.zarr", "affs", np.zeros((4, *SHAPE), np.float32),
+                     voxel_size=(1, 1), axis_names=["c^", "y", "x"], chunks=(4, BLOCK, BLOCK))
     refused(ValueError, "no one-step offset along spatial axis 0", run="affs_x",
-            criterion="voi", prediction=f"{folder}/affs.zarr/pred")
+            criterion="voi", prediction=f"{folder}/bad.zarr/affs")
 
 
 def test_predict_command_segments_after_predicting(runs, monkeypatch):
