@@ -87,13 +87,13 @@ def _read_container(container: Path, dataset: str) -> list[LayerData]:
     """:func:`read_zarr`, except for a zarr container of a run folder opened on its own
     (``snapshots.zarr``, ``data/train_raw.zarr`` ...): placed by the run's world factor,
     and an output container shows its latest iteration, as the run folder would."""
-    from napari_dacapo.store.file_store import CONFIG_FILE, read_display
+    from napari_dacapo.store.file_store import CONFIG_FILE, world_factor_of
 
     run_dir = next((folder for folder in container.parents[:2]
                     if (folder / CONFIG_FILE).is_file()), None)
     if run_dir is None:
         return read_zarr(container, dataset)
-    factor = float(read_display(run_dir).get("world_factor", 1))
+    factor = world_factor_of(run_dir)
     if dataset or container.parent.name in RUN_INPUTS:
         return read_zarr(container, dataset, factor)
     return _run_container_layers(run_dir, container, factor)
@@ -123,10 +123,10 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
     predictions), the arrays of the latest iteration, or all arrays if not per iteration.
     They are placed as the layers the run was trained on: divided by the run's world factor
     (:meth:`~napari_dacapo.store.file_store.FileStore.store_display`)."""
-    from napari_dacapo.store.file_store import read_display
+    from napari_dacapo.store.file_store import world_factor_of
 
     run_dir = Path(run_dir)
-    factor = float(read_display(run_dir).get("world_factor", 1))
+    factor = world_factor_of(run_dir)
     # Containers directly in the run folder or in a plain subfolder (e.g. predictions/);
     # never a walk through the containers' own chunk files.
     folders = [run_dir] + [

@@ -24,7 +24,7 @@ from napari_dacapo.experiments.starts.start_config import StartConfig
 from napari_dacapo.experiments.tasks.task_config import TaskConfig
 from napari_dacapo.experiments.trainers.trainer_config import TrainerConfig
 from napari_dacapo.store.atomic import atomic_write_text
-from napari_dacapo.store.file_store import read_display
+from napari_dacapo.store.file_store import world_factor_of
 
 __all__ = ["load_settings", "save_settings"]
 
@@ -75,7 +75,7 @@ def load_settings(path: str | Path) -> dict[str, Any]:
         return settings
     settings = {key: getattr(config, key) for key in (*PARTS, *RUN_FIELDS) if hasattr(config, key)}
     # A stored run's config is in its integer world units; the forms show the layers'.
-    factor = float(read_display(Path(path).parent).get("world_factor", 1))
+    factor = world_factor_of(Path(path).parent)
     if "task_config" in settings:
         settings["task_config"] = scale_world_lengths(settings["task_config"], 1 / factor)
     return settings

@@ -22,7 +22,7 @@ from napari_dacapo.experiments import (
     RunConfig,
 )
 from napari_dacapo.experiments.configs import scale_world_lengths
-from napari_dacapo.store.file_store import FileStore, StoreError, read_display
+from napari_dacapo.store.file_store import FileStore, StoreError, world_factor_of
 
 from .controller import RunPrepared, TrainingController, ValidationSummary
 from .data_check import DataCheck
@@ -147,7 +147,7 @@ class TrainWidget(QWidget):
         start = getattr(run_config.start_config, "run", None)
         for name in (run_config.name, start):
             if name and self.store.has_run(name):
-                return float(read_display(self.store.run_dir(name)).get("world_factor", 1))
+                return world_factor_of(self.store.run_dir(name))
         return 1.0
 
     def load_run(self, name: str) -> None:

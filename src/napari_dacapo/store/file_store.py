@@ -793,6 +793,12 @@ def read_display(run_dir: str | Path) -> dict[str, Any]:
     return display if isinstance(display, dict) else {}
 
 
+def world_factor_of(run_dir: str | Path) -> float:
+    """The world factor recorded in ``run_dir`` (:func:`read_display`): its values divided
+    by it are the napari units of the layers the run was trained on; 1 when none is."""
+    return float(read_display(run_dir).get("world_factor", 1))
+
+
 def _saved(state: dict[str, Any]) -> bytes:
     """``state`` as ``torch.save`` writes it, in bytes (nested in a checkpoint)."""
     import torch
