@@ -169,6 +169,25 @@ def test_predict_command_with_workers(setup):
     assert result.exit_code == 2 and "need --workers" in result.output
 
 
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.VoxelSizeWarning")
+def test_predict_command_with_workers_warns_of_another_voxel_size_once(setup, tmp_path):
+    """Once, before the workers start; not again by every worker (into its log)."""
+    store, name, _, raw = setup
+    write_zarr_array(tmp_path / "coarse.zarr", "raw", raw, voxel_size=(2, 2))
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", f"{tmp_path}/coarse.zarr/raw",
+        f"{tmp_path}/out.zarr/pred", "--store", str(store.root), "--device", "cpu",
+        "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    said = ("Warning: The input's voxel size (2, 2) differs from the voxel size of the data run "
+            "'blockwise' was trained on, (1, 1)")
+    assert result.output.count(said) == 1, result.output
+    assert result.output.index(said) < result.output.index("block/s")  # before the workers
+    logs = [p for p in (tmp_path / "out.zarr.blocks").rglob("*") if p.is_file()
+            and "logs" in p.parts]
+    assert logs and not [p for p in logs if "voxel size" in p.read_text(errors="replace")]
+
+
 def test_block_layout(setup):
     """Blocks of whole tiles: as many as one grouped read holds, yet 2 blocks per worker."""
     store, name, folder, _ = setup
@@ -230,6 +249,7 @@ def test_worker_threads(setup):
                           tiles_per_block=1, store=store, **FP32)
 
 
+@pytest.mark.filterwarnings("ignore::napari_dacapo.predict.VoxelSizeWarning")
 def test_blockwise_outputs_open_where_their_input_opens(setup):
     """An input saved from layers at a fractional scale records its world factor; the
     prediction and the labels made from it take it over, so napari places all three alike."""
@@ -296,6 +316,7 @@ def test_unusable_checkpoint_or_device_is_refused_before_any_output(setup, tmp_p
     assert nothing_written(output)
 
 
+@pytest.mark.filterwarnings("ignore::napari_dacapo.predict.VoxelSizeWarning")
 def test_regions_must_lie_inside_the_input(setup, tmp_path):
     store, name, folder, raw = setup
     output = tmp_path / "out.zarr" / "pred"

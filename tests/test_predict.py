@@ -21,18 +21,26 @@ import napari_dacapo.predict as predict_module
 from napari_dacapo.checkpoints import load_model, load_run
 from napari_dacapo.cli import main
 from napari_dacapo.examples import synthetic_blobs
-from napari_dacapo.experiments import IntensitiesArrayConfig, NumpyArrayConfig
+from napari_dacapo.experiments import (
+    DummyDataSplitConfig,
+    IntensitiesArrayConfig,
+    NumpyArrayConfig,
+)
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
     raw_as_float32,
     voxel_slices,
 )
 from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+    ZarrArrayConfig,
+)
 from napari_dacapo.experiments.run import Run
 from napari_dacapo.export import export_model
 from napari_dacapo.predict import (
     PredictionStarted,
     TileGeometry,
     TilePredicted,
+    VoxelSizeWarning,
     apply,
     assemble,
     model_input,
@@ -41,6 +49,10 @@ from napari_dacapo.predict import (
     read_input,
     tile_dtype,
     training_intensity_range,
+    training_raw_configs,
+    training_voxel_sizes,
+    unchecked_voxel_size,
+    voxel_size_mismatch,
 )
 from napari_dacapo.store.file_store import CheckpointError, FileStore, StoreError
 from napari_dacapo.train import train_run
@@ -217,6 +229,7 @@ def test_input_that_does_not_fit_the_model_is_refused(trained, raw, message):
         predict(name, 6, raw, store=store)
 
 
+@pytest.mark.filterwarnings("ignore::napari_dacapo.predict.VoxelSizeWarning")
 def test_voxel_size_and_offset_place_the_tiles(trained):
     store, name = trained
     raw = blobs((40, 30))
@@ -232,6 +245,97 @@ def test_voxel_size_and_offset_place_the_tiles(trained):
     assert tiles[0].roi == Roi((30, -8), (48, 32))  # a 16x16 tile of 3x2 voxels
     with pytest.raises(ValueError, match="not on the voxel grid"):
         predict(name, 6, raw, store=store, voxel_size=(3, 2), offset=(1, 0))
+
+
+def test_an_input_of_another_voxel_size_than_the_training_data_is_warned_of(trained, tmp_path):
+    store, name = trained
+    raw = blobs((40, 30))
+    said = (r"The input's voxel size \(2, 2\) differs from the voxel size of the data run "
+            r"'tiny_2d' was trained on, \(1, 1\): .* Resample the image to that voxel size; "
+            r"or, if the image's voxel size is recorded wrongly, give the right one "
+            r"\(voxel_size= for an array")
+    with pytest.warns(VoxelSizeWarning, match=said):
+        predict(name, 6, raw, store=store, voxel_size=(2, 2))
+    write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(4, 4))
+    zarr_input = ZarrArrayConfig(name="in", file_name=tmp_path / "in.zarr", dataset="raw")
+    events = predict_tiles(name, 6, zarr_input, store=store)
+    with pytest.warns(VoxelSizeWarning, match=r"voxel size \(4, 4\) differs"):
+        assert isinstance(next(events), PredictionStarted)  # before any tile
+    events.close()
+
+
+def test_an_input_of_the_training_voxel_size_is_not_warned_of(trained, tmp_path):
+    store, name = trained
+    raw = blobs((40, 30))
+    write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(1, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict(name, 6, raw, store=store, voxel_size=(1, 1))
+        predict(name, 6, raw, store=store)  # the training data's voxel size, taken over
+        predict(name, 6, ZarrArrayConfig(name="in", file_name=tmp_path / "in.zarr",
+                                         dataset="raw"), store=store)
+        with unchecked_voxel_size():  # where the caller compared it already
+            predict(name, 6, raw, store=store, voxel_size=(2, 2))
+    assert not [w for w in caught if issubclass(w.category, VoxelSizeWarning)]
+
+
+def test_voxel_sizes_of_every_training_dataset_and_of_datasplits_without_raw_configs(
+    trained, tmp_path
+):
+    store, _ = trained
+    config = tiny_config(2, name="two_sizes")
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    coarse = train.replace(name="coarse", gt_config=None,
+                           raw_config=train.raw_config.replace(voxel_size=Coordinate(2, 2)))
+    two = config.replace(datasplit_config=split.replace(
+        train_configs=[train, coarse, train.replace(name="again")]))
+    assert training_voxel_sizes(two) == [(1, 1), (2, 2)]
+    assert voxel_size_mismatch((2, 2), training_voxel_sizes(two), "r") == ""  # any one
+    assert "differs from each voxel size of the data run 'r' was trained on, (1, 1), (2, 2):" in (
+        voxel_size_mismatch((3, 3), training_voxel_sizes(two), "r"))
+    # Training data that cannot be opened (a cluster node may not see it): nothing to say.
+    gone = train.replace(raw_config=ZarrArrayConfig(name="gone", file_name=tmp_path / "gone.zarr",
+                                                    dataset="raw"))
+    assert training_voxel_sizes(config.replace(
+        datasplit_config=split.replace(train_configs=[gone]))) == []
+    # A datasplit that names no raw array config (DaCapo's DummyDataSplitConfig): the
+    # voxel size of its training dataset's raw data, stored with the run.
+    dummy = store_untrained(store, config.replace(
+        name="dummy_split", datasplit_config=DummyDataSplitConfig(name="one", train_config=coarse)))
+    with pytest.warns(VoxelSizeWarning, match=r"\(1, 1\) differs from the voxel size of the "
+                      r"data run 'dummy_split' was trained on, \(2, 2\)"):
+        predict(dummy, 0, blobs((40, 30)), store=store, voxel_size=(1, 1))
+
+
+def test_a_dummy_datasplit_rescales_prediction_input_as_it_trained(upsampling):
+    """A DummyDataSplitConfig's one training dataset counts as the training data: its
+    raw rescaling (here from [0, 100]) is repeated at prediction (it was skipped)."""
+    store, name = upsampling
+    run = load_run(name, store)[0]
+    train = run.config.datasplit_config.train_configs[0]
+    dummy = run.config.replace(datasplit_config=DummyDataSplitConfig(name="one",
+                                                                     train_config=train))
+    assert training_raw_configs(dummy) == [train.raw_config]
+    dummy_run = load_run(store_untrained(store, dummy.replace(name="dummy_rescaled")), store)[0]
+    assert training_intensity_range(dummy_run) == (0.0, 100.0)
+
+
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.VoxelSizeWarning")
+def test_cli_predict_warns_of_another_voxel_size_before_predicting(trained, tmp_path):
+    store, name = trained
+    write_zarr_array(tmp_path / "data.zarr", "raw", blobs((40, 30)), voxel_size=(2, 2))
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--store", str(store.root), str(tmp_path / "data.zarr/raw"),
+        str(tmp_path / "data.zarr/pred")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    warned = [i for i, line in enumerate(lines) if line.startswith(
+        "Warning: The input's voxel size (2, 2) differs from the voxel size of the data run "
+        "'tiny_2d' was trained on, (1, 1)")]
+    assert len(warned) == 1 and "Resample the image" in lines[warned[0]]
+    assert warned[0] < next(i for i, line in enumerate(lines) if line.startswith("Predicting"))
+    assert "VoxelSizeWarning" not in result.output and "predict.py" not in result.output
 
 
 def test_tile_groups_cut_each_tile_input_from_the_group_and_cover_the_roi_once(random_weights):
@@ -357,6 +461,7 @@ def test_export_round_trip(trained, tmp_path):
     assert post["parameters"]["id"] == best["parameters_id"]
 
 
+@pytest.mark.filterwarnings("ignore::napari_dacapo.predict.VoxelSizeWarning")
 def test_cli_validate_predict_and_export(trained, tmp_path):
     store, name = trained
     root = tmp_path / "runs"

@@ -20,8 +20,10 @@ so a viewer can fill a layer tile by tile and cancel by no longer asking for til
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import itertools
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from napari_dacapo.checkpoints import Checkpoint
     from napari_dacapo.experiments.device import PrecisionPlan
     from napari_dacapo.experiments.run import Run
+    from napari_dacapo.experiments.run_config import RunConfig
     from napari_dacapo.store.file_store import FileStore
 
 __all__ = [
@@ -63,6 +66,10 @@ __all__ = [
     "apply",
     "post_processing",
     "NON_FINITE_PREDICTION",
+    "VoxelSizeWarning",
+    "training_voxel_sizes",
+    "voxel_size_mismatch",
+    "unchecked_voxel_size",
 ]
 
 
@@ -450,10 +457,12 @@ def predict_array(
 _PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
 
 
-def training_raw_configs(run: Run) -> list[Any]:
-    """The raw array config of each training dataset in the run's config (those the
-    datasplit config names: none for a datasplit that is not a list of datasets)."""
-    datasets = getattr(run.config.datasplit_config, "train_configs", None) or []
+def training_raw_configs(run: Run | RunConfig) -> list[Any]:
+    """The raw array config of each training dataset in the run's config (a run or its
+    config): the datasets a TrainValidateDataSplitConfig lists, or the one of a
+    DummyDataSplitConfig."""
+    split = getattr(run, "config", run).datasplit_config
+    datasets = getattr(split, "train_configs", None) or [getattr(split, "train_config", None)]
     return [c for c in (getattr(d, "raw_config", None) for d in datasets) if c is not None]
 
 
@@ -511,6 +520,86 @@ def training_raw(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> Array:
     return datasets[0].raw
 
 
+class VoxelSizeWarning(UserWarning):
+    """The input of a prediction has a voxel size that the run's training data has not
+    (see :func:`voxel_size_mismatch`)."""
+
+
+#: What to do about an input whose voxel size is not the training data's.
+VOXEL_SIZE_FIX = (
+    "Resample the image to that voxel size; or, if the image's voxel size is recorded "
+    "wrongly, give the right one (voxel_size= for an array; for a zarr array the "
+    "voxel_size of its ZarrArrayConfig, or of its attributes)."
+)
+
+#: False where prediction_input leaves the voxel size unchecked (unchecked_voxel_size).
+_CHECK_VOXEL_SIZE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "napari_dacapo_check_voxel_size", default=True
+)
+
+
+def training_voxel_sizes(run: Run | RunConfig) -> list[Coordinate]:
+    """The distinct voxel sizes of the raw data that the run (or run config) trains on, in
+    dataset order; ``[]`` when that data cannot be opened (a cluster node may not see it).
+
+    Only the raw arrays the datasplit config names are opened (a run made in napari keeps
+    them in ``data/*.zarr`` in its folder), or, for a datasplit that names none, its
+    training datasets.
+    """
+    config = getattr(run, "config", run)
+    try:
+        if configs := training_raw_configs(config):
+            arrays = [c.array() for c in configs]
+        else:
+            split = config.datasplit_config
+            arrays = [d.raw for d in split.datasplit_type(split).train]
+    except (OSError, ValueError):
+        return []
+    return list(dict.fromkeys(Coordinate(a.voxel_size) for a in arrays))
+
+
+def voxel_size_mismatch(
+    voxel_size: Sequence[float],
+    training: Sequence[Sequence[float]],
+    run_name: str,
+    *,
+    what: str = "The input's voxel size",
+    fix: str = VOXEL_SIZE_FIX,
+) -> str:
+    """Why a prediction of an input of ``voxel_size`` may be meaningless: the voxel sizes
+    of run ``run_name``'s training data, ``training``, do not include it ('' when they do,
+    or are unknown). Sizes are equal to a relative 1e-6 (napari's scales are floats)."""
+    if not training or any(
+        len(size) == len(voxel_size) and np.allclose(voxel_size, size, rtol=1e-6, atol=0)
+        for size in training
+    ):
+        return ""
+    which = "the voxel size" if len(training) == 1 else "each voxel size"
+    return (
+        f"{what} {_size_text(voxel_size)} differs from {which} of the data run '{run_name}' "
+        f"was trained on, {', '.join(map(_size_text, training))}: the network sees "
+        f"structures at another size than it learned, and its prediction may be "
+        f"meaningless. {fix}"
+    )
+
+
+def _size_text(size: Sequence[float]) -> str:
+    return f"({', '.join(f'{float(v):g}' for v in size)})"
+
+
+@contextlib.contextmanager
+def unchecked_voxel_size() -> Iterator[None]:
+    """Within it (in this thread), :func:`prediction_input` does not compare the input's
+    voxel size with the training data's: for callers that compared it already (blockwise
+    workers: their job did, once) or compare it in units of their own (the predict panel,
+    in the layers' units)."""
+    token = _CHECK_VOXEL_SIZE.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_VOXEL_SIZE.reset(token)
+
+
 def prediction_input(
     run: Run,
     raw: Any,
@@ -540,6 +629,14 @@ def prediction_input(
     ------
     ValueError, TypeError
         Naming the mismatch (dimensions, channels, geometry) and the fix.
+
+    Warns
+    -----
+    VoxelSizeWarning
+        If the input's voxel size is none of the training raw data's (unless it was taken
+        from them, the training data cannot be opened, or within
+        :func:`unchecked_voxel_size`): the network would see structures at another size
+        than it learned. A warning, not an error: it may be meant.
     """
     from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import (
         ArrayConfig,
@@ -559,6 +656,7 @@ def prediction_input(
         f"{'(*spatial) or ' if channels == 1 else ''}(channels, *spatial) with "
         f"{dims} spatial axes"
     )
+    checked = True  # whether to compare the input's voxel size with the training data's
     if isinstance(raw, ArrayConfig):
         if voxel_size is not None or offset is not None:
             raise ValueError(
@@ -577,6 +675,7 @@ def prediction_input(
             raise ValueError(f"raw has shape {tuple(raw.shape)}, but {expected}.")
         if voxel_size is None:
             voxel_size = training_raw(run, "the voxel size").voxel_size
+            checked = False  # the training data's: nothing to compare
         config = NumpyArrayConfig(
             name="input",
             data=reopened_for_reading(raw),
@@ -620,6 +719,12 @@ def prediction_input(
             f"offset {tuple(array.offset)} is not on the voxel grid of voxel_size "
             f"{tuple(array.voxel_size)}; give an offset that is a multiple of the voxel size."
         )
+    if checked and _CHECK_VOXEL_SIZE.get():
+        mismatch = voxel_size_mismatch(
+            array.voxel_size, training_voxel_sizes(run.config), run.name
+        )
+        if mismatch:
+            warnings.warn(mismatch, VoxelSizeWarning, stacklevel=2)
     return array
 
 

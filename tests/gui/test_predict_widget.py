@@ -211,3 +211,79 @@ def test_provisional_tile_labels_never_share_an_id(trained_store, monkeypatch):
            if isinstance(e, TileDone)]
     assert sum(1 for tile in ids if tile) > 1  # several tiles hold objects
     assert sum(len(tile) for tile in ids) == len(set().union(*ids))  # none shared
+
+
+def test_an_image_of_another_voxel_size_is_noted_and_warned_of(predict_panel, qtbot,
+                                                               monkeypatch):
+    import napari_dacapo.predict as predict_module
+    from napari_dacapo.gui import predict_widget
+
+    warned: list[str] = []
+    monkeypatch.setattr(predict_widget, "show_warning", warned.append)
+    compared: list[tuple] = []  # by the prediction itself, in the worker
+    monkeypatch.setattr(predict_module, "voxel_size_mismatch",
+                        lambda *args, **kwargs: compared.append(args) or "")
+    viewer, widget = predict_panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    image = viewer.add_image(raw, name="blobs", scale=(2, 2))
+    widget.labels_check.value = False
+    note = ("Note: run 'tiny_2d' was trained on voxel size (1, 1), the image has (2, 2): "
+            "resample it, or correct its scale if that is wrong.")
+    assert widget.status.value == note
+    assert widget.predict_button.enabled  # a note, not a reason to refuse
+
+    run_prediction(widget, qtbot)
+    assert len(warned) == 1 and warned[0].startswith(
+        "The voxel size of image 'blobs' (its layer scale) (2, 2) differs from the voxel size "
+        "of the data run 'tiny_2d' was trained on, (1, 1): ")
+    assert "set it to the image's voxel size" in warned[0]
+    assert "viewer.layers['blobs'].scale" in warned[0]
+    assert widget.status.value.startswith("Predicted") and widget.status.value.endswith(note)
+    # Said once, by the panel, in the layers' units: the prediction in the worker (whose
+    # integer units may differ from the run's) leaves it to the panel.
+    assert compared == []
+
+    image.scale = (1, 1)  # corrected: the note goes
+    assert "Note" not in widget.status.value
+    warned.clear()
+    run_prediction(widget, qtbot)
+    assert warned == [] and widget.status.value.startswith("Predicted")
+
+
+def test_voxel_sizes_compare_in_the_layers_units(trained_store, tmp_path):
+    """A run trained on layers at scale 0.1 records voxel size 1 in units of 1/10 (world
+    factor 10); blockwise, the zarr array's voxel size counts (in the layers' units), which
+    the layer may show otherwise (napari's own zarr reader: scale 1)."""
+    import dask.array as da
+    import zarr
+    from napari.layers import Image
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+    from napari_dacapo.gui.prediction_job import training_scales, voxel_size_warning
+
+    config = trained_store.retrieve_run_config("tiny_2d")
+    assert training_scales(trained_store, config) == [(1.0, 1.0)]
+    trained_store.store_display("tiny_2d", {"world_factor": 10})
+    assert training_scales(trained_store, config) == [(0.1, 0.1)]
+    raw = np.zeros((40, 40), np.uint8)
+    fine = Image(raw, scale=(0.1, 0.1), translate=(0.05, 0))
+    assert voxel_size_warning(fine, 2, False, [(0.1, 0.1)], "r") == ("", "")
+    note, warning = voxel_size_warning(Image(raw, scale=(1, 1)), 2, False, [(0.1, 0.1)], "r")
+    assert note == ("Note: run 'r' was trained on voxel size (0.1, 0.1), the image has "
+                    "(1, 1): resample it, or correct its scale if that is wrong.")
+
+    write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(5, 5))
+    zarr.open_array(str(tmp_path / "in.zarr"), path="raw", mode="r+").attrs[
+        "napari_dacapo"] = {"world_factor": 10}
+    lazy = da.from_zarr(zarr.open_array(str(tmp_path / "in.zarr"), path="raw", mode="r"))
+    layer = Image(lazy, name="z")
+    assert voxel_size_warning(layer, 2, True, [(0.5, 0.5)], "r") == ("", "")
+    note, warning = voxel_size_warning(layer, 2, True, [(1.0, 1.0), (2.0, 2.0)], "r")
+    assert warning.startswith(
+        "The voxel size of image 'z' (as its zarr array records it) (0.5, 0.5) differs from "
+        "each voxel size of the data run 'r' was trained on, (1, 1), (2, 2): ")
+    assert warning.endswith("correct the array's voxel_size attribute.")
+    assert note.startswith("Note: run 'r' was trained on voxel sizes (1, 1), (2, 2), the "
+                           "image has (0.5, 0.5)")

@@ -243,12 +243,17 @@ class _BlockPredictor:
         from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
             ZarrArrayConfig,
         )
-        from napari_dacapo.predict import prediction_device_plan, prediction_input
+        from napari_dacapo.predict import (
+            prediction_device_plan,
+            prediction_input,
+            unchecked_voxel_size,
+        )
         from napari_dacapo.store.file_store import FileStore
 
         run, store = load_run(job.run, FileStore(job.store_root))
         rescale = tuple(job.rescale) if isinstance(job.rescale, list) else job.rescale
-        self.raw = prediction_input(run, from_dict(job.input), rescale=rescale)
+        with unchecked_voxel_size():  # predict_blockwise warned of it, once for all workers
+            self.raw = prediction_input(run, from_dict(job.input), rescale=rescale)
         self.device, self.plan = prediction_device_plan(run, job.device, job.precision)
         self.model = load_model(run, job.iteration, store, copy=False).to(self.device)
         if self.plan.channels_last:
@@ -391,6 +396,12 @@ def predict_blockwise(
         checkpoint that cannot be read, a device this machine lacks (local workers), a
         region that is empty, off the voxel grid or not inside the input, or an output
         that another job wrote (without ``overwrite``); each naming the fix.
+
+    Warns
+    -----
+    VoxelSizeWarning
+        Before any worker starts, once (not by every worker), if the input's voxel size is
+        none of the training data's (see :func:`napari_dacapo.predict.prediction_input`).
     """
     from napari_dacapo.checkpoints import load_run, resolve_checkpoint
     from napari_dacapo.experiments.configs import to_dict

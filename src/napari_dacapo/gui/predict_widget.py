@@ -34,10 +34,12 @@ from napari_dacapo.gui.prediction_job import (
     TileDone,
     image_mismatch,
     prediction_events,
+    read_predict_info,
+    voxel_size_warning,
 )
 from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi
-from napari_dacapo.gui.run_info import RunInfo, read_run_info
+from napari_dacapo.gui.run_info import RunInfo
 from napari_dacapo.predict import NON_FINITE_PREDICTION, PredictionStarted
 from napari_dacapo.store.file_store import FileStore
 
@@ -66,6 +68,8 @@ class PredictWidget(Container):
         self.viewer = viewer
         self.store = store or FileStore()
         self.info: RunInfo | None = None
+        self._training_scales: list[tuple[float, ...]] = []  # of the run in self.info
+        self._image: Any = None  # the chosen image, whose scale the status follows
         self.worker: Any = None
         self._info_worker: Any = None
         self._cancel = threading.Event()
@@ -136,10 +140,20 @@ class PredictWidget(Container):
         self._refresh_enabled()
 
     def _on_image_choice_changed(self, image: Any = None) -> None:
+        # The status notes a voxel size the run was not trained on: also once rescaled.
+        if self._image is not None:
+            self._image.events.scale.disconnect(self._on_image_scale_changed)
+        self._image = image
+        if image is not None:
+            image.events.scale.connect(self._on_image_scale_changed)
         # Images stored as zarr may be bigger than memory: blockwise unless the user says.
         if image is not None:
             self.mode_choice.value = BLOCKWISE if zarr_location(image) else TILES
         self._show_mode()
+
+    def _on_image_scale_changed(self, _: Any = None) -> None:
+        if not self._closed.is_set():
+            self._refresh_enabled()
 
     def _show_mode(self, _: Any = None) -> None:
         """Show the blockwise settings in blockwise mode, with the output suggested for
@@ -160,16 +174,17 @@ class PredictWidget(Container):
         name = self.run_choice.value
         if name is not None:
             # Read off the GUI thread: the run may live on a slow (network) disk.
-            self._info_worker = create_worker(read_run_info, self.store, name,
+            self._info_worker = create_worker(read_predict_info, self.store, name,
                                               _start_thread=False)
             self._info_worker.returned.connect(self._on_info_worker_returned)
             self._info_worker.start()
         self._refresh_enabled()
 
-    def _on_info_worker_returned(self, info: RunInfo) -> None:
+    def _on_info_worker_returned(self, read: tuple[RunInfo, list]) -> None:
+        info, scales = read
         if self._closed.is_set() or info.name != self.run_choice.value:
             return  # the user picked another run meanwhile
-        self.info = info
+        self.info, self._training_scales = info, scales
         self.checkpoint_choice.reset_choices()
         self._show_mode()
 
@@ -213,7 +228,22 @@ class PredictWidget(Container):
         self.predict_button.enabled = not reason
         self.predict_button.tooltip = reason or "Predict the image with this checkpoint"
         self.cancel_button.enabled = self.running
-        self.status.value = reason or self._outcome
+        # Blockwise, the voxel size is the zarr array's: read at Predict, not at every
+        # refresh (GUI thread; the file may be on a slow disk).
+        note = "" if reason or blockwise else self.voxel_size_warning()[0]
+        self.status.value = reason or " ".join(filter(None, (self._outcome, note)))
+
+    def voxel_size_warning(self) -> tuple[str, str]:
+        """``(note, warning)`` when the chosen image's voxel size is none that the run
+        was trained on (see :func:`.prediction_job.voxel_size_warning`), else
+        ``("", "")``."""
+        image = self.image_choice.value
+        if image is None or self.info is None:
+            return "", ""
+        return voxel_size_warning(
+            image, self.info.dims or spatial_dims(image), self.mode_choice.value == BLOCKWISE,
+            self._training_scales, self.info.name,
+        )
 
     # -- running -------------------------------------------------------------------------------
 
@@ -255,6 +285,9 @@ class PredictWidget(Container):
             return
         image = self.image_choice.value
         self._outcome = ""
+        warning = self.voxel_size_warning()[1]
+        if warning:  # said before any work; predicting at another scale may be meant
+            show_warning(warning)
         if blockwise:
             self.blockwise.start(job, layer_name(job.run, f"prediction {image.name}"))
             self._refresh_enabled()

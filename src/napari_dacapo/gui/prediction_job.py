@@ -17,11 +17,20 @@ from funlib.geometry import Roi
 
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
 from napari_dacapo.gui.layer_arrays import layer_data, spatial_dims
-from napari_dacapo.gui.run_info import RunInfo
-from napari_dacapo.predict import PredictionStarted, TileGeometry, TilePredicted
-from napari_dacapo.store.file_store import FileStore
+from napari_dacapo.gui.layer_storage import zarr_location
+from napari_dacapo.gui.run_info import RunInfo, read_run_info
+from napari_dacapo.predict import (
+    PredictionStarted,
+    TileGeometry,
+    TilePredicted,
+    training_voxel_sizes,
+    unchecked_voxel_size,
+    voxel_size_mismatch,
+)
+from napari_dacapo.store.file_store import FileStore, world_factor_of
 
-__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch"]
+__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch",
+           "read_predict_info", "training_scales", "voxel_size_warning"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,10 @@ def prediction_events(
 
     events = predict_tiles(run, job.checkpoint, source, store=store)
     try:
-        first = next(events)
+        # The panel compared the image's voxel size, in the layers' units: the job's
+        # integer units may be finer than the run's (another world factor).
+        with unchecked_voxel_size():
+            first = next(events)
         output = region.snap_to_grid(first.voxel_size, mode="grow").intersect(first.roi)
         start = dataclasses.replace(first, roi=output)
         whole = np.zeros(start.shape, np.float32) if process else None
@@ -168,3 +180,67 @@ def image_mismatch(image: Any, info: RunInfo) -> str:
         return (f"Image '{image.name}' has {found} channel(s) but the network of run "
                 f"'{info.name}' takes {channels}{hint}: pick an image with {channels}.")
     return ""
+
+
+def read_predict_info(store: FileStore, name: str) -> tuple[RunInfo, list[tuple[float, ...]]]:
+    """What the predict panel shows of run ``name`` (:func:`read_run_info`) and the voxel
+    sizes it was trained on (:func:`training_scales`); read in a worker (opens the
+    training data's metadata)."""
+    info = read_run_info(store, name)
+    return info, training_scales(store, info.config)
+
+
+def training_scales(store: FileStore, config: Any) -> list[tuple[float, ...]]:
+    """The voxel sizes of the raw data run ``config`` was trained on, in napari's units
+    (divided by the run's world factor: the scales of the layers it was trained on); ``[]``
+    when that data cannot be opened."""
+    factor = world_factor_of(store.run_dir(config.name))
+    return [tuple(float(v) / factor for v in size) for size in training_voxel_sizes(config)]
+
+
+def voxel_size_warning(
+    image: Any, dims: int, blockwise: bool, training: list[tuple[float, ...]], run: str
+) -> tuple[str, str]:
+    """``(note, warning)`` when the voxel size of ``image`` is none of ``training`` (the
+    scales run ``run`` was trained on, :func:`training_scales`), else ``("", "")``: a
+    short note for the panel's status and the whole warning, with the fix.
+
+    The voxel size is the layer's scale, or blockwise (the prediction reads the zarr
+    array) the zarr array's own, in napari's units.
+    """
+    if blockwise:
+        from napari_dacapo._reader import recorded_display
+        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+            ZarrArrayConfig,
+        )
+
+        location = zarr_location(image)
+        if location is None:  # not predicted blockwise (the panel says why)
+            return "", ""
+        container, dataset = location
+        try:
+            array = ZarrArrayConfig(name="input", file_name=container, dataset=dataset).array()
+        except (OSError, ValueError):  # the job will say what is wrong with it
+            return "", ""
+        factor = float(recorded_display(container, dataset).get("world_factor", 1))
+        scale = tuple(float(v) / factor for v in array.voxel_size)
+        what = f"The voxel size of image '{image.name}' (as its zarr array records it)"
+        fix = ("Resample the image to that voxel size; or, if its zarr array records a wrong "
+               "voxel size, correct the array's voxel_size attribute.")
+    else:
+        scale = tuple(float(s) for s in image.scale[-dims:])
+        what = f"The voxel size of image '{image.name}' (its layer scale)"
+        fix = (f"Resample the image to that voxel size; or, if the layer's scale is wrong, "
+               f"set it to the image's voxel size (in napari's console: "
+               f"viewer.layers['{image.name}'].scale = ...).")
+    warning = voxel_size_mismatch(scale, training, run, what=what, fix=fix)
+    if not warning:
+        return "", ""
+
+    def text(size: tuple[float, ...]) -> str:
+        return f"({', '.join(f'{v:g}' for v in size)})"
+
+    sizes = "voxel size" if len(training) == 1 else "voxel sizes"
+    note = (f"Note: run '{run}' was trained on {sizes} {', '.join(map(text, training))}, the "
+            f"image has {text(scale)}: resample it, or correct its scale if that is wrong.")
+    return note, warning
