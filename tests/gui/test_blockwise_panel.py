@@ -150,3 +150,68 @@ def test_a_failed_blockwise_prediction_is_notified_with_its_fix(predict_panel, q
     assert widget.status.value == f"Blockwise prediction failed: {error}"
     assert list(zarr.open_array(output, mode="r")[:]) == [7, 7]  # left alone
     assert widget.predict_button.enabled
+
+
+def test_cancel_once_every_block_is_done_says_the_prediction_finished(
+        predict_panel, qtbot, tmp_path, monkeypatch):
+    """Cancel pressed after the last block, while the prediction's processes still end:
+    nothing is missing, so the panel says (and shows) what a finished prediction does."""
+    import threading
+
+    from napari_dacapo.gui import blockwise_panel
+    from napari_dacapo.gui.blockwise_job import BlocksDone, BlockwiseStarted, OutputReady
+
+    viewer, widget = predict_panel
+    write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((40, 40), np.uint8),
+                     voxel_size=(1, 1))
+    image = viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")[0]
+    output = tmp_path / "out.zarr" / "pred"
+    written = zarr.open_array(output, mode="w", shape=(1, 40, 40), dtype="f4")
+    ending = threading.Event()
+
+    def every_block_done(job, cancel):  # as blockwise_events, while daisy shuts down
+        yield BlockwiseStarted(4, 0)
+        yield OutputReady(written, (1, 1), (0, 0))
+        yield BlocksDone(4, 4)
+        ending.set()
+        cancel.wait(30)
+
+    monkeypatch.setattr(blockwise_panel, "blockwise_events", every_block_done)
+    widget.blockwise.output_edit.value = output
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: ending.is_set() and widget.progress.value == 4, timeout=10_000)
+    assert widget.cancel_button.enabled
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=10_000)
+    assert widget.status.value == f"Predicted 4 blocks into {output}.", widget.status.value
+    assert layer_name("tiny_2d", f"prediction {image.name}") in viewer.layers
+
+
+def test_blocks_done_while_cancelling_are_counted(tmp_path, monkeypatch):
+    """Blocks finished between the last count and Cancel (here the last one) are
+    reported, so that the panel does not take a finished prediction for a cut one."""
+    import subprocess
+    import sys
+    import threading
+
+    from napari_dacapo.gui import blockwise_job
+    from napari_dacapo.gui.blockwise_job import BlocksDone, BlockwiseStarted, blockwise_events
+
+    job = BlockwiseJob(store_root=str(tmp_path), run="r", checkpoint="latest",
+                       input=f"{tmp_path}/in.zarr/raw", output=f"{tmp_path}/out.zarr/pred")
+    monkeypatch.setattr(blockwise_job, "_block_count", lambda job: 2)
+    monkeypatch.setattr(blockwise_job, "_output_ready", lambda job: "output ready")
+    popen = subprocess.Popen
+    monkeypatch.setattr(blockwise_job.subprocess, "Popen", lambda args, **kwargs: popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))  # a child at work
+    cancel = threading.Event()
+    events = blockwise_events(job, cancel)
+    assert next(events) == BlockwiseStarted(2, 0)
+    job.marker_dir.mkdir(parents=True)
+    (job.marker_dir / "job.yaml").write_text("")
+    (job.marker_dir / "0").touch()
+    assert next(events) == "output ready"
+    assert next(events) == BlocksDone(1, 2)
+    (job.marker_dir / "1").touch()  # the last block, done just before Cancel
+    cancel.set()
+    assert list(events) == [BlocksDone(2, 2)]

@@ -161,6 +161,12 @@ def blockwise_events(
                     break
         finally:
             _stop(process)
+        if cancel.is_set():  # blocks done since the last count (e.g. all of them) are kept
+            count = _count_done(job.marker_dir)
+            if not ready and count > first and _mtime(job_file):
+                yield _output_ready(job)
+            if count != done:
+                yield BlocksDone(count, total)
         if process.returncode != 0 and not cancel.is_set():
             log.seek(0)
             raise _child_error(log.read(), process.returncode)

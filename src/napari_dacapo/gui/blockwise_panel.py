@@ -212,9 +212,12 @@ class BlockwisePanel(Container):
         if self._output is not None:
             self._show_output()
         done, total = self.done
+        # Cancelled once every block was done (the child process was still ending): nothing
+        # is missing, so the prediction finished, whatever the button said.
+        finished = self._output is not None and done >= total
         if self._outcome:
             outcome = self._outcome
-        elif self._cancel.is_set():
+        elif self._cancel.is_set() and not finished:
             outcome = (f"Cancelled after {done} of {total} blocks; they stay written. Press "
                        f"Predict again to predict the other blocks.")
             show_info("Blockwise prediction cancelled.")
