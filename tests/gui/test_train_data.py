@@ -176,6 +176,39 @@ def test_live_slot_keeps_the_latest_request():
     slot.put(Roi((0, 0), (4, 4)))
     slot.put(Roi(Coordinate(2, 2), (4, 4)))  # a newer request replaces a waiting one
     assert slot.take() == Roi((2, 2), (4, 4)) and slot.take() is None
+    assert slot.last == Roi((2, 2), (4, 4))  # for the last prediction, at the end
+    slot.put(Roi((0, 0), (4, 4)))
+    slot.forget()  # the live view was switched off
+    assert slot.take() is None and slot.last is None
+
+
+@pytest.mark.parametrize("live_on", [True, False])
+def test_the_live_layer_ends_showing_the_model_as_trained(tmp_path, live_on):
+    """The live view's region is predicted once more when training ends (it showed the
+    model of some iterations before the end, named "live" after training), unless the
+    live view was switched off."""
+    import threading
+
+    from conftest import tiny_config
+
+    from napari_dacapo.gui.controller import training_events
+    from napari_dacapo.gui.live_view import LivePredictionReady, LiveSlot
+    from napari_dacapo.store.file_store import FileStore
+
+    slot = LiveSlot()
+    roi = Roi((0, 0), (40, 40))
+    slot.put(roi)  # taken after the first iteration; no request after that
+    events = []
+    for event in training_events(tiny_config(2, validation_interval=100),
+                                 FileStore(tmp_path / "runs"), threading.Event(), slot):
+        events.append(event)
+        if isinstance(event, LivePredictionReady) and not live_on:
+            slot.forget()
+    shown = [e.iteration for e in events if isinstance(e, LivePredictionReady)]
+    assert shown == ([1, 6] if live_on else [1])
+    last = events[-1]
+    if live_on:
+        assert isinstance(last, LivePredictionReady) and last.data.shape[-2:] == (40, 40)
 
 
 def test_readable_views_of_outputs():

@@ -111,6 +111,7 @@ def training_events(
         gc.freeze()
         yield _prepared(run)
         device, plan = device_plan_for(run.config.trainer_config)
+        shown = None  # the iteration of the model the live layer shows
         for event in train_run(run, store, stop, display=display):
             if not isinstance(event, IterationDone):
                 gc.freeze()
@@ -120,7 +121,13 @@ def training_events(
             elif isinstance(event, IterationDone) and live is not None:
                 roi = live.take()
                 if roi is not None:
-                    yield live_prediction(run, roi, device, plan)
+                    yield (ready := live_prediction(run, roi, device, plan))
+                    shown = ready.iteration
+        if live is not None and live.last is not None and shown != run.trainer.iteration:
+            # Finished or stopped: the live layer shows the model as it ends, not as it was
+            # some iterations before (train_run has moved it back to the CPU).
+            yield live_prediction(run, live.last, *device_plan_for(run.config.trainer_config,
+                                                                   "cpu"))
     except RuntimeError as error:
         raise TrainingError(f"{type(error).__name__}: {error}") from error
     finally:
@@ -261,6 +268,10 @@ class TrainingController:
     def request_live(self, roi: Any) -> None:
         """Ask the worker for a live prediction of ``roi`` between two iterations."""
         self._live.put(roi)
+
+    def forget_live(self) -> None:
+        """No more live predictions, nor the last one at the end (live view off)."""
+        self._live.forget()
 
     def watch(self, widget: Any) -> None:
         """Stop training (bounded wait) when ``widget`` is destroyed, e.g. with its

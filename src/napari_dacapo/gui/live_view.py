@@ -49,11 +49,13 @@ class LivePredictionReady:
 
 
 class LiveSlot:
-    """A thread-safe mailbox for one request: a newer request replaces a waiting one."""
+    """A thread-safe mailbox for one request: a newer request replaces a waiting one.
+    ``last`` is the latest request taken (None before the first)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._roi: Roi | None = None
+        self.last: Roi | None = None
 
     def put(self, roi: Roi) -> None:
         with self._lock:
@@ -62,7 +64,14 @@ class LiveSlot:
     def take(self) -> Roi | None:
         with self._lock:
             roi, self._roi = self._roi, None
+            if roi is not None:
+                self.last = roi
             return roi
+
+    def forget(self) -> None:
+        """Drop a waiting request and ``last`` (the live view was switched off)."""
+        with self._lock:
+            self._roi = self.last = None
 
 
 def live_prediction(run: Run, roi: Roi, device: Any, plan: Any) -> LivePredictionReady:

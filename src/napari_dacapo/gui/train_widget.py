@@ -304,6 +304,8 @@ class TrainWidget(QWidget):
 
     def _on_live_toggled(self, on: bool) -> None:
         self.live.enabled = on
+        if not on:
+            self.controller.forget_live()
 
     def _on_phase_changed(self, phase: Any) -> None:
         for widget in self.inputs:
