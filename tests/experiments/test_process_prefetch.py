@@ -1,19 +1,26 @@
-"""Batches prepared in a forked worker process: items arrive intact, errors and a dying
-worker reach the consumer, stopping never hangs."""
+"""Batches prepared in a worker process (forked, or spawned for data a fork cannot read):
+items arrive intact, errors and a dying worker reach the consumer, stopping never hangs,
+and a worker never outlives its parent."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from napari_dacapo.experiments.trainers.process_prefetch import ProcessPrefetcher, can_fork
+from napari_dacapo.experiments.trainers.process_prefetch import (
+    ProcessPrefetcher,
+    can_fork,
+    pickle_refusal,
+)
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked (Linux)")
 
@@ -111,25 +118,114 @@ def test_size_zero_is_refused_with_the_fix():
         ProcessPrefetcher(counting(), 0)
 
 
-def test_the_worker_exits_when_its_parent_is_killed(tmp_path):
-    # A parent killed with SIGKILL runs no clean-up: its worker must notice on its own.
+def test_stop_from_another_thread_ends_a_get_waiting_on_a_hung_worker():
+    prefetcher = ProcessPrefetcher(lambda: time.sleep(600), 1)  # never makes an item
+    prefetcher.start()
+    outcome: dict[str, object] = {}
+
+    def consume():
+        try:
+            prefetcher.get()
+        except RuntimeError as error:
+            outcome["error"], outcome["at"] = error, time.perf_counter()
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    time.sleep(0.3)  # the consumer waits in get()
+    stopped = time.perf_counter()
+    prefetcher.stop()
+    consumer.join(5.0)
+    assert not consumer.is_alive(), "get() still waits after stop()"
+    assert outcome["at"] - stopped < 0.5
+    assert str(outcome["error"]) == "prefetch: stopped while get() waited for an item."
+    assert not prefetcher.running and not multiprocessing.active_children()
+    with pytest.raises(RuntimeError, match=r"call start\(\)"):
+        prefetcher.get()
+
+
+@pytest.mark.parametrize(
+    ("start_method", "hangs"),
+    [("fork", False), ("fork", True), ("spawn", True)],
+    ids=["waiting for free slots", "hung in produce", "spawned, hung in produce"],
+)
+def test_the_worker_exits_when_its_parent_is_killed(tmp_path, start_method, hangs):
+    # A parent killed with SIGKILL runs no clean-up: its worker must notice on its own,
+    # also inside a produce that never returns (it reads no pipe there).
+    (tmp_path / "making.py").write_text(  # a module: a spawned worker imports it
+        "import itertools, time\n"
+        "made = itertools.count()\n"
+        "def produce():\n"
+        f"    if {hangs} and next(made):\n"
+        "        time.sleep(600)  # the first item, then never another\n"
+        "    return 1\n"
+    )
     script = tmp_path / "parent.py"
-    script.write_text(
-        "import os, sys, time\n"
+    script.write_text(  # no __main__ guard: a spawned worker does not run the script
+        "import time, making\n"
         "from napari_dacapo.experiments.trainers.process_prefetch import ProcessPrefetcher\n"
-        "p = ProcessPrefetcher(lambda: time.sleep(0.05) or 1, 1)\n"
+        f"p = ProcessPrefetcher(making.produce, 1, start_method={start_method!r})\n"
         "p.start(); p.get()\n"
         "print(p._process.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     worker = int(parent.stdout.readline())
+    time.sleep(0.3)  # the worker is in produce, or waits for free slots
     parent.kill()
     parent.wait()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(worker):
-        time.sleep(0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _alive(worker):
+            time.sleep(0.05)
+        assert not _alive(worker)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+class OpensOnlyHere:
+    """Pickles, but cannot be opened again in a worker (as a container deleted meanwhile)."""
+
+    def __reduce__(self):
+        return _open_again, ()
+
+    def __call__(self):
+        return 1
+
+
+def _open_again():
+    raise FileNotFoundError("the container is gone")
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "file in /dev/shm"])
+def test_a_spawned_worker_receives_produce_pickled_and_reports_what_fails_there(
+    memfd, monkeypatch
+):
+    from napari_dacapo.experiments.trainers import process_prefetch
+
+    if not memfd:  # Python built without memfd_create (an old C library)
+        monkeypatch.delattr(process_prefetch.os, "memfd_create", raising=False)
+    produce = functools.partial(np.full, (3, 40, 40), 7.0, np.float32)
+    with ProcessPrefetcher(produce, 2, example=produce(), start_method="spawn") as prefetcher:
+        items = [prefetcher.get() for _ in range(20)]  # slots (shared memory) reused
+        worker = prefetcher._process.pid
+        assert prefetcher.burst == 8 and worker != os.getpid()
     assert not _alive(worker)
+    for item in items:
+        np.testing.assert_array_equal(item, np.full((3, 40, 40), 7.0))
+        assert item.flags.writeable
+    assert not multiprocessing.active_children()
+    with ProcessPrefetcher(OpensOnlyHere(), 1, start_method="spawn") as prefetcher:
+        with pytest.raises(FileNotFoundError, match="container is gone") as raised:
+            prefetcher.get()
+    assert "Raised in the worker process" in raised.value.__notes__[0]
+    with pytest.raises(Exception, match="lambda") as raised:
+        ProcessPrefetcher(lambda: 1, 1, start_method="spawn").start()
+    assert raised.value.__notes__ == ["prefetch: a spawned worker receives produce pickled."]
+    # The worker does not run the main script: what is defined there cannot be sent.
+    in_script = type("Sampler", (), {"__module__": "__main__"})()
+    assert "Sampler is defined in the main script" in pickle_refusal([1, in_script])
+    assert pickle_refusal(functools.partial(_open_again)) is None
 
 
 def _alive(pid: int) -> bool:

@@ -631,9 +631,11 @@ def test_auto_makes_batches_in_a_worker_only_where_a_core_is_free(monkeypatch):
     assert trainer.batches_made == "in a thread"
 
 
-def test_lazily_read_data_is_never_read_in_a_forked_worker(tmp_path, monkeypatch):
+@pytest.mark.skipif(not can_fork(), reason="worker processes need Linux")
+def test_lazily_read_data_is_read_in_a_spawned_worker_never_a_forked_one(tmp_path, monkeypatch):
     """zarr and dask read with threads a forked worker does not have: it waited for them
-    forever (training never started). Such data is read in a thread."""
+    forever (training never started). Such data is read by a spawned worker, which opens it
+    again, or in a thread when it cannot be sent there (it does not pickle)."""
     import dask.array as da
     import zarr
 
@@ -653,13 +655,48 @@ def test_lazily_read_data_is_never_read_in_a_forked_worker(tmp_path, monkeypatch
     monkeypatch.setattr(default_trainer, "has_spare_core", lambda device: True)
     for name, data in lazy.items():
         assert not reads_in_process(SourceArray(data, (1, 1))), name
-        trainer, model, _ = setup_trainer(FakeDataset(data, gt), (10, 10))  # auto
-        assert trainer.batches_made == "in a thread", name
-        with trainer:
-            stats = list(trainer.iterate(2, model, trainer.create_optimizer(model), CPU))
-        assert [s.iteration for s in stats] == [0, 1]
-        with pytest.raises(ValueError, match="cannot read this training data.*'thread'"):
-            setup_trainer(FakeDataset(data, gt), (10, 10), prefetch_worker="process")
+        for worker in ("auto", "process"):
+            trainer, _, _ = setup_trainer(FakeDataset(data, gt), (10, 10), prefetch_worker=worker)
+            assert trainer.batches_made == "in a worker process", (name, worker)
+            assert trainer._prefetcher.start_method == "spawn", (name, worker)
+
+    class Lazy:  # a local class: it does not pickle
+        def __init__(self, data):
+            self.data, self.shape, self.dtype = data, data.shape, data.dtype
+
+        def __getitem__(self, key):
+            return self.data[key]
+
+    trainer, _, _ = setup_trainer(FakeDataset(Lazy(raw), gt), (10, 10))  # auto
+    assert trainer.batches_made == "in a thread"
+    with pytest.raises(ValueError, match="cannot be sent there.*local object.*'auto' or 'thread'"):
+        setup_trainer(FakeDataset(Lazy(raw), gt), (10, 10), prefetch_worker="process")
+
+
+@pytest.mark.skipif(not can_fork(), reason="worker processes need Linux")
+def test_a_spawned_worker_trains_on_zarr_data_and_stops_quickly(tmp_path):
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+
+    raw, gt = blobs((40, 40))
+    on_disk = FakeDataset(raw, gt)
+    on_disk.raw = write_zarr_array(tmp_path / "d.zarr", "raw", raw).array()  # a ZarrArray
+    on_disk.gt = write_zarr_array(tmp_path / "d.zarr", "gt", gt).array()
+    trainer, model, _ = setup_trainer(on_disk, (10, 10), prefetch_worker="process")
+    assert trainer._prefetcher.start_method == "spawn"
+    with trainer:
+        stats = list(trainer.iterate(3, model, trainer.create_optimizer(model), CPU))
+        spawned = trainer._prefetcher.get()[0].raw
+        stopping = time.perf_counter()
+    assert time.perf_counter() - stopping < 2.0
+    assert not multiprocessing.active_children()
+    assert [s.iteration for s in stats] == [0, 1, 2]
+    assert all(math.isfinite(s.loss) for s in stats)
+    # Seeded like a forked worker: the same batches as from the same data in memory.
+    forked, _, _ = setup_trainer(FakeDataset(raw, gt), (10, 10), prefetch_worker="process")
+    assert forked._prefetcher.start_method == "fork"
+    with forked:
+        in_memory = [forked._prefetcher.get()[0].raw for _ in range(4)]
+    np.testing.assert_array_equal(spawned, in_memory[3])
 
 
 def test_batches_from_a_worker_process_are_reproducible_and_not_repeated():

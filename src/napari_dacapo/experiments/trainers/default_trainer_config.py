@@ -102,7 +102,8 @@ class DefaultTrainerConfig(TrainerConfig):
         "process when it has a CPU core of its own (training on a GPU, or more cores than "
         "torch's threads), else in the training thread (a worker would take a core from the "
         "model step, which costs more on a small CPU); a thread where processes cannot be "
-        "forked.",
+        "forked. The worker is forked, or, for data read lazily (zarr, dask), spawned: it "
+        "opens the data again, which takes a few seconds once per training.",
         choices=("auto", "process", "thread"),
     )
     loss_sync_interval: int = option(
