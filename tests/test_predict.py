@@ -25,6 +25,7 @@ from napari_dacapo.experiments import (
     DummyDataSplitConfig,
     IntensitiesArrayConfig,
     NumpyArrayConfig,
+    RawGTDatasetConfig,
 )
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
     raw_as_float32,
@@ -54,7 +55,12 @@ from napari_dacapo.predict import (
     unchecked_voxel_size,
     voxel_size_mismatch,
 )
-from napari_dacapo.store.file_store import CheckpointError, FileStore, StoreError
+from napari_dacapo.store.file_store import (
+    CheckpointError,
+    FileStore,
+    StoreError,
+    world_factor_of,
+)
 from napari_dacapo.train import train_run
 
 FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
@@ -459,6 +465,38 @@ def test_export_round_trip(trained, tmp_path):
     post = metadata["post_processing"]
     assert post["criterion"] == "blob__f1_score"
     assert post["parameters"]["id"] == best["parameters_id"]
+
+
+def test_export_gives_voxel_sizes_in_the_training_datas_units(tmp_path):
+    """A run trained on layers at a scale of 0.5 µm (saved by the plugin's writer) computes
+    in integer units of 0.1 µm (world factor 10); its export says 0.5 µm, as the layers
+    did, and keeps the integer voxel size as run_voxel_size."""
+    from napari_dacapo._writer import write_layers
+
+    raw, labels = synthetic_blobs((64, 64), seed=1)
+    placed = {"scale": (0.5, 0.5), "translate": (0.0, 0.0), "units": ("micrometer",) * 2}
+    path = str(tmp_path / "layers.zarr")
+    write_layers(path, [(raw, {"name": "raw", **placed}, "image"),
+                        (labels.astype(np.uint32), {"name": "labels", **placed}, "labels")])
+    dataset = RawGTDatasetConfig(
+        name="layers", raw_config=ZarrArrayConfig(name="raw", file_name=path, dataset="raw"),
+        gt_config=ZarrArrayConfig(name="labels", file_name=path, dataset="labels"),
+    )
+    config = tiny_config(2, name="fractional", iterations=2, snapshot_interval=None)
+    config = config.replace(datasplit_config=config.datasplit_config.replace(
+        train_configs=[dataset], validate_configs=[]))
+    store = FileStore(tmp_path / "runs")
+    list(train_run(Run(config, store=store), store=store))
+    assert world_factor_of(store.run_dir("fractional")) == 10  # recorded from the data
+
+    exported = export_model("fractional", "latest", tmp_path / "export", store=store)
+    metadata = yaml.safe_load(exported.metadata.read_text())
+    assert metadata["world_factor"] == 10
+    model_input, output = metadata["input"], metadata["output"]
+    assert model_input["voxel_size"] == output["voxel_size"] == [0.5, 0.5]
+    assert model_input["units"] == ["micrometer", "micrometer"]
+    assert model_input["run_voxel_size"] == output["run_voxel_size"] == [5, 5]
+    assert output["context"] == [8, 8]  # input voxels, whatever the units
 
 
 @pytest.mark.filterwarnings("ignore::napari_dacapo.predict.VoxelSizeWarning")

@@ -12,6 +12,8 @@ Geometry is read by :class:`ZarrArray` (DaCapo attributes or OME-Zarr transforma
 layers land where training and prediction see the data: ``scale`` is the voxel size and
 ``translate`` the offset. Arrays stay on disk and are read lazily. Integer arrays of 32
 bits or more, and arrays the plugin's writer marked as labels, open as Labels layers.
+A layer's metadata records the array's ``source``, ``dataset`` and the ``axis_names`` of
+the layer's axes (a channel axis as ``'c^'``), which the writer saves it by again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 #: Attribute under which the writer records napari details (layer type, world factor).
 NAPARI_ATTR = "napari_dacapo"
+#: Units napari gives layers without physical units; the writer stores them as unknown ('').
+NO_UNIT = "pixel"
 #: Files that mark a folder as a zarr node (format 2 array / group, format 3).
 ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
 #: Metadata files a user may drop instead of their folder.
@@ -56,6 +60,15 @@ def recorded_display(container: str | Path, dataset: str = "") -> dict[str, Any]
     except (KeyError, IndexError, TypeError, OSError, ValueError):
         return {}
     return {k: recorded[k] for k in ("world_factor", "units") if k in recorded}
+
+
+def recorded_display_of(config: Any) -> dict[str, Any]:
+    """:func:`recorded_display` of the zarr array that an array config reads, through the
+    ``source_array_config`` chain of configs that wrap it (e.g. an
+    IntensitiesArrayConfig); ``{}`` for ``None`` or an array not read from zarr."""
+    while config is not None and not hasattr(config, "file_name"):  # to the source array
+        config = getattr(config, "source_array_config", None)
+    return {} if config is None else recorded_display(config.file_name, config.dataset)
 
 
 def get_reader(path: str | Sequence[str]) -> Callable[[Any], list[LayerData]] | None:
@@ -232,6 +245,7 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
     scale = [v / factor for v in array.voxel_size]
     translate = [o / factor for o in array.offset]
     rgb = bool(napari.get("rgb")) and array.num_channels in (3, 4) and kind == "image"
+    axis_names = list(array.axis_names)  # of the layer's axes: its channels saved as such
     if array.channel_dims:
         if array.num_channels == 1:  # a lone channel axis is dropped, lazily
             levels = [_drop_first_axis(level) for level in levels]
@@ -239,11 +253,13 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
             levels = [_channels_last(level) for level in levels]
         else:  # channels stay an axis of their own, shown with a slider
             scale, translate = [1.0, *scale], [0.0, *translate]
+        if array.num_channels == 1 or rgb:
+            axis_names = axis_names[array.channel_dims:]
     meta: dict[str, Any] = {
         "name": napari.get("name") or name,
         "scale": scale,
         "translate": translate,
-        "metadata": {"source": str(container), "dataset": dataset},
+        "metadata": {"source": str(container), "dataset": dataset, "axis_names": axis_names},
     }
     if len(napari.get("units") or ()) == len(scale):
         meta["units"] = tuple(napari["units"])

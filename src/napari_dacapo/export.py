@@ -2,6 +2,11 @@
 says how to feed it (input shape, voxel size, normalisation) and how to read its output
 (shape, voxel size, channels, eval activation, best post-processing parameters).
 
+Voxel sizes are in the units of the data the run was trained on: a run trained on napari
+layers at a fractional scale (0.5 µm) computes in integer units of 1/``world_factor``
+(see ``gui/layer_arrays.py``) and records that factor with the run; the YAML divides by
+it, and also gives the integer ``run_voxel_size`` that the run's config and arrays use.
+
 The TorchScript model is traced on the CPU in fp32 and eval mode, so it includes the task's
 eval activation and needs neither napari-dacapo nor its Python code to run. It takes
 exactly the input shape written in the YAML; predict larger images tile by tile, stepping
@@ -36,7 +41,9 @@ METADATA_FILE = "model.yaml"
 SAMPLE_INPUT_FILE = "sample_input.npy"
 SAMPLE_OUTPUT_FILE = "sample_output.npy"
 #: Version of the layout of :data:`METADATA_FILE`; raised when a field changes meaning.
-FORMAT_VERSION = 1
+#: 2: ``voxel_size`` in the training data's units (divided by ``world_factor``), and
+#: ``run_voxel_size`` in the run's integer units.
+FORMAT_VERSION = 2
 
 _RESTORE_DATA = (
     "The export records the training data's voxel size and normalisation: restore that "
@@ -111,6 +118,7 @@ def export_model(
         resolve_checkpoint,
     )
     from napari_dacapo.predict import TileGeometry, training_intensity_range, training_raw
+    from napari_dacapo.store.file_store import world_factor_of
 
     directory = Path(output_dir)
     if not overwrite and (directory / METADATA_FILE).exists():
@@ -124,6 +132,7 @@ def export_model(
     parameters = best_parameters(run, criterion, store) if criterion else None
     raw = training_raw(run, "its voxel size", _RESTORE_DATA)
     intensity_range = training_intensity_range(run)
+    factor = world_factor_of(store.run_dir(run.name)) if store is not None else 1.0
     model = load_model(run, iteration, store).float().eval()
 
     input_shape = Coordinate(model.eval_input_shape)
@@ -155,6 +164,7 @@ def export_model(
         "run": run.name,
         "iteration": iteration,
         "checkpoint": str(checkpoint),
+        "world_factor": _number(factor),
         "files": {
             "torchscript": MODEL_FILE,
             "sample_input": SAMPLE_INPUT_FILE,
@@ -165,15 +175,17 @@ def export_model(
             "shape": [1, model.num_in_channels, *input_shape],
             "train_shape": list(model.input_shape),
             "dtype": "float32",
-            "voxel_size": list(raw.voxel_size),
-            "units": list(raw.units),
+            "voxel_size": _in_data_units(raw.voxel_size, factor),
+            "units": _units(run, raw),
+            "run_voxel_size": list(raw.voxel_size),
             "normalisation": _normalisation(raw.dtype, intensity_range),
         },
         "output": {
             "axes": ["batch", "channel", *spatial_axes],
             "shape": [1, channels_out, *output_shape],
             "channels": list(run.task.predictor.channels),
-            "voxel_size": list(geometry.output_voxel_size),
+            "voxel_size": _in_data_units(geometry.output_voxel_size, factor),
+            "run_voxel_size": list(geometry.output_voxel_size),
             "activation": (
                 type(model.eval_activation).__name__ if model.eval_activation else None
             ),
@@ -192,6 +204,33 @@ def export_model(
         + yaml.safe_dump(_plain(metadata), sort_keys=False)
     )
     return exported
+
+
+def _in_data_units(values: Any, factor: float) -> list:
+    """Integer run units (``values``) in the units of the training data."""
+    return [_number(v / factor) for v in values]
+
+
+def _number(value: float) -> int | float:
+    """``value``, an int when it is whole (YAML ``10``, not ``10.0``)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _units(run: Run, raw: Any) -> list[str]:
+    """The training data's units per spatial axis (``''``: unknown): those its array
+    records, else the napari units the plugin's writer recorded with it (the array holds
+    ``''`` where its geometry was multiplied by a world factor)."""
+    from napari_dacapo._reader import NO_UNIT, recorded_display_of
+    from napari_dacapo.predict import training_raw_configs
+
+    units = [str(u) for u in raw.units]
+    if any(units):
+        return units
+    configs = training_raw_configs(run)
+    recorded = recorded_display_of(configs[0] if configs else None).get("units") or []
+    if len(recorded) < len(units):
+        return units
+    return ["" if u == NO_UNIT else str(u) for u in recorded[len(recorded) - len(units):]]
 
 
 def _normalisation(dtype: np.dtype, intensity_range: tuple[float, float] | None) -> dict:

@@ -213,16 +213,11 @@ def train_run(
 def _display_of_data(run: Run) -> dict[str, Any]:
     """The world factor recorded with the zarr array of the run's first training raw data
     (the napari writer records it for layers at a fractional scale), or ``{}``."""
-    from napari_dacapo._reader import recorded_display
+    from napari_dacapo._reader import recorded_display_of
     from napari_dacapo.predict import training_raw_configs
 
     configs = training_raw_configs(run)
-    config = configs[0] if configs else None
-    while config is not None and not hasattr(config, "file_name"):  # to the source array
-        config = getattr(config, "source_array_config", None)
-    if config is None:
-        return {}
-    factor = recorded_display(config.file_name, config.dataset).get("world_factor")
+    factor = recorded_display_of(configs[0] if configs else None).get("world_factor")
     return {"world_factor": factor} if factor not in (None, 1) else {}
 
 

@@ -150,3 +150,64 @@ def test_an_rgb_layer_comes_back_rgb(make_napari_viewer, tmp_path):
     assert layer.rgb and layer.data.shape == (20, 30, 3)
     np.testing.assert_array_equal(np.asarray(layer.data), colour)
     np.testing.assert_allclose(layer.scale, (0.5, 0.5))
+
+
+def test_images_are_saved_with_the_channels_the_training_panel_reads(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    """A (2, Y, X) image is two channels of a 2D image, as the training panel reads it
+    (``leading_channels``), so the saved array trains and predicts headless as the layer
+    did; a (5, Y, X) image is read so too, and said; a volume with a z spacing stays 3D.
+    All reopen as they were."""
+    from napari_dacapo.gui.layer_arrays import leading_channels
+
+    said: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_info", said.append)
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    layers = [
+        viewer.add_image(rng.integers(0, 4000, (2, 28, 58), dtype=np.uint16), name="cells2",
+                         scale=(1, 0.5, 0.5), translate=(0, 1.5, 2)),
+        viewer.add_image(rng.integers(0, 255, (5, 16, 16), dtype=np.uint8), name="stack"),
+        viewer.add_image(rng.integers(0, 255, (20, 64, 64), dtype=np.uint8), name="volume",
+                         scale=(4, 1, 1)),
+    ]
+    path = str(tmp_path / "saved.zarr")
+    viewer.layers.save(path, plugin="napari-dacapo")
+
+    expected = {"cells2": (2, 2), "stack": (2, 5), "volume": (3, None)}  # dims, channels
+    for layer in layers:
+        array = ZarrArrayConfig(name="a", file_name=path, dataset=layer.name).array()
+        assert (array.dims, array.num_channels) == expected[layer.name]
+        assert bool(array.channel_dims) == leading_channels(
+            layer.data.shape, layer.scale, layer.translate)  # the panel's reading
+    (note,) = said
+    assert "'cells2' (2, 28, 58) as 2 channels (first axis, named 'c^') of a 2D" in note
+    assert "'stack' (5, 16, 16) as 5 channels" in note and "If that axis is z" in note
+    assert "volume" not in note
+
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-dacapo")
+    assert [layer.name for layer in reopened.layers] == [layer.name for layer in layers]
+    for layer, original in zip(reopened.layers, layers):
+        assert isinstance(layer, Image) and not layer.rgb
+        np.testing.assert_allclose(layer.scale, original.scale)
+        np.testing.assert_allclose(layer.translate, original.translate)
+        np.testing.assert_array_equal(np.asarray(layer.data), original.data)
+
+
+def test_a_volume_the_reader_opened_is_saved_as_a_volume(make_napari_viewer, tmp_path):
+    """The reader records an array's axis names with the layer, so a 5-slice volume at
+    unit scale (which alone would read as 5 channels) is saved as a volume again."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    volume = np.random.default_rng(0).integers(0, 255, (5, 16, 16), dtype=np.uint8)
+    write_zarr_array(tmp_path / "in.zarr", "volume", volume, voxel_size=(1, 1, 1))
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")
+    viewer.layers.save(str(tmp_path / "out.zarr"), plugin="napari-dacapo")
+    array = ZarrArrayConfig(name="a", file_name=tmp_path / "out.zarr", dataset="in").array()
+    assert array.axis_names == ["z", "y", "x"] and array.dims == 3
+    assert layer.metadata["axis_names"] == ["z", "y", "x"]

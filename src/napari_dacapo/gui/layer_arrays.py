@@ -15,10 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
+from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
+    default_axis_names,
+    is_channel_axis,
+)
 from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import NumpyArrayConfig
 
 MAX_FACTOR = 10**6
+#: A first axis this short is taken as channels when an image has one axis too many.
+MAX_CHANNELS = 8
 
 
 def world_factor(values: Sequence[float]) -> int:
@@ -50,6 +55,38 @@ def layer_data(layer: Any) -> Any:
 def spatial_dims(layer: Any) -> int:
     """Spatial dimensions of a layer (an RGB(A) layer's last axis is its channels)."""
     return layer_data(layer).ndim - (1 if getattr(layer, "rgb", False) else 0)
+
+
+def leading_channels(
+    shape: Sequence[int],
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    axis_names: Sequence[str] | None = None,
+) -> bool:
+    """Whether the first axis of a (not RGB) image layer of ``shape`` holds channels,
+    without a network to say how many spatial axes it has. The plugin's writer saves
+    layers by it. It is the training panel's reading from its default 2D network (a short
+    first axis is channels, ``SettingsPanel.match_image``), plus what the layer itself says
+    about that axis:
+
+    - ``axis_names`` of every axis (the reader records an array's in the layer's
+      metadata) decide: a first axis named ``'c^'`` is channels, ``'z'`` is not.
+    - Otherwise a 4D image is channels, z, y, x (the engine has at most 3 spatial axes).
+    - A 3D image is channels, y, x when its first axis is short (at most
+      :data:`MAX_CHANNELS`) and unplaced (``scale`` 1 and ``translate`` 0, as napari and
+      the reader give a channel axis), like a (2, Y, X) two-channel image. A (5, Y, X)
+      image at unit scale is therefore 5 channels; give its first axis a scale (its z
+      spacing) to make it a 5-slice volume.
+    """
+    if axis_names is not None and len(axis_names) == len(shape):
+        return is_channel_axis(str(axis_names[0]))
+    if len(shape) == 4:
+        return True
+    return (
+        len(shape) == 3 and shape[0] <= MAX_CHANNELS
+        and (scale is None or float(scale[0]) == 1.0)
+        and (translate is None or float(translate[0]) == 0.0)
+    )
 
 
 def layer_array_config(
