@@ -451,7 +451,8 @@ def test_data_refused_by_the_worker_names_the_problem_not_a_resume(
     monkeypatch.setattr(data_check_module, "data_problem", lambda config: "")
     panel = make_panel(viewer, tmp_path)
     spoil(viewer, panel)
-    assert panel._refresh_enabled() == ""
+    # A float raw is measured first (its intensity range), then Train is enabled.
+    qtbot.waitUntil(lambda: panel._refresh_enabled() == "", timeout=WAIT_MS)
     panel.train_button.click()
     wait_for(qtbot, panel, Phase.CRASHED, Phase.FINISHED)
     assert panel.state.phase is Phase.CRASHED
@@ -524,3 +525,68 @@ def test_a_run_made_from_a_config_file_says_how_to_continue_it(
     assert f"napari-dacapo train --run {config.name} --iterations N" in reason
     assert "made from a config file" in reason and not panel.continue_button.isEnabled()
     assert panel.status.continue_button.toolTip() == reason
+
+
+def _reason(panel, qtbot):
+    """Train's reason once the background data check is done."""
+    panel._refresh_enabled()
+    qtbot.waitUntil(lambda: panel.data_check._checking is None, timeout=WAIT_MS)
+    return panel._refresh_enabled()
+
+
+def test_anisotropic_stack_gets_an_anisotropic_network(make_napari_viewer, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((24, 128, 128), seed=1)
+    geometry = {"scale": (0.4, 0.1, 0.1)}  # z spacing 4 times x, y
+    viewer.add_image(raw, name="raw", **geometry)
+    viewer.add_labels(labels, name="labels", **geometry)
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    network = panel.settings.settings()["architecture_config"]
+    assert network.downsample_factors == [(1, 2, 2), (1, 2, 2)]
+    assert network.input_shape == (24, 60, 60)
+    assert _reason(panel, qtbot) == ""
+    # The isotropic preset, chosen by the user, does not fit 24 slices: the reason names
+    # the anisotropic downsampling first (in the layers' units), which then fits.
+    panel.settings.presets.setCurrentText("3D large")
+    panel.settings.presets.setCurrentText("3D small")
+    reason = _reason(panel, qtbot)
+    assert re.search(
+        r"larger than the annotated region \(24, 128, 128\).*voxel size \(0.4, 0.1, 0.1\)\) "
+        r"use downsample factors \[\(1, 2, 2\), \(1, 2, 2\)\] with input shape "
+        r"\(24, 60, 60\).*, or use fewer downsampling levels", reason)
+    panel.settings.architecture_form.set_value(
+        {"downsample_factors": [(1, 2, 2), (1, 2, 2)], "input_shape": (24, 60, 60)})
+    assert _reason(panel, qtbot) == ""
+
+
+def test_channels_last_image_says_to_move_its_channels(make_napari_viewer, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    viewer.add_image(np.stack([raw, raw], -1), name="two")
+    viewer.add_labels(labels, name="labels")
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    network = panel.settings.settings()["architecture_config"]
+    assert len(network.input_shape) == 2 and network.fmaps_in == 2  # no 3D preset
+    reason = _reason(panel, qtbot)
+    assert "reads channels from the first axis" in reason
+    assert "np.moveaxis(viewer.layers['two'].data, -1, 0)" in reason
+    viewer.layers["two"].data = np.moveaxis(viewer.layers["two"].data, -1, 0)
+    assert _reason(panel, qtbot) == ""
+
+
+def test_a_first_axis_read_as_channels_is_said_under_the_data(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    viewer.add_image(np.stack([raw] * 5), name="movie")  # e.g. 5 time points
+    viewer.add_labels(labels, name="frame labels")
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    viewer.window.add_dock_widget(panel)
+    panel._refresh_enabled()
+    assert panel.settings.settings()["architecture_config"].fmaps_in == 5
+    note = panel.state.data_status
+    assert "read as 5 channels" in note and "split it into 2D frames" in note
+    assert panel.data.status_line.value == note  # shown under the pickers
+    viewer.add_image(raw, name="one frame")
+    panel.data.raw.value = viewer.layers["one frame"]
+    panel._refresh_enabled()
+    assert "channels" not in panel.state.data_status

@@ -4,7 +4,9 @@ Reading the data (NaN values in the raw, labels the task cannot make targets fro
 slow for the GUI thread on large layers, and waiting for Train to find it makes the user
 press Train to learn that the data cannot be trained on. :class:`DataCheck` runs
 :func:`data_problem` in a worker whenever the data or settings change and keeps the
-answer until they change again; training runs the same checks before it starts.
+answer until they change again; training runs the same checks before it starts. The same
+worker finds what trains but likely not as meant (:func:`data_warnings`: a class with no
+labelled voxel), which the panel shows without refusing the data.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from napari.utils.notifications import show_warning
 
 from napari_dacapo.experiments.configs import Config
 
-__all__ = ["DATA_PROBLEMS", "DataCheck", "data_problem"]
+__all__ = ["DATA_PROBLEMS", "DataCheck", "data_problem", "data_warnings"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +63,80 @@ def data_problem(config: Config) -> str:
     return ""
 
 
+def data_warnings(config: Config) -> list[str]:
+    """What in the data of run ``config`` trains, but likely not as meant (Qt-free; reads
+    the data): the classes of a task with classes (one-hot classes, or the channels of a
+    distance task with several) that no training label holds where the loss counts (inside
+    the mask; the panel's mask leaves out validation regions). Such a class is never
+    learned, its dice and IoU are NaN and its ``best:`` checkpoints are missing; a warning,
+    not a refusal: the user may paint it later, or mean it. Labels larger than
+    ``checks.SAMPLE_BYTES`` are read in a sample of blocks, and the message says so."""
+    from napari_dacapo.experiments.datasplits.datasets.checks import _sample_rois, overlap_roi
+    from napari_dacapo.experiments.tasks.predictors.distance_predictor import channel_labels
+
+    task = config.task_config
+    if isinstance(getattr(task, "classes", None), list):
+        names, one_hot = list(task.classes), True
+    elif len(getattr(task, "channels", None) or []) > 1:
+        names, one_hot = list(task.channels), False
+    else:
+        return []
+    datasplit = config.datasplit_config.datasplit_type(config.datasplit_config)
+    found = np.zeros(len(names), dtype=bool)
+    sampled = False
+    for dataset in datasplit.train:
+        gt, mask = dataset.gt, dataset.mask
+        if gt is None:
+            continue
+        blocks, total = _sample_rois(gt, overlap_roi(dataset))
+        sampled |= len(blocks) < total
+        for roi in blocks:
+            labels = np.asarray(gt[roi])
+            known = None if mask is None else np.asarray(mask[roi]) != 0
+            if one_hot:
+                values = labels if known is None else labels[..., known]
+                ids = np.unique(values)
+                found[ids[(ids >= 0) & (ids < len(names))].astype(np.intp)] = True
+            else:
+                channels = channel_labels(labels, len(names), gt.dims) != 0
+                if known is not None:
+                    channels = channels & known
+                found |= channels.reshape(len(names), -1).any(axis=1)
+            if found.all():
+                return []
+    missing = [name for name, seen in zip(names, found) if not seen]
+    one = len(missing) == 1
+    kind = ("Class" if one else "Classes") if one_hot else ("Channel" if one else "Channels")
+    it, its, has = ("it", "its", "has") if one else ("them", "their", "have")
+    listed = ", ".join(f"'{name}'" for name in missing)
+    where = " (in the sample of them read)" if sampled else ""
+    return [
+        f"{kind} {listed} {has} no labelled voxel in the training labels{where}: the network "
+        f"cannot learn {it}, {its} dice and IoU will be NaN and {its} best checkpoints "
+        f"missing. Paint some, or remove {it} from the task."
+    ]
+
+
+def _checked(config: Config) -> tuple[str, list[str]]:
+    """:func:`data_problem` and, for data without one, :func:`data_warnings` (worker).
+    Looked up at call time, so that a test can replace the module's functions."""
+    problem = globals()["data_problem"](config)
+    if problem:
+        return problem, []
+    try:
+        return "", globals()["data_warnings"](config)
+    except DATA_PROBLEMS as error:  # data_problem found none; a warning is not worth a crash
+        logger.warning("The data warnings could not be found: %s", error)
+        return "", []
+
+
 class DataCheck:
-    """:func:`data_problem` of the current data, found in a worker and kept until
-    :meth:`invalidate` says the data or settings changed."""
+    """:func:`data_problem` and :func:`data_warnings` of the current data, found in a
+    worker and kept until :meth:`invalidate` says the data or settings changed."""
 
     def __init__(self) -> None:
         self._version = 0
-        self._checked: tuple[int, str] | None = None  # (version, problem)
+        self._checked: tuple[int, str, list[str]] | None = None  # (version, problem, warnings)
         self._checking: Any = None
         self._closed = False
 
@@ -84,29 +153,42 @@ class DataCheck:
             return self._checked[1]
         if self._checking is None and not self._closed:
             version = self._version
-            # Looked up here, so that a test can replace the module's data_problem.
-            worker = create_worker(globals()["data_problem"], config, _start_thread=False)
-            worker.returned.connect(lambda problem: self._on_returned(version, problem))
+            worker = create_worker(_checked, config, _start_thread=False)
+            worker.returned.connect(lambda answer: self._on_returned(version, *answer))
             worker.errored.connect(lambda error: self._on_errored(version, error))
             worker.finished.connect(lambda: self._on_finished(on_checked))
             self._checking = worker
             worker.start()
         return ""
 
+    def warnings(self) -> list[str]:
+        """What :func:`data_warnings` found for the data as it is now ([] while that is not
+        known yet, or the data has a problem)."""
+        if self._checked is not None and self._checked[0] == self._version:
+            return self._checked[2]
+        return []
+
     def close(self) -> None:
         """No more checks, nor callbacks from one that runs (the panel is going away)."""
         self._closed = True
 
-    def _on_returned(self, version: int, problem: str) -> None:
-        new = problem and (self._checked is None or self._checked[1] != problem)
-        self._checked = (version, problem)
-        if new and version == self._version and not self._closed:
+    def _on_returned(self, version: int, problem: str, warnings: list[str]) -> None:
+        # Notified once per change of the answer (the check runs again at every change of
+        # data or settings); the panel's status shows it for as long as it holds.
+        last = ("", []) if self._checked is None else self._checked[1:]
+        self._checked = (version, problem, warnings)
+        if version != self._version or self._closed:
+            return
+        if problem and problem != last[0]:
             show_warning(f"Cannot train on this data: {problem}")
+        for warning in warnings:
+            if warning not in last[1]:
+                show_warning(warning)
 
     def _on_errored(self, version: int, error: Exception) -> None:
         # Not a data problem the check knows; training's own checks will name it.
         logger.warning("The data check failed: %s", error)
-        self._checked = (version, "")
+        self._checked = (version, "", [])
 
     def _on_finished(self, on_checked: Callable[[], None]) -> None:
         self._checking = None

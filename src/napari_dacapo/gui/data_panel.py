@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from funlib.geometry import Coordinate, Roi
-from magicgui.widgets import ComboBox, Container
+from magicgui.widgets import ComboBox, Container, Label
 from napari.layers import Image, Labels, Layer, Shapes
 from psygnal import Signal
 
@@ -123,7 +123,10 @@ class DataPanel:
         )
         self.pickers = [self.raw, self.labels, self.mask, self.validation_raw,
                         self.validation_labels, self.validation_region]
-        self.widget = Container(widgets=self.pickers)
+        # What the run makes of the data (intensity scaling, classes without labels).
+        self.status_line = Label(label="", visible=False)
+        self.status_line.native.setWordWrap(True)
+        self.widget = Container(widgets=[*self.pickers, self.status_line])
         for picker_ in self.pickers:
             picker_.changed.connect(self._on_pick_changed)
         events = viewer.layers.events
@@ -197,6 +200,11 @@ class DataPanel:
     def _on_layer_data(self, event: Any) -> None:
         self._nonempty.pop(id(event.source), None)
         self.changed.emit()
+
+    def show_status(self, text: str) -> None:
+        """Show ``text`` under the pickers (hidden when empty)."""
+        self.status_line.value = text
+        self.status_line.visible = bool(text)
 
     def close(self, *_: Any) -> None:
         """Stop following the viewer."""

@@ -1,10 +1,13 @@
-"""Starting points for the training panel: network and trainer presets, and the default
-config of each task a user can pick (some depend on the number of spatial axes)."""
+"""Starting points for the training panel: network and trainer presets, their networks
+fitted to anisotropic voxels (:func:`fit_to_voxels`), and the default config of each task
+a user can pick (some depend on the number of spatial axes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from funlib.geometry import Coordinate
 
 from napari_dacapo.experiments import (
     AffinitiesTaskConfig,
@@ -18,9 +21,18 @@ from napari_dacapo.experiments import (
     OneHotTaskConfig,
     SimpleAugmentConfig,
 )
+from napari_dacapo.experiments.architectures.unet_geometry import UNetGeometry
+from napari_dacapo.experiments.configs import ConfigError
 from napari_dacapo.experiments.tasks.task_config import TaskConfig
 
-__all__ = ["PRESETS", "Preset", "task_defaults", "task_for_dims"]
+__all__ = [
+    "ANISOTROPY", "PRESETS", "Preset", "anisotropic_factors", "fit_to_voxels",
+    "is_anisotropic", "task_defaults", "task_for_dims",
+]
+
+#: Voxel sizes at least this uneven (largest / smallest spatial size) are anisotropic: the
+#: panel fits the network's downsampling and input shape to them.
+ANISOTROPY = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,3 +122,133 @@ def task_for_dims(task: TaskConfig, dims: int) -> TaskConfig:
         default = task_defaults(dims)[AffinitiesTaskConfig]()
         return task.replace(neighborhood=default.neighborhood)  # type: ignore[attr-defined]
     return task
+
+
+# -- anisotropic data ----------------------------------------------------------------------
+
+
+def is_anisotropic(voxel_size: Sequence[float]) -> bool:
+    """Whether the largest spatial voxel size is at least :data:`ANISOTROPY` times the
+    smallest (e.g. an EM or confocal stack of scale (4, 1, 1))."""
+    sizes = [float(v) for v in voxel_size]
+    return min(sizes) > 0 and max(sizes) >= ANISOTROPY * min(sizes)
+
+
+def anisotropic_factors(
+    voxel_size: Sequence[float], levels: int, factor: int = 2
+) -> list[Coordinate]:
+    """Per-level downsampling for data of ``voxel_size``: an axis is downsampled only while
+    its voxel size (after the levels above) is below ``factor`` times the finest one, so a
+    coarse axis waits until the others reach it. Scale (4, 1, 1), two levels: (1, 2, 2),
+    (1, 2, 2); scale (2, 1, 1): (1, 2, 2), (2, 2, 2); isotropic voxels: ``factor`` on
+    every axis."""
+    sizes = [float(v) for v in voxel_size]
+    factors = []
+    for _ in range(levels):
+        finest = min(sizes)
+        step = Coordinate(factor if v < factor * finest * (1 - 1e-9) else 1 for v in sizes)
+        sizes = [v * f for v, f in zip(sizes, step)]
+        factors.append(step)
+    return factors
+
+
+def _fit_input_shape(
+    geometry: UNetGeometry, voxel_size: Sequence[float], base: Sequence[int],
+    limit: Sequence[int] | None,
+) -> Coordinate:
+    """A valid input shape whose output covers about the same world extent along every
+    axis: the finest axes keep ``base`` (snapped to a valid size), the others get the valid
+    size whose output is nearest that extent. An axis above ``limit`` (voxels) takes the
+    largest valid size within it, or the smallest valid size when none is."""
+    smallest, period = geometry.smallest_input_shape(), geometry.period
+
+    def output(axis: int, size: int) -> int:
+        shape = list(smallest)
+        shape[axis] = size
+        return geometry.output_shape(shape)[axis]
+
+    def within_limit(axis: int, size: int) -> int:
+        if limit is None or size <= limit[axis]:
+            return size
+        steps = (limit[axis] - smallest[axis]) // period[axis]
+        return smallest[axis] + max(steps, 0) * period[axis]
+
+    sizes = [float(v) for v in voxel_size]
+    fine = [axis for axis, v in enumerate(sizes) if v == min(sizes)]
+    shape = list(geometry.nearest_valid_input_shapes(base)[1])
+    for axis in fine:
+        shape[axis] = within_limit(axis, shape[axis])
+    extent = min(output(axis, shape[axis]) * sizes[axis] for axis in fine)
+    for axis, v in enumerate(sizes):
+        if axis in fine:
+            continue
+        # Valid sizes are smallest + k * period, and their outputs grow with k.
+        target, size = extent / v, smallest[axis]
+        while output(axis, size) < target:
+            size += period[axis]
+        lower = size - period[axis]
+        if lower >= smallest[axis] and (
+            target - output(axis, lower) <= output(axis, size) - target
+        ):
+            size = lower
+        shape[axis] = within_limit(axis, size)
+    return Coordinate(shape)
+
+
+def fit_to_voxels(
+    architecture: CNNectomeUNetConfig, voxel_size: Sequence[float],
+    limit: Sequence[int] | None = None,
+) -> CNNectomeUNetConfig:
+    """``architecture`` (e.g. a :class:`Preset`'s, made for isotropic voxels) fitted to
+    anisotropic data of ``voxel_size``: downsampling by :func:`anisotropic_factors`, an
+    input shape whose output covers about the same world extent along every axis (the
+    finest axes keep their input size) and an ``eval_shape_increase`` scaled alike.
+
+    The input is not larger than ``limit`` (voxels, e.g. the image) where the network
+    allows: as many levels as ``architecture`` has, or the most that fit in ``limit``.
+    Kernel sizes are kept (of fewer levels, the top ones). Isotropic voxels (see
+    :func:`is_anisotropic`) give ``architecture`` unchanged.
+    """
+    if not is_anisotropic(voxel_size) or len(voxel_size) != len(architecture.input_shape):
+        return architecture
+    levels = len(architecture.downsample_factors)
+    fits = [_fit_levels(architecture, voxel_size, limit, n) for n in range(levels, 0, -1)]
+    fits = [fit for fit in fits if fit is not None]
+    if not fits:
+        return architecture
+    within = [fit for fit in fits if limit is None
+              or all(s <= m for s, m in zip(fit.input_shape, limit))]
+    return (within or fits)[0]
+
+
+def _fit_levels(
+    architecture: CNNectomeUNetConfig, voxel_size: Sequence[float],
+    limit: Sequence[int] | None, levels: int,
+) -> CNNectomeUNetConfig | None:
+    """:func:`fit_to_voxels` with ``levels`` downsamplings (None if it cannot be made)."""
+    old = architecture.downsample_factors
+    factor = max((max(f) for f in old), default=2)
+    factors = anisotropic_factors(voxel_size, levels, max(factor, 2))
+    # Kernel lists of a network with fewer levels keep their top levels.
+    down, up = architecture.kernel_size_down, architecture.kernel_size_up
+    kernels = {"kernel_size_down": None if down is None else down[: levels + 1],
+               "kernel_size_up": None if up is None else up[:levels]}
+    geometry = UNetGeometry.create(
+        len(voxel_size), factors, kernels["kernel_size_down"], kernels["kernel_size_up"],
+        architecture.padding, architecture.upsample_factors,
+    )
+    input_shape = _fit_input_shape(geometry, voxel_size, architecture.input_shape, limit)
+    increase = architecture.eval_shape_increase
+    if increase is not None:  # the largest increase, given along the finest axes
+        finest = min(float(v) for v in voxel_size)
+        base = max(increase)
+        increase = Coordinate(
+            round(base * finest / float(v) / p) * p for v, p in zip(voxel_size, geometry.period)
+        )
+    try:
+        return architecture.replace(
+            input_shape=input_shape, downsample_factors=factors, eval_shape_increase=increase,
+            **kernels,
+        )
+    except (ConfigError, ValueError):
+        return None

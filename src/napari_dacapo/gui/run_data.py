@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from funlib.geometry import Roi
 
-from napari_dacapo.experiments import CropArrayConfig
+from napari_dacapo.experiments import CropArrayConfig, IntensitiesArrayConfig
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array, SourceArray
 
 from .layer_arrays import napari_geometry
@@ -63,6 +63,9 @@ def add_run_data(viewer: Any, config: Any, factor: float = 1) -> dict[str, Any]:
     layers = {}
     for dataset, field, role, kind in sources:
         array_config = getattr(dataset, field, None)
+        while isinstance(array_config, IntensitiesArrayConfig):
+            # The image as stored: the panel scales it again as the stored run did.
+            array_config = array_config.source_array_config
         if array_config is None:
             continue
         name = layer_name(config.name, f"stored {role.replace('_', ' ')}")

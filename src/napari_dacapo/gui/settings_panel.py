@@ -28,17 +28,60 @@ from napari_dacapo.store.file_store import FileStore
 
 from . import config_files
 from .forms import ConfigChoiceForm, ConfigForm, FormError
-from .presets import PRESETS, task_defaults, task_for_dims
+from .layer_arrays import MAX_CHANNELS, layer_data
+from .presets import PRESETS, fit_to_voxels, task_defaults, task_for_dims
 
 #: The preset box's entry for settings loaded from a file or a run.
 LOADED = "(loaded settings)"
 from .run_info import unique_run_name
 
-__all__ = ["SettingsPanel"]
+__all__ = ["SettingsPanel", "channels_last", "channels_last_problem", "image_note"]
 
 RUN_FIELDS = config_files.RUN_FIELDS
-#: A first axis this short is taken as channels when the image has one axis too many.
-MAX_CHANNELS = 8
+
+
+def channels_last(layer: Any) -> bool:
+    """Whether ``layer`` (not RGB) looks like channels-last data, e.g. (Y, X, 2): its last
+    axis is short (at most :data:`MAX_CHANNELS`) and shorter than the one before it.
+    napari-dacapo reads channels from the first axis only."""
+    shape = layer_data(layer).shape
+    return (not getattr(layer, "rgb", False) and len(shape) >= 3
+            and shape[-1] <= MAX_CHANNELS and shape[-1] < shape[-2])
+
+
+def channels_last_problem(layer: Any) -> str:
+    """Why a :func:`channels_last` image cannot be trained on as it is, and how to move its
+    channels first."""
+    shape = tuple(layer_data(layer).shape)
+    data = f"viewer.layers['{layer.name}'].data"
+    return (
+        f"The raw image '{layer.name}' has shape {shape}: its last axis looks like "
+        f"{shape[-1]} channels, but napari-dacapo reads channels from the first axis "
+        f"(channels, [z,] y, x). Move them first, e.g. in napari's console (the >_ button): "
+        f"{data} = np.moveaxis({data}, -1, 0); or, to train on one channel, add one layer "
+        f"per channel: viewer.add_image({data}, channel_axis=-1)."
+    )
+
+
+def image_note(layer: Any, dims: int) -> str:
+    """What to know about how a ``dims``-D network reads the raw image ``layer`` (empty
+    when nothing): a channels-last image, or a first axis read as channels, which a time
+    series or a stack of 2D frames is not."""
+    if layer is None or getattr(layer, "rgb", False):
+        return ""
+    shape = tuple(layer_data(layer).shape)
+    if channels_last(layer):
+        return (f"'{layer.name}' {shape}: its last axis looks like {shape[-1]} channels, but "
+                f"channels are read from the first axis (see the reason under Train).")
+    if len(shape) != dims + 1:
+        return ""
+    as_3d = ", or train it as a 3D volume (a 3D preset)" if dims == 2 else ""
+    return (
+        f"'{layer.name}' {shape} is read as {shape[0]} channels of one {dims}D image (fmaps "
+        f"in {shape[0]}). If its first axis is time or a stack of {dims}D frames, split it "
+        f"into {dims}D frames (one layer each){as_3d}: a model trained on {shape[0]} "
+        f"channels predicts only {shape[0]}-channel images."
+    )
 
 
 class SettingsPanel(QWidget):
@@ -59,6 +102,10 @@ class SettingsPanel(QWidget):
         self.presets.addItems([*PRESETS, LOADED])
         self.presets.setToolTip("Fill network and trainer with a preset for this kind of data.")
         self.architecture_form = ConfigForm(CNNectomeUNetConfig, preset.architecture())
+        # The preset and network the panel set last (by a preset or fitted to an image):
+        # a network still so is fitted again to the next image picked.
+        self._automatic: tuple[str, CNNectomeUNetConfig] | None = (
+            "2D small", preset.architecture())
         self.trainer_form = ConfigForm(DefaultTrainerConfig, preset.trainer())
         self.run_form = ConfigForm(RunConfig, fields=RUN_FIELDS, hidden=())
         self.run_form.set_value({
@@ -145,22 +192,52 @@ class SettingsPanel(QWidget):
         })
         if isinstance(task, TaskConfig):
             self.task_form.set_value(task_for_dims(task, preset.dims))
+        self._automatic = (name, self.architecture_form.value())
+
+    def _automatic_preset(self) -> str | None:
+        """The preset the network was set from, by the panel, if it is still unchanged
+        (``fmaps_in`` aside)."""
+        if self._automatic is None:
+            return None
+        name, network = self._automatic
+        try:
+            current = self.architecture_form.value()
+        except (FormError, ConfigError):
+            return None
+        same = isinstance(current, CNNectomeUNetConfig) and \
+            current.replace(fmaps_in=1) == network.replace(fmaps_in=1)
+        return name if same else None
 
     def match_image(self, layer: Any) -> None:
         """Fit the network to a newly picked image: a preset of its number of axes when
-        the network has another, and ``fmaps_in`` = its channels."""
+        the network has another, and ``fmaps_in`` = its channels. A preset's network (one
+        the panel set and nobody changed) is fitted to anisotropic voxels (see
+        :func:`~.presets.fit_to_voxels`); a channels-last image changes no preset (the
+        Train reason says to move its channels first)."""
         try:
             dims = len(self.architecture_form.values()["input_shape"])
         except (FormError, TypeError):
             return
-        channels = 3 if layer.rgb else 1
-        if layer.ndim == dims + 1 and layer.data.shape[0] <= MAX_CHANNELS:
-            channels = layer.data.shape[0]
+        shape = layer_data(layer).shape
+        channels = shape[-1] if layer.rgb else 1
+        if channels_last(layer):
+            self.architecture_form.set_value({"fmaps_in": shape[-1]})
+            return
+        if layer.ndim == dims + 1 and shape[0] <= MAX_CHANNELS:
+            channels = shape[0]
         elif layer.ndim != dims and layer.ndim in (2, 3):
             name = f"{layer.ndim}D small"
             with QSignalBlocker(self.presets):
                 self.presets.setCurrentText(name)
             self.apply_preset(name)
+            dims = layer.ndim
+        preset = self._automatic_preset()
+        if preset is not None and PRESETS[preset].dims == dims:
+            spatial = shape[:-1] if layer.rgb else shape
+            fitted = fit_to_voxels(PRESETS[preset].architecture(channels),
+                                   layer.scale[-dims:], spatial[-dims:])
+            self.architecture_form.set_value(fitted)
+            self._automatic = (preset, fitted)
         self.architecture_form.set_value({"fmaps_in": channels})
 
     # -- files -----------------------------------------------------------------------------
@@ -186,6 +263,7 @@ class SettingsPanel(QWidget):
         return True
 
     def _show_loaded(self) -> None:
+        self._automatic = None  # loaded settings stay as they are
         with QSignalBlocker(self.presets):
             self.presets.setCurrentText(LOADED)
 

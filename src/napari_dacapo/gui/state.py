@@ -72,6 +72,9 @@ class TrainingState:
         ``{criterion: (iteration, value)}``: the best validated iteration per criterion.
     reason_disabled
         Why Train is disabled (empty when it is enabled).
+    data_status
+        What the run makes of the picked data that the user should know (how the image's
+        intensities are scaled, classes without a labelled voxel); shown under the pickers.
     message
         The latest user-facing status line (checkpoint saved, validation skipped ...).
     """
@@ -89,6 +92,7 @@ class TrainingState:
     device: str = ""
     best_scores: dict[str, tuple[int, float]] = field(default_factory=dict)
     reason_disabled: str = ""
+    data_status: str = ""
     message: str = ""
 
     def begin(self, run: str, total: int) -> None:

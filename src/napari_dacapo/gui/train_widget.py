@@ -28,11 +28,13 @@ from .controller import RunPrepared, TrainingController, ValidationSummary
 from .data_check import DataCheck
 from .data_panel import DataPanel, DataProblem, DataSelection, made_from_layers
 from .forms import FormError
+from .intensities import IntensityMeasure, scaled_datasplit
 from .live_view import LivePredictionReady, LiveView
 from .outputs import OutputLayers
 from .plots import TrainingPlots
+from .presets import fit_to_voxels, is_anisotropic
 from .run_data import add_run_data
-from .settings_panel import SettingsPanel
+from .settings_panel import SettingsPanel, channels_last, channels_last_problem, image_note
 from .state import TrainingState
 from .train_status import StatusPanel
 
@@ -71,6 +73,9 @@ class TrainWidget(QWidget):
         self.destroyed.connect(self.data.close)  # stop following the viewer's layers
         self.data_check = DataCheck()
         self.destroyed.connect(self.data_check.close)
+        self.intensities = IntensityMeasure()
+        self.destroyed.connect(self.intensities.close)
+        self._intensity_note = ""
         self.settings = SettingsPanel(self.store)
         self.status = StatusPanel(self.state)
         status = self.status
@@ -98,6 +103,7 @@ class TrainWidget(QWidget):
         self.stop_button.clicked.connect(self.controller.stop)
         self.controller.received.connect(self._on_controller_received)
         self.state.events.phase.connect(self._on_phase_changed)
+        self.state.events.data_status.connect(self.data.show_status)
         self._on_raw_changed(self.data.raw.value)
         self._refresh_enabled()
 
@@ -180,6 +186,8 @@ class TrainWidget(QWidget):
         if self.state.phase.busy:
             return self.state.reason_disabled
         self._config = self._continue = None
+        self._intensity_note, warnings = "", []
+        self._image_note = ""
         try:
             self._config, self._selection = self._run_config()
             reason, continue_reason = self._store_reasons(self._config)
@@ -189,8 +197,11 @@ class TrainWidget(QWidget):
             if problem:
                 reason = continue_reason = problem
                 self._continue = None
+            warnings = self.data_check.warnings()
         except (FormError, ConfigError, DataProblem, StoreError) as error:
             reason = continue_reason = str(error)
+        self.state.data_status = "\n".join(
+            filter(None, [self._image_note, self._intensity_note, *warnings]))
         self.state.reason_disabled = reason
         self.status.set_continue_reason(continue_reason)
         return reason
@@ -202,6 +213,11 @@ class TrainWidget(QWidget):
         settings = self.settings.settings()
         architecture = settings["architecture_config"]
         dims = len(architecture.input_shape)
+        raw = self.data.raw.value
+        # How the network reads the image, where that may surprise (under the pickers).
+        self._image_note = image_note(raw, dims)
+        if raw is not None and channels_last(raw):
+            raise DataProblem(channels_last_problem(raw))
         selection = self.data.selection(dims)
         if architecture.fmaps_in != selection.channels:
             raise DataProblem(
@@ -214,18 +230,52 @@ class TrainWidget(QWidget):
         needed = architecture.input_shape if clip_raw else geometry.output_shape(
             architecture.input_shape)
         if any(n > r for n, r in zip(needed, region)):
-            below, _ = geometry.nearest_valid_input_shapes(region)
-            fix = (f"use input shape {tuple(below)} or smaller" if below is not None
-                   else "use fewer downsampling levels")
+            # The nearest valid shape within both the region and the current input.
+            below, _ = geometry.nearest_valid_input_shapes(
+                [min(r, i) for r, i in zip(region, architecture.input_shape)])
+            fixes = [f"use input shape {tuple(below)} or smaller" if below is not None
+                     else "use fewer downsampling levels"]
+            anisotropic = self._anisotropic_fix(
+                architecture, selection.voxel_size, selection.factor, region)
+            if anisotropic:
+                fixes.insert(0, anisotropic)
             raise DataProblem(
                 f"The network {'input' if clip_raw else 'output'} {tuple(needed)} is larger "
                 f"than the annotated region {tuple(region)} (voxels where image and labels "
-                f"overlap): {fix}, or annotate a larger region."
+                f"overlap): {', or '.join(fixes)}, or annotate a larger region."
             )
         # The run is in integer world units (the layers' scale times selection.factor):
         # lengths the user gives in the layers' units (a clip distance) are scaled alike.
         settings["task_config"] = scale_world_lengths(settings["task_config"], selection.factor)
-        return RunConfig(datasplit_config=selection.datasplit, **settings), selection
+        datasplit, self._intensity_note = scaled_datasplit(
+            selection, settings["name"], self.store, self.intensities,
+            self._schedule_check_refresh,
+        )
+        return RunConfig(datasplit_config=datasplit, **settings), selection
+
+    @staticmethod
+    def _anisotropic_fix(architecture: Any, voxel_size: Any, factor: int, region: Any) -> str:
+        """For anisotropic voxels, the downsampling and input shape that fit ``region``
+        (see :func:`~.presets.fit_to_voxels`) when the network has others (empty if none
+        fits or it has them). ``voxel_size`` is in the run's units, ``factor`` times the
+        layers'."""
+        if not is_anisotropic(voxel_size):
+            return ""
+        fitted = fit_to_voxels(architecture, voxel_size, region)
+        if fitted.downsample_factors == architecture.downsample_factors or any(
+            s > r for s, r in zip(fitted.input_shape, region)
+        ):
+            return ""
+        sizes = tuple(round(v / factor, 6) for v in voxel_size)
+        sizes = tuple(int(v) if v == int(v) else v for v in sizes)
+        coarse = max(range(len(sizes)), key=lambda axis: sizes[axis])
+        axis = "zyx"[3 - len(sizes) + coarse]
+        factors = [tuple(f) for f in fitted.downsample_factors]
+        return (
+            f"for these anisotropic voxels (voxel size {sizes}) use downsample factors "
+            f"{factors} with input shape {tuple(fitted.input_shape)}: {axis} is downsampled "
+            f"only once the other axes' voxels reach its size"
+        )
 
     def _store_reasons(self, config: RunConfig) -> tuple[str, str]:
         """Why Train and why Continue cannot run ``config`` given the stored run of its

@@ -1,0 +1,106 @@
+"""The training panel's network fitted to a picked image: presets by number of axes,
+channels, and anisotropic voxels (downsampling and input shape)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from funlib.geometry import Coordinate
+
+from napari_dacapo.gui.presets import PRESETS, anisotropic_factors, fit_to_voxels
+from napari_dacapo.gui.settings_panel import SettingsPanel, channels_last, image_note
+from napari_dacapo.store.file_store import FileStore
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.mark.parametrize(
+    ("voxel_size", "levels", "factors"),
+    [
+        ((4, 1, 1), 2, [(1, 2, 2), (1, 2, 2)]),
+        ((2, 1, 1), 2, [(1, 2, 2), (2, 2, 2)]),
+        ((8, 1, 1), 3, [(1, 2, 2), (1, 2, 2), (1, 2, 2)]),
+        ((4, 1, 1), 3, [(1, 2, 2), (1, 2, 2), (2, 2, 2)]),
+        ((0.4, 0.1, 0.1), 2, [(1, 2, 2), (1, 2, 2)]),
+        ((1, 1, 1), 2, [(2, 2, 2), (2, 2, 2)]),
+        ((1.5, 1, 1), 2, [(2, 2, 2), (2, 2, 2)]),
+        ((1, 4), 2, [(2, 1), (2, 1)]),
+    ],
+)
+def test_anisotropic_factors_wait_for_the_fine_axes(voxel_size, levels, factors):
+    assert anisotropic_factors(voxel_size, levels) == [Coordinate(f) for f in factors]
+
+
+def test_fit_to_voxels_sizes_the_network_for_the_data():
+    preset = PRESETS["3D small"].architecture()
+    fitted = fit_to_voxels(preset, (4, 1, 1), limit=(24, 128, 128))
+    assert fitted.downsample_factors == [(1, 2, 2), (1, 2, 2)]
+    # xy keep the preset's 60; z gives an output of about the same world extent
+    # (4 slices of 4 for 20 pixels of 1) within the image's 24 slices.
+    assert fitted.input_shape == (24, 60, 60)
+    assert fitted.geometry().output_shape(fitted.input_shape) == (4, 20, 20)
+    assert fitted.eval_shape_increase == (8, 32, 32)  # scaled alike
+    unlimited = fit_to_voxels(preset, (4, 1, 1))
+    assert unlimited.input_shape == (25, 60, 60)
+    # A stack too thin for two levels gets one.
+    thin = fit_to_voxels(preset, (4, 1, 1), limit=(16, 128, 128))
+    assert thin.downsample_factors == [(1, 2, 2)] and thin.input_shape[0] <= 16
+    assert fit_to_voxels(preset, (1, 1, 1), limit=(24, 128, 128)) == preset
+    assert fit_to_voxels(preset, (1.5, 1, 1)) == preset
+
+
+def test_picking_an_anisotropic_stack_fits_the_network(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    panel = SettingsPanel(FileStore(tmp_path / "runs"))
+    stack = viewer.add_image(np.zeros((24, 128, 128), np.uint8), scale=(4, 1, 1))
+    panel.match_image(stack)
+    network = panel.settings()["architecture_config"]
+    assert panel.presets.currentText() == "3D small"
+    assert network.downsample_factors == [(1, 2, 2), (1, 2, 2)]
+    assert network.input_shape == (24, 60, 60)
+    # An isotropic volume picked next gets the preset back (the network was the panel's).
+    panel.match_image(viewer.add_image(np.zeros((64, 64, 64), np.uint8)))
+    assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
+    panel.match_image(stack)
+    assert panel.settings()["architecture_config"].input_shape == (24, 60, 60)
+    # A preset chosen by the user applies as it is.
+    panel.presets.setCurrentText("3D large")
+    panel.presets.setCurrentText("3D small")
+    assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
+    # A network the user changed is theirs: picking another image keeps it.
+    panel.architecture_form.set_value({"input_shape": (44, 44, 44)})
+    panel.match_image(stack)
+    assert panel.settings()["architecture_config"].input_shape == (44, 44, 44)
+
+
+def test_loaded_settings_are_not_fitted_to_the_image(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    panel = SettingsPanel(FileStore(tmp_path / "runs"))
+    panel.apply_preset("3D small")
+    path = tmp_path / "s.yaml"
+    assert panel.save(str(path)) and panel.load(str(path))
+    panel.match_image(viewer.add_image(np.zeros((24, 128, 128), np.uint8), scale=(4, 1, 1)))
+    assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
+
+
+def test_channels_last_image_keeps_the_2d_network(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    panel = SettingsPanel(FileStore(tmp_path / "runs"))
+    layer = viewer.add_image(np.zeros((64, 64, 2), np.uint8), name="two")
+    assert channels_last(layer)
+    panel.match_image(layer)
+    network = panel.settings()["architecture_config"]
+    assert panel.presets.currentText() == "2D small" and len(network.input_shape) == 2
+    assert network.fmaps_in == 2
+    assert "first axis" in image_note(layer, 2)
+    assert not channels_last(viewer.add_image(np.zeros((64, 64, 3), np.uint8), rgb=True))
+    assert not channels_last(viewer.add_image(np.zeros((2, 64, 64), np.uint8)))
+
+
+def test_first_axis_read_as_channels_is_said(make_napari_viewer):
+    viewer = make_napari_viewer()
+    movie = viewer.add_image(np.zeros((5, 64, 64), np.uint8), name="movie")
+    note = image_note(movie, 2)
+    assert "read as 5 channels" in note and "split it into 2D frames" in note
+    assert image_note(movie, 3) == ""  # a 3D network reads it as a volume
+    assert image_note(viewer.add_image(np.zeros((64, 64), np.uint8)), 2) == ""
