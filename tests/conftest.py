@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from napari_dacapo.store.file_store import FileStore
+
+
+@pytest.fixture(autouse=True)
+def _qt_workers_end_with_their_test():
+    """Wait for the Qt thread workers a test started (panels' data checks, intensity
+    measures, predictions). A superqt worker runs in ``warnings.catch_warnings()``; one that
+    ends during a later test restores the warning filters of the test that started it,
+    replacing that later test's (a ``filterwarnings`` mark then stops applying)."""
+    yield
+    if "qtpy.QtCore" in sys.modules:
+        from qtpy.QtCore import QThreadPool
+
+        QThreadPool.globalInstance().waitForDone(30_000)
 
 
 @pytest.fixture
