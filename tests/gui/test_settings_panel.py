@@ -83,6 +83,26 @@ def test_loaded_settings_are_not_fitted_to_the_image(make_napari_viewer, tmp_pat
     assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
 
 
+def test_a_short_first_axis_is_channels_only_as_the_writer_saves_it(make_napari_viewer,
+                                                                    tmp_path):
+    """The panel reads channels as the plugin's writer saves them (leading_channels): a
+    (6, Y, X) image is 6 channels of a 2D image, unless its first axis has a z spacing or
+    our reader named it z: then it is a thin volume, for a 3D network."""
+    viewer = make_napari_viewer()
+    panel = SettingsPanel(FileStore(tmp_path / "runs"))
+    panel.match_image(viewer.add_image(np.zeros((6, 64, 64), np.uint8)))
+    network = panel.settings()["architecture_config"]
+    assert len(network.input_shape) == 2 and network.fmaps_in == 6
+    panel.match_image(viewer.add_image(np.zeros((6, 64, 64), np.uint8), scale=(4, 1, 1)))
+    network = panel.settings()["architecture_config"]
+    assert panel.presets.currentText() == "3D small" and network.fmaps_in == 1
+    panel.apply_preset("2D small")
+    named = viewer.add_image(np.zeros((6, 64, 64), np.uint8),
+                             metadata={"axis_names": ["z", "y", "x"]})
+    panel.match_image(named)
+    assert len(panel.settings()["architecture_config"].input_shape) == 3
+
+
 def test_channels_last_image_keeps_the_2d_network(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     panel = SettingsPanel(FileStore(tmp_path / "runs"))

@@ -28,7 +28,7 @@ from napari_dacapo.store.file_store import FileStore
 
 from . import config_files
 from .forms import ConfigChoiceForm, ConfigForm, FormError
-from .layer_arrays import MAX_CHANNELS, layer_data
+from .layer_arrays import MAX_CHANNELS, layer_data, leading_channels
 from .presets import PRESETS, fit_to_voxels, task_defaults, task_for_dims
 
 #: The preset box's entry for settings loaded from a file or a run.
@@ -223,7 +223,11 @@ class SettingsPanel(QWidget):
         if channels_last(layer):
             self.architecture_form.set_value({"fmaps_in": shape[-1]})
             return
-        if layer.ndim == dims + 1 and shape[0] <= MAX_CHANNELS:
+        # Channels first as the writer saves them (leading_channels): a short first axis
+        # placed with a z spacing, or named z by our reader, is a volume, not channels.
+        if layer.ndim == dims + 1 and leading_channels(
+            shape, layer.scale, layer.translate, layer.metadata.get("axis_names")
+        ):
             channels = shape[0]
         elif layer.ndim != dims and layer.ndim in (2, 3):
             name = f"{layer.ndim}D small"
