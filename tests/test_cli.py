@@ -192,3 +192,36 @@ def test_iterations_continue_a_stopped_run_exactly_that_far(tmp_path):
     assert "from iteration 2 to 4" in result.output
     assert store.latest_iteration(config.name) == 4
     assert store.retrieve_run_config(config.name).num_iterations == 50  # kept
+
+
+def test_train_warns_of_a_class_without_labels_before_training(tmp_path):
+    """A one-hot class that no training label holds is never learned (its scores are NaN,
+    its best checkpoints missing): said before training, as the training panel says it."""
+    from conftest import tiny_config
+
+    from napari_dacapo.experiments import NumpyArrayConfig, OneHotTaskConfig
+    from napari_dacapo.store.file_store import FileStore
+
+    config = tiny_config(2, name="two_of_three", iterations=1)
+    split = config.datasplit_config
+
+    def binary(dataset):  # labels 0/1: class 'b' is never painted
+        gt = dataset.gt_config
+        return dataset.replace(gt_config=NumpyArrayConfig(
+            name=gt.name, data=(gt.data > 0).astype("uint8"), voxel_size=gt.voxel_size))
+
+    config = config.replace(
+        task_config=OneHotTaskConfig(name="classes", classes=["background", "a", "b"]),
+        datasplit_config=split.replace(train_configs=[binary(d) for d in split.train_configs],
+                                       validate_configs=[]),
+    )
+    store = FileStore(tmp_path / "runs")
+    store.store_run_config(config)
+    result = CliRunner().invoke(main, ["train", "--run", "two_of_three", "--store",
+                                       str(store.root), "--no-validate"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    warned = [i for i, line in enumerate(lines) if line.startswith(
+        "Warning: Class 'b' has no labelled voxel in the training labels")]
+    assert len(warned) == 1, result.output
+    assert warned[0] < next(i for i, line in enumerate(lines) if line.startswith("Training"))

@@ -20,6 +20,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
 from napari_dacapo.experiments.configs import Config
+from napari_dacapo.experiments.datasplits.datasets.checks import data_warnings
 
 __all__ = ["DATA_PROBLEMS", "DataCheck", "data_problem", "data_warnings"]
 
@@ -61,60 +62,6 @@ def data_problem(config: Config) -> str:
     except DATA_PROBLEMS as error:
         return str(error)
     return ""
-
-
-def data_warnings(config: Config) -> list[str]:
-    """What in the data of run ``config`` trains, but likely not as meant (Qt-free; reads
-    the data): the classes of a task with classes (one-hot classes, or the channels of a
-    distance task with several) that no training label holds where the loss counts (inside
-    the mask; the panel's mask leaves out validation regions). Such a class is never
-    learned, its dice and IoU are NaN and its ``best:`` checkpoints are missing; a warning,
-    not a refusal: the user may paint it later, or mean it. Labels larger than
-    ``checks.SAMPLE_BYTES`` are read in a sample of blocks, and the message says so."""
-    from napari_dacapo.experiments.datasplits.datasets.checks import _sample_rois, overlap_roi
-    from napari_dacapo.experiments.tasks.predictors.distance_predictor import channel_labels
-
-    task = config.task_config
-    if isinstance(getattr(task, "classes", None), list):
-        names, one_hot = list(task.classes), True
-    elif len(getattr(task, "channels", None) or []) > 1:
-        names, one_hot = list(task.channels), False
-    else:
-        return []
-    datasplit = config.datasplit_config.datasplit_type(config.datasplit_config)
-    found = np.zeros(len(names), dtype=bool)
-    sampled = False
-    for dataset in datasplit.train:
-        gt, mask = dataset.gt, dataset.mask
-        if gt is None:
-            continue
-        blocks, total = _sample_rois(gt, overlap_roi(dataset))
-        sampled |= len(blocks) < total
-        for roi in blocks:
-            labels = np.asarray(gt[roi])
-            known = None if mask is None else np.asarray(mask[roi]) != 0
-            if one_hot:
-                values = labels if known is None else labels[..., known]
-                ids = np.unique(values)
-                found[ids[(ids >= 0) & (ids < len(names))].astype(np.intp)] = True
-            else:
-                channels = channel_labels(labels, len(names), gt.dims) != 0
-                if known is not None:
-                    channels = channels & known
-                found |= channels.reshape(len(names), -1).any(axis=1)
-            if found.all():
-                return []
-    missing = [name for name, seen in zip(names, found) if not seen]
-    one = len(missing) == 1
-    kind = ("Class" if one else "Classes") if one_hot else ("Channel" if one else "Channels")
-    it, its, has = ("it", "its", "has") if one else ("them", "their", "have")
-    listed = ", ".join(f"'{name}'" for name in missing)
-    where = " (in the sample of them read)" if sampled else ""
-    return [
-        f"{kind} {listed} {has} no labelled voxel in the training labels{where}: the network "
-        f"cannot learn {it}, {its} dice and IoU will be NaN and {its} best checkpoints "
-        f"missing. Paint some, or remove {it} from the task."
-    ]
 
 
 def _checked(config: Config) -> tuple[str, list[str]]:
