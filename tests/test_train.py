@@ -217,3 +217,53 @@ def test_a_run_trained_headless_on_data_saved_from_napari_opens_over_that_data(s
     np.testing.assert_allclose(raw_snapshot["scale"], source["scale"])  # 0.5, not 5
     steps = (np.asarray(raw_snapshot["translate"]) - source["translate"]) / 0.5
     np.testing.assert_allclose(steps, np.round(steps))
+
+
+def test_stop_while_no_batch_comes_stops_the_run_with_a_checkpoint(tmp_path, monkeypatch):
+    """A batch source that stalls (data on a network disk that stops answering) must not
+    make Stop hang: the run stops, with a checkpoint of the iterations trained."""
+    import threading
+    import time
+
+    from conftest import tiny_config
+
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.experiments.trainers.batch_provider import BatchProvider
+    from napari_dacapo.store.file_store import FileStore
+    from napari_dacapo.train import IterationDone, RunStopped, train_run
+
+    made = {"count": 0}
+    release = threading.Event()
+    batch = BatchProvider.batch
+
+    def stalling(self):
+        made["count"] += 1
+        if made["count"] > 4:
+            release.wait(30)  # the disk stops answering
+        return batch(self)
+
+    monkeypatch.setattr(BatchProvider, "batch", stalling)
+    config = tiny_config(2, name="stalls", iterations=1000, validation_interval=1000)
+    config = config.replace(trainer_config=config.trainer_config.replace(
+        prefetch_worker="thread", prefetch=1))
+    store = FileStore(tmp_path / "runs")
+    stop = threading.Event()
+    events = []
+
+    def train():
+        for event in train_run(Run(config, store=store), store=store, stop=stop):
+            events.append(event)
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not any(isinstance(e, IterationDone) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the batches made are used up: training waits for the stalled one
+    stop.set()
+    thread.join(10)
+    release.set()
+    assert not thread.is_alive(), "Stop hung while the batch source stalled"
+    assert isinstance(events[-1], RunStopped)
+    done = events[-1].iteration
+    assert 0 < done < 1000 and store.latest_iteration("stalls") == done

@@ -207,7 +207,15 @@ def train_run(
                     return
                 if done >= run.train_until:
                     break
-        yield RunFinished(run.trainer.iteration)
+        done = run.trainer.iteration
+        if stop.is_set() and done < run.train_until:
+            # Stopped while no batch came (the trainer gave up waiting for one).
+            if done > start:
+                yield checkpoint(done)
+                store.apply_retention(run.name)
+            yield RunStopped(done)
+            return
+        yield RunFinished(done)
 
 
 def _display_of_data(run: Run) -> dict[str, Any]:

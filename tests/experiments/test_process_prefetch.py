@@ -234,3 +234,31 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_get_gives_up_when_its_event_is_set_while_nothing_comes(kind):
+    """Stop pressed while the batch source delivers nothing (a stalled network disk, a
+    hung worker): get(until=stop) raises Interrupted within a poll, and a bounded stop()
+    returns although the thread cannot be ended (it is left behind, a daemon)."""
+    from napari_dacapo.experiments.trainers.prefetch import Interrupted, Prefetcher
+
+    release = threading.Event()
+
+    def stalled():
+        release.wait(30)  # a read that does not return
+        return {"count": 0}
+
+    kind_of = Prefetcher if kind == "thread" else ProcessPrefetcher
+    prefetcher = kind_of(stalled, size=1, name="stalled")
+    prefetcher.start()
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.perf_counter()
+    with pytest.raises(Interrupted, match="stopped while waiting for an item"):
+        prefetcher.get(until=stop)
+    assert time.perf_counter() - t0 < 2.0
+    t0 = time.perf_counter()
+    prefetcher.stop(timeout=0.5)
+    assert time.perf_counter() - t0 < 2.0
+    release.set()

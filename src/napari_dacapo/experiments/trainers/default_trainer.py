@@ -26,7 +26,7 @@ from ..training_iteration_stats import TrainingIterationStats
 
 from .augments.augment import undo_grid_steps
 from .batch_provider import Batch, BatchProvider
-from .prefetch import Prefetcher, burst_size
+from .prefetch import Interrupted, Prefetcher, burst_size
 from .process_prefetch import ProcessPrefetcher, can_fork, pickle_refusal
 from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
 from .trainer import Trainer
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["DefaultTrainer"]
 
 _Tensors = dict[str, torch.Tensor]
+
+#: Seconds :meth:`DefaultTrainer.stop` waits for the batch source to stop; a batch thread
+#: still reading then (a stalled network disk) is left to end by itself (a daemon).
+STOP_SECONDS = 1.0
 
 
 class _LinearWarmup:
@@ -255,9 +259,10 @@ class DefaultTrainer(Trainer):
         self.stop()
 
     def stop(self) -> None:
-        """Stop background batch preparation (also done on leaving ``with``)."""
+        """Stop background batch preparation (also done on leaving ``with``), within
+        :data:`STOP_SECONDS`."""
         if self._prefetcher is not None:
-            self._prefetcher.stop()
+            self._prefetcher.stop(timeout=STOP_SECONDS)
 
     # -- training --------------------------------------------------------------------------
 
@@ -272,7 +277,8 @@ class DefaultTrainer(Trainer):
         """Train ``num_iterations`` iterations, yielding their stats (see the class
         docstring for when the model state matches the yielded iteration). When ``stop``
         is set, the pending stats are reported after the current step, so the caller can
-        stop within one iteration even where losses are read in windows (CUDA)."""
+        stop within one iteration even where losses are read in windows (CUDA); set while
+        no batch comes (a stalled disk, a hung worker), it ends without another step."""
         if self.provider is None or self._prefetcher is None or self._task is None:
             raise RuntimeError(
                 "Call build_batch_provider(datasets, model, task) before iterate()."
@@ -292,11 +298,26 @@ class DefaultTrainer(Trainer):
         started_here = not self._prefetcher.running
         if started_here:
             self._prefetcher.start()
-        try:
-            pending: list[tuple[int, torch.Tensor]] = []
+        pending: list[tuple[int, torch.Tensor]] = []
+        window_start = time.perf_counter()
+
+        def reported() -> Iterator[TrainingIterationStats]:
+            nonlocal pending, window_start
+            losses = torch.stack([value for _, value in pending]).tolist()  # one sync
+            seconds = (time.perf_counter() - window_start) / len(pending)
+            for (i, _), value in zip(pending, losses):
+                yield TrainingIterationStats(i, float(value), seconds)
+            pending = []
             window_start = time.perf_counter()
+
+        try:
             for step in range(num_iterations):
-                batch, tensors = self._prefetcher.get()
+                try:
+                    batch, tensors = self._prefetcher.get(until=stop)
+                except Interrupted:  # stopped while no batch came (a stalled disk or worker)
+                    if pending:
+                        yield from reported()
+                    return
                 loss, prediction = self._step(
                     model, optimizer, tensors, device, plan, memory_format
                 )
@@ -309,15 +330,10 @@ class DefaultTrainer(Trainer):
                 flush = stop is not None and stop.is_set()
                 if (snapshot or flush or self.iteration % sync_every == 0
                         or step == num_iterations - 1):
-                    losses = torch.stack([value for _, value in pending]).tolist()  # one sync
-                    seconds = (time.perf_counter() - window_start) / len(pending)
-                    for (i, _), value in zip(pending, losses):
-                        yield TrainingIterationStats(i, float(value), seconds)
-                    pending = []
-                    window_start = time.perf_counter()
+                    yield from reported()
         finally:
             if started_here:
-                self._prefetcher.stop()
+                self.stop()
 
     def _step(
         self,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Prefetcher", "POLL_SECONDS", "burst_size"]
+__all__ = ["Interrupted", "Prefetcher", "POLL_SECONDS", "burst_size"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,11 @@ def burst_size(item_bytes: int) -> int:
     if item_bytes <= 0:
         return MAX_BURST
     return max(1, min(MAX_BURST, BURST_BYTES // item_bytes))
+
+
+class Interrupted(Exception):
+    """:meth:`Prefetcher.get` gave up waiting for an item: the event it was given was set
+    (e.g. Stop pressed while a stalled disk or a hung worker delivers nothing)."""
 
 
 @dataclass(frozen=True)
@@ -92,32 +97,37 @@ class Prefetcher(Generic[T]):
         """Start preparing items (no-op when already running or when ``size == 0``)."""
         if self.size == 0 or self.running:
             return
-        self._stop.clear()
+        # A stop flag and queue of its own: a thread left behind by a stop() that timed
+        # out (hung in produce) never hands an item to a later thread's consumer.
+        self._stop = threading.Event()
         self._queue = queue.Queue(maxsize=self.size)
-        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+        self._thread = threading.Thread(target=self._work, args=(self._stop, self._queue),
+                                        name=self.name, daemon=True)
         self._thread.start()
 
     def _make(self) -> T:
         item = self.produce()
         return item if self.finish is None else self.finish(item)
 
-    def _work(self) -> None:
-        while not self._stop.is_set():
+    def _work(self, stop: threading.Event, items: queue.Queue) -> None:
+        while not stop.is_set():
             try:
                 item: T | _Failed = self._make()
             except BaseException as error:  # noqa: BLE001 - handed to the consumer
                 item = _Failed(error)
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
-                    self._queue.put(item, timeout=POLL_SECONDS)
+                    items.put(item, timeout=POLL_SECONDS)
                     break
                 except queue.Full:
                     continue
             if isinstance(item, _Failed):
                 return
 
-    def get(self) -> T:
-        """The next item; raises what ``produce`` raised in the thread."""
+    def get(self, until: threading.Event | None = None) -> T:
+        """The next item; raises what ``produce`` raised in the thread, and
+        :class:`Interrupted` when ``until`` is set while it waits (with ``size == 0`` the
+        item is made here, and is not interrupted)."""
         if self.size == 0:
             if not self._made:
                 self._made.extend(self._make() for _ in range(self.burst))
@@ -128,6 +138,8 @@ class Prefetcher(Generic[T]):
             try:
                 item = self._queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
+                if until is not None and until.is_set():
+                    raise Interrupted(f"{self.name}: stopped while waiting for an item.") from None
                 if not self.running:
                     raise RuntimeError(f"{self.name}: the preparing thread has stopped.") from None
                 continue

@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .prefetch import POLL_SECONDS, Prefetcher, T, burst_size
+from .prefetch import POLL_SECONDS, Interrupted, Prefetcher, T, burst_size
 
 __all__ = [
     "PARENT_CHECK_SECONDS", "ProcessPrefetcher", "can_fork", "can_spawn", "pickle_refusal"
@@ -233,16 +233,18 @@ class ProcessPrefetcher(Prefetcher[T]):
             pass  # it ended at once: get() reports it
         return _Spawned(popen, self.name)
 
-    def get(self) -> T:
-        """The next item; raises what ``produce`` raised in the worker, and a
-        ``RuntimeError`` when :meth:`stop` is called (from another thread) while it
-        waits."""
+    def get(self, until: threading.Event | None = None) -> T:
+        """The next item; raises what ``produce`` raised in the worker, a ``RuntimeError``
+        when :meth:`stop` is called (from another thread) while it waits, and
+        :class:`~.prefetch.Interrupted` when ``until`` is set while it waits."""
         link, process = self._link, self._process
         if link is None or process is None:
             raise RuntimeError(f"{self.name}: call start() (or use 'with') before get().")
         with self._reading:
             # Checked between waits of POLL_SECONDS: a hung worker never blocks this.
             while not link.halted.is_set() and not link.ready.poll(POLL_SECONDS):
+                if until is not None and until.is_set():
+                    raise Interrupted(f"{self.name}: stopped while waiting for an item.")
                 # A message is in the pipe before the worker can exit, so one that exited
                 # with nothing to read ended without reporting (unless stopped).
                 if not link.halted.is_set() and process.exitcode is not None:
