@@ -176,7 +176,7 @@ def export_model(
             "train_shape": list(model.input_shape),
             "dtype": "float32",
             "voxel_size": _in_data_units(raw.voxel_size, factor),
-            "units": _units(run, raw),
+            "units": _units(run, raw, store),
             "run_voxel_size": list(raw.voxel_size),
             "normalisation": _normalisation(raw.dtype, intensity_range),
         },
@@ -216,18 +216,22 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _units(run: Run, raw: Any) -> list[str]:
+def _units(run: Run, raw: Any, store: Any) -> list[str]:
     """The training data's units per spatial axis (``''``: unknown): those its array
     records, else the napari units the plugin's writer recorded with it (the array holds
-    ``''`` where its geometry was multiplied by a world factor)."""
+    ``''`` where its geometry was multiplied by a world factor), else those of the layers
+    a run made in the training panel was trained on (its display record)."""
     from napari_dacapo._reader import NO_UNIT, recorded_display_of
     from napari_dacapo.predict import training_raw_configs
+    from napari_dacapo.store.file_store import read_display
 
     units = [str(u) for u in raw.units]
     if any(units):
         return units
     configs = training_raw_configs(run)
     recorded = recorded_display_of(configs[0] if configs else None).get("units") or []
+    if len(recorded) < len(units) and store is not None:
+        recorded = read_display(store.run_dir(run.name)).get("units") or []
     if len(recorded) < len(units):
         return units
     return ["" if u == NO_UNIT else str(u) for u in recorded[len(recorded) - len(units):]]

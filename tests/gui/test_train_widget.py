@@ -590,3 +590,26 @@ def test_a_first_axis_read_as_channels_is_said_under_the_data(make_napari_viewer
     panel.data.raw.value = viewer.layers["one frame"]
     panel._refresh_enabled()
     assert "channels" not in panel.state.data_status
+
+
+def test_a_run_trained_on_layers_in_micrometers_exports_in_micrometers(viewer, tmp_path,
+                                                                        qtbot):
+    """Layers at scale 0.5 µm train in integer units of 0.1 µm; the run records the
+    layers' units, so its export gives voxel size 0.5 in micrometers (it said '')."""
+    import yaml
+
+    from napari_dacapo.export import export_model
+    from napari_dacapo.store.file_store import read_display
+
+    for layer in viewer.layers:
+        layer.units = ("micrometer", "micrometer")
+    panel = make_panel(viewer, tmp_path, iterations=2)
+    qtbot.waitUntil(lambda: panel.state.reason_disabled == "", timeout=WAIT_MS)
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED, panel.state.message
+    assert read_display(panel.store.run_dir("tiny"))["units"] == ["micrometer"] * 2
+    exported = export_model("tiny", "latest", tmp_path / "export", store=panel.store)
+    metadata = yaml.safe_load(exported.metadata.read_text())
+    assert metadata["input"]["voxel_size"] == [0.5, 0.5]
+    assert metadata["input"]["units"] == ["micrometer", "micrometer"]

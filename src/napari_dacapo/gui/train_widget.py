@@ -15,6 +15,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
+from napari_dacapo._reader import NO_UNIT
 from napari_dacapo.experiments import (
     AffinitiesTaskConfig,
     ConfigError,
@@ -350,7 +351,11 @@ class TrainWidget(QWidget):
         self.live.enabled = self.status.live.isChecked()
         self.live.begin(selection.raw_layer, selection.voxel_size, selection.offset,
                         selection.dims)
-        return self.controller.start(config, {"world_factor": selection.factor}, train_until)
+        display: dict[str, Any] = {"world_factor": selection.factor}
+        units = [str(u) for u in selection.raw_layer.units[-selection.dims:]]
+        if any(u != NO_UNIT for u in units):  # physical units: an export says them
+            display["units"] = units
+        return self.controller.start(config, display, train_until)
 
     def _on_live_toggled(self, on: bool) -> None:
         self.live.enabled = on
