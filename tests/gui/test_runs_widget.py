@@ -371,3 +371,50 @@ def test_a_followed_run_deleted_meanwhile_is_dropped_once(browser, qtbot, traine
     assert widget.status.text() == f"Run 'tiny_2d' is no longer in {trained_store.root}."
     assert "Reading failed" not in widget.status.text()
     assert not widget.open_button.isEnabled()
+
+
+def test_a_selected_run_deleted_meanwhile_leaves_no_other_run_selected(browser, qtbot,
+                                                                      trained_store):
+    """The selected run (the last row) is deleted while not followed: the next listing
+    clears the selection with a note; it selected the run listed before it, silently."""
+    import shutil
+
+    viewer, widget = browser
+    config = trained_store.retrieve_run_config("tiny_2d")
+    trained_store.store_run_config(config.replace(name="another"))
+    widget.refresh()
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 2, timeout=20_000)
+    select(widget, qtbot, row=1)
+    assert widget.selected_name() == "tiny_2d"
+    shutil.rmtree(trained_store.run_dir("tiny_2d"))
+    widget.refresh()
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 1, timeout=20_000)
+    assert widget.selected_name() is None and not widget.continue_button.isEnabled()
+    assert widget.status.text() == f"Run 'tiny_2d' is no longer in {trained_store.root}."
+
+
+def test_continue_of_a_run_whose_data_moved_loads_its_settings_and_says_why(
+    browser, qtbot, trained_store, monkeypatch
+):
+    """The run's data (data/*.zarr) were moved or deleted: Continue loads the settings and
+    warns, instead of an uncaught FileNotFoundError."""
+    import shutil
+
+    from napari_dacapo.gui import train_widget
+
+    warned: list[str] = []
+    monkeypatch.setattr(train_widget, "show_warning", warned.append)
+    from conftest import tiny_config
+
+    viewer, widget = browser
+    trained_store.store_run_config(tiny_config(2, name="moved"))  # its data in its folder
+    shutil.rmtree(trained_store.run_dir("moved") / "data")
+    widget.refresh()
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 2, timeout=20_000)
+    select(widget, qtbot, row=0)
+    assert widget.selected_name() == "moved"
+    widget.continue_button.click()
+    assert len(warned) == 1 and warned[0].startswith("The data of run 'moved' cannot be "
+                                                    "opened")
+    panel = runs_widget.training_panel(viewer)
+    assert panel.settings.run_form.values()["name"] == "moved"

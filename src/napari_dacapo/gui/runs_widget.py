@@ -191,8 +191,14 @@ class RunsWidget(QWidget):
         if store is not self.store:
             return  # another store was opened meanwhile
         current = self.selected_name()
+        if current is not None and current not in runs and not self._gone:
+            self._gone = f"Run '{current}' is no longer in {self.store.root}."
         self.runs = runs
         self.table.setRowCount(len(runs))
+        # Rows are refilled in place, and removing a selected last row selects the row
+        # above: a selection left would name another run, so it is made again below.
+        self.table.setCurrentCell(-1, -1)
+        self.table.clearSelection()
         for row, name in enumerate(runs):
             self._fill_row(row, runs[name])
         self.status.setText(self._gone or ("" if runs else

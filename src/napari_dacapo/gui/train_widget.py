@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
@@ -135,14 +135,22 @@ class TrainWidget(QWidget):
         factor = self._stored_world_factor(run_config)
         if self.data.raw.value is None and run_config.datasplit_config is not None:
             # A stored run's data open where its outputs open.
-            layers = add_run_data(self.viewer, run_config, factor)
-            self.data.reset_choices()
-            # Picks the run has no data for are cleared: the panel must build the stored
-            # datasplit again (e.g. no validation region of another run left picked).
-            for picker in self.data.pickers:
-                picker.value = None
-            for role, layer in layers.items():
-                getattr(self.data, role).value = layer
+            try:
+                layers = add_run_data(self.viewer, run_config, factor)
+            except (OSError, ValueError, KeyError) as error:  # moved or deleted meanwhile
+                layers = None
+                show_warning(f"The data of run '{run_config.name}' cannot be opened "
+                             f"({error}); only its settings are loaded. Open its image and "
+                             f"labels and pick them here.")
+            if layers is not None:
+                self.data.reset_choices()
+                # Picks the run has no data for are cleared: the panel must build the
+                # stored datasplit again (e.g. no validation region of another run left
+                # picked).
+                for picker in self.data.pickers:
+                    picker.value = None
+                for role, layer in layers.items():
+                    getattr(self.data, role).value = layer
         # The forms show lengths in the layers' units (see _run_config).
         task = scale_world_lengths(run_config.task_config, 1 / factor)
         self.settings.set_config(run_config.replace(task_config=task))
