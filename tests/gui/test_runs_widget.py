@@ -418,3 +418,38 @@ def test_continue_of_a_run_whose_data_moved_loads_its_settings_and_says_why(
                                                     "opened")
     panel = runs_widget.training_panel(viewer)
     assert panel.settings.run_form.values()["name"] == "moved"
+
+
+def test_a_run_loaded_onto_layers_without_its_validation_region_says_what_is_missing(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """napari reopened on the saved image and labels (a Shapes region is not saved): the
+    run cannot continue on them, and the reason says the region is what is missing and
+    how to get the run's own data back (it said only "datasplit_config differs")."""
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.gui.train_widget import TrainWidget
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    viewer = make_napari_viewer()
+    viewer.add_image(raw, name="raw")
+    viewer.add_labels(labels, name="labels")
+    region = viewer.add_shapes([[[10, 50], [49, 89]]], shape_type="rectangle")
+    _train_in_panel(viewer, store, qtbot, "held", region=region)
+
+    reopened = make_napari_viewer()
+    reopened.add_image(raw, name="raw")
+    reopened.add_labels(labels, name="labels")
+    panel = TrainWidget(reopened, store=store)
+    reopened.window.add_dock_widget(panel)
+    panel.load_run("held")
+    reason = panel.state.reason_disabled
+    assert "datasplit_config" in reason
+    assert "it was validated on 1 dataset(s) or region(s), 0 are picked now" in reason
+    assert "set raw to empty and load the run again (runs browser > Continue)" in reason
+    assert not panel.continue_button.isEnabled()
+    panel.data.raw.value = None  # as the reason says: the run's own data come back
+    panel.load_run("held")
+    assert panel.data.validation_region.value is not None
+    assert panel.continue_button.isEnabled(), panel.state.reason_disabled

@@ -311,7 +311,9 @@ class TrainWidget(QWidget):
             )
         except StoreError as error:
             if made_from_layers(stored_config):
-                raise
+                if "datasplit_config" not in str(error):
+                    raise
+                raise StoreError(f"{error} {_other_data(stored_config, config)}") from None
             # Its datasplit cannot be made again from layers: say how it does continue.
             raise StoreError(
                 f"{error} Run '{name}' was made from a config file, not from napari layers: "
@@ -402,3 +404,15 @@ class TrainWidget(QWidget):
                 for iteration, values in sorted(event.scores.items()):
                     self.plots.add_scores(iteration, values)
                 self.plots.set_best(event.best)
+
+
+def _other_data(stored: RunConfig, config: RunConfig) -> str:
+    """What to do when the layers picked do not make run ``stored``'s datasplit again (e.g.
+    napari reopened without its validation region)."""
+    held, picked = (len(c.datasplit_config.validate_configs) for c in (stored, config))
+    what = (f"it was validated on {held} dataset(s) or region(s), {picked} are picked now"
+            if held != picked else "the image, labels, mask or validation data picked are not "
+            "those it was trained on")
+    return (f"The data picked here are not the run's ({what}). To continue it on its own "
+            f"data, set raw to empty and load the run again (runs browser > Continue): its "
+            f"image, labels and validation region come back as layers.")
