@@ -287,3 +287,15 @@ def test_voxel_sizes_compare_in_the_layers_units(trained_store, tmp_path):
     assert warning.endswith("correct the array's voxel_size attribute.")
     assert note.startswith("Note: run 'r' was trained on voxel sizes (1, 1), (2, 2), the "
                            "image has (0.5, 0.5)")
+
+
+def test_picking_another_image_drops_the_last_predictions_outcome(predict_panel, qtbot):
+    viewer, widget = predict_panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    viewer.add_image(raw, name="first")
+    widget.labels_check.value = False
+    run_prediction(widget, qtbot)
+    assert widget.status.value.startswith("Predicted")
+    second = viewer.add_image(raw[:40, :60], name="second")
+    widget.image_choice.value = second
+    assert not widget.status.value.startswith("Predicted"), widget.status.value

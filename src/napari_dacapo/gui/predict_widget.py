@@ -140,6 +140,8 @@ class PredictWidget(Container):
         self._refresh_enabled()
 
     def _on_image_choice_changed(self, image: Any = None) -> None:
+        if image is not self._image and not self.running:
+            self._outcome = ""  # how another image's prediction ended
         # The status notes a voxel size the run was not trained on: also once rescaled.
         if self._image is not None:
             self._image.events.scale.disconnect(self._on_image_scale_changed)
