@@ -299,3 +299,55 @@ def test_picking_another_image_drops_the_last_predictions_outcome(predict_panel,
     second = viewer.add_image(raw[:40, :60], name="second")
     widget.image_choice.value = second
     assert not widget.status.value.startswith("Predicted"), widget.status.value
+
+
+def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range(
+    make_napari_viewer, trained_store, qtbot
+):
+    """A run whose training raw was scaled from a range (as the training panel scales new
+    runs) predicts an image with that range by default; the panel's choice scales it from
+    the image's own 1st-99.8th percentiles instead (an image brighter than the training
+    data segmented worse with the training range)."""
+    from napari_dacapo.experiments import IntensitiesArrayConfig
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.gui.intensities import intensity_range
+
+    config = trained_store.retrieve_run_config("tiny_2d")
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    scaled = train.replace(raw_config=IntensitiesArrayConfig(
+        name="scaled", source_array_config=train.raw_config, min=0, max=200))
+    config = config.replace(name="ranged", datasplit_config=split.replace(
+        train_configs=[scaled], validate_configs=[]))
+    run = Run(config, store=trained_store)
+    trained_store.store_run_config(config)
+    trained_store.store_checkpoint("ranged", 1, run.model, run.optimizer)
+
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=trained_store)
+    viewer.window.add_dock_widget(widget)
+    widget.run_choice.value = "ranged"
+    qtbot.waitUntil(lambda: widget.info is not None and widget.info.name == "ranged",
+                    timeout=20_000)
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    bright = (raw.astype(np.float32) * 3 + 100).astype(np.uint16)
+    viewer.add_image(bright, name="bright")
+    widget.checkpoint_choice.value = "latest"
+    widget.labels_check.value = False
+    assert widget.range_check.enabled and "0-200 become 0-1" in widget.range_check.tooltip
+
+    widget.range_check.value = True
+    run_prediction(widget, qtbot)
+    shown = np.asarray(viewer.layers[layer_name("ranged", "prediction bright")].data)
+    own = intensity_range(bright)
+    expected = predict("ranged", "latest", bright, store=trained_store,
+                       rescale=(own.low, own.high))
+    as_trained = predict("ranged", "latest", bright, store=trained_store)
+    np.testing.assert_allclose(shown, expected[0], atol=1e-6)
+    assert not np.allclose(shown, as_trained[0], atol=1e-3)
+
+    # The tiny_2d run was trained on intensities as stored: nothing to offer.
+    widget.run_choice.value = "tiny_2d"
+    qtbot.waitUntil(lambda: widget.info is not None and widget.info.name == "tiny_2d",
+                    timeout=20_000)
+    assert not widget.range_check.enabled

@@ -40,7 +40,11 @@ from napari_dacapo.gui.prediction_job import (
 from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi
 from napari_dacapo.gui.run_info import RunInfo
-from napari_dacapo.predict import NON_FINITE_PREDICTION, PredictionStarted
+from napari_dacapo.predict import (
+    NON_FINITE_PREDICTION,
+    PredictionStarted,
+    training_intensity_range,
+)
 from napari_dacapo.store.file_store import FileStore
 
 if TYPE_CHECKING:
@@ -95,6 +99,7 @@ class PredictWidget(Container):
             f"images that fit in memory; {BLOCKWISE}: for big images stored as zarr, by "
             f"worker processes into a zarr array (resumable), shown as it fills")
         self.labels_check = CheckBox(text="labels (best post-processing)", value=True)
+        self.range_check = CheckBox(text="scale to this image's intensities", value=False)
         self.predict_button = PushButton(text="Predict")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -105,6 +110,7 @@ class PredictWidget(Container):
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
             self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
+            self.range_check,
             self.predict_button, self.cancel_button, self.progress, self.status,
         ])
 
@@ -226,6 +232,7 @@ class PredictWidget(Container):
             "Blockwise prediction writes the prediction only." if blockwise else "" if labelled
             else "Labels need the run's best post-processing parameters: validate the run "
             "first.")
+        self._refresh_range_check(blockwise)
         reason = self.reason_disabled()
         self.predict_button.enabled = not reason
         self.predict_button.tooltip = reason or "Predict the image with this checkpoint"
@@ -234,6 +241,25 @@ class PredictWidget(Container):
         # refresh (GUI thread; the file may be on a slow disk).
         note = "" if reason or blockwise else self.voxel_size_warning()[0]
         self.status.value = reason or " ".join(filter(None, (self._outcome, note)))
+
+    def _refresh_range_check(self, blockwise: bool) -> None:
+        """Offer the image's own intensity range where the run scaled its training data
+        from a range (tiles mode; blockwise jobs scale as the run was trained)."""
+        try:
+            trained = training_intensity_range(self.info.config) if self.info else None
+        except ValueError:  # datasets scaled differently: prediction says so
+            trained = None
+        self.range_check.enabled = trained is not None and not blockwise and not self.running
+        if trained is None:
+            tip = "The run was trained on intensities as stored: nothing to scale."
+        elif blockwise:
+            tip = "Blockwise prediction scales the image as the run's training data was."
+        else:
+            low, high = trained
+            tip = (f"Off: intensities {low:g}-{high:g} become 0-1, as in training. On: this "
+                   f"image's 1st-99.8th percentiles do, for an image brighter or dimmer than "
+                   f"the training data.")
+        self.range_check.tooltip = tip
 
     def voxel_size_warning(self) -> tuple[str, str]:
         """``(note, warning)`` when the chosen image's voxel size is none that the run
@@ -262,8 +288,9 @@ class PredictWidget(Container):
             chosen = checkpoint[5:] if checkpoint.startswith("best:") else None
             criterion = chosen or next(c for c in self.info.criteria if c in self.info.best)
         self._factor = factor
+        own_range = bool(self.range_check.value and self.range_check.enabled)
         return PredictJob(self.store, self.info.name, self.checkpoint_choice.value, raw, roi,
-                          criterion)
+                          criterion, own_range)
 
     def _region(self, array: Any) -> Roi | None:
         """The world ROI of the chosen region of the image (``array``), None for all."""

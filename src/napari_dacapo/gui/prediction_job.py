@@ -47,6 +47,9 @@ class PredictJob:
         World ROI (integer units) to predict, on the image's voxel grid; None: all of it.
     criterion
         Whose best post-processing parameters make the labels; None: no labels.
+    own_range
+        Scale the image from its own 1st-99.8th percentiles to 0-1, not from the range
+        the training data was scaled from (for an image brighter or dimmer than those).
     """
 
     store: FileStore
@@ -55,6 +58,7 @@ class PredictJob:
     raw: Any
     region: Roi | None
     criterion: str | None
+    own_range: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,14 @@ def prediction_events(
             next_id = int(segmentation.max())
         return segmentation
 
-    events = predict_tiles(run, job.checkpoint, source, store=store)
+    rescale: bool | tuple[float, float] = True  # as the training data was
+    if job.own_range:
+        from napari_dacapo.gui.intensities import intensity_range
+
+        # Of the whole image, not the region: every region of it is scaled alike.
+        measured = intensity_range(job.raw.data)
+        rescale = (measured.low, measured.high)
+    events = predict_tiles(run, job.checkpoint, source, store=store, rescale=rescale)
     try:
         # The panel compared the image's voxel size, in the layers' units: the job's
         # integer units may be finer than the run's (another world factor).
