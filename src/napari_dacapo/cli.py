@@ -58,6 +58,11 @@ def main(verbose: bool) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _warn(message)
+
+
+def _warn(message: object) -> None:
+    """Say a warning to the user, as one ``Warning:`` line."""
     click.echo(f"Warning: {message}", err=True)
 
 
@@ -383,7 +388,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                     out[tile.roi] = tile.data
                     finite = finite and bool(np.isfinite(tile.data).all())
                 if not finite:
-                    click.echo(f"Warning: {NON_FINITE_PREDICTION}", err=True)
+                    _warn(NON_FINITE_PREDICTION)
     click.echo(f"Wrote {'labels' if labels else 'prediction'} to {written.file_name}/"
                f"{written.dataset}")
 
@@ -626,7 +631,7 @@ def _train(run_config, file_store, device, validate: bool, train_until=None) -> 
             if train_until is not None:
                 run.train_until = train_until
             for warning in data_warnings(run_config):  # trains, but likely not as meant
-                click.echo(f"Warning: {warning}", err=True)
+                _warn(warning)
             for event in train_run(run, store=file_store, stop=stop, device=device,
                                    validate=validate):
                 match event:

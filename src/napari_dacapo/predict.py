@@ -69,6 +69,7 @@ __all__ = [
     "VoxelSizeWarning",
     "training_voxel_sizes",
     "voxel_size_mismatch",
+    "voxel_size_text",
     "unchecked_voxel_size",
 ]
 
@@ -576,14 +577,16 @@ def voxel_size_mismatch(
         return ""
     which = "the voxel size" if len(training) == 1 else "each voxel size"
     return (
-        f"{what} {_size_text(voxel_size)} differs from {which} of the data run '{run_name}' "
-        f"was trained on, {', '.join(map(_size_text, training))}: the network sees "
+        f"{what} {voxel_size_text(voxel_size)} differs from {which} of the data run "
+        f"'{run_name}' was trained on, {', '.join(map(voxel_size_text, training))}: the "
+        f"network sees "
         f"structures at another size than it learned, and its prediction may be "
         f"meaningless. {fix}"
     )
 
 
-def _size_text(size: Sequence[float]) -> str:
+def voxel_size_text(size: Sequence[float]) -> str:
+    """A voxel size as messages show it, e.g. ``(0.5, 0.5)``."""
     return f"({', '.join(f'{float(v):g}' for v in size)})"
 
 

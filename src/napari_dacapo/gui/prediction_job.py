@@ -26,6 +26,7 @@ from napari_dacapo.predict import (
     training_voxel_sizes,
     unchecked_voxel_size,
     voxel_size_mismatch,
+    voxel_size_text,
 )
 from napari_dacapo.store.file_store import FileStore, world_factor_of
 
@@ -248,10 +249,8 @@ def voxel_size_warning(
     if not warning:
         return "", ""
 
-    def text(size: tuple[float, ...]) -> str:
-        return f"({', '.join(f'{v:g}' for v in size)})"
-
     sizes = "voxel size" if len(training) == 1 else "voxel sizes"
-    note = (f"Note: run '{run}' was trained on {sizes} {', '.join(map(text, training))}, the "
-            f"image has {text(scale)}: resample it, or correct its scale if that is wrong.")
+    note = (f"Note: run '{run}' was trained on {sizes} "
+            f"{', '.join(map(voxel_size_text, training))}, the image has "
+            f"{voxel_size_text(scale)}: resample it, or correct its scale if that is wrong.")
     return note, warning
