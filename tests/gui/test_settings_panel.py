@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from funlib.geometry import Coordinate
 
-from napari_dacapo.gui.presets import PRESETS, anisotropic_factors, fit_to_voxels
+from napari_dacapo.gui.presets import (
+    PRESETS,
+    anisotropic_factors,
+    anisotropic_kernels,
+    fit_to_voxels,
+)
 from napari_dacapo.gui.settings_panel import SettingsPanel, channels_last, image_note
 from napari_dacapo.store.file_store import FileStore
 
@@ -35,18 +40,43 @@ def test_fit_to_voxels_sizes_the_network_for_the_data():
     preset = PRESETS["3D small"].architecture()
     fitted = fit_to_voxels(preset, (4, 1, 1), limit=(24, 128, 128))
     assert fitted.downsample_factors == [(1, 2, 2), (1, 2, 2)]
+    # z is convolved only at the bottom, where its voxels are as large as x and y's.
+    flat, full = [(1, 3, 3)] * 2, [(3, 3, 3)] * 2
+    assert fitted.kernel_size_down == [flat, flat, full]
+    assert fitted.kernel_size_up == [flat, flat]
     # xy keep the preset's 60; z gives an output of about the same world extent
-    # (4 slices of 4 for 20 pixels of 1) within the image's 24 slices.
-    assert fitted.input_shape == (24, 60, 60)
-    assert fitted.geometry().output_shape(fitted.input_shape) == (4, 20, 20)
+    # (5 slices of 4 for 20 pixels of 1).
+    assert fitted.input_shape == (9, 60, 60)
+    assert fitted.geometry().output_shape(fitted.input_shape) == (5, 20, 20)
     assert fitted.eval_shape_increase == (8, 32, 32)  # scaled alike
-    unlimited = fit_to_voxels(preset, (4, 1, 1))
-    assert unlimited.input_shape == (25, 60, 60)
-    # A stack too thin for two levels gets one.
-    thin = fit_to_voxels(preset, (4, 1, 1), limit=(16, 128, 128))
-    assert thin.downsample_factors == [(1, 2, 2)] and thin.input_shape[0] <= 16
+    assert fit_to_voxels(preset, (4, 1, 1)) == fitted
+    # A thin stack (8 slices) fits both levels; 4 slices get one.
+    thin = fit_to_voxels(preset, (4, 1, 1), limit=(8, 128, 128))
+    assert thin.downsample_factors == [(1, 2, 2), (1, 2, 2)] and thin.input_shape == (8, 60, 60)
+    thinner = fit_to_voxels(preset, (4, 1, 1), limit=(4, 128, 128))
+    assert thinner.downsample_factors == [(1, 2, 2)] and thinner.input_shape[0] <= 4
+    assert thinner.kernel_size_down == [flat, flat]
+    # Kernel sizes the user set are theirs.
+    own = preset.replace(kernel_size_down=[full] * 3, kernel_size_up=[full] * 2)
+    assert fit_to_voxels(own, (4, 1, 1), limit=(24, 128, 128)).kernel_size_down == [full] * 3
     assert fit_to_voxels(preset, (1, 1, 1), limit=(24, 128, 128)) == preset
     assert fit_to_voxels(preset, (1.5, 1, 1)) == preset
+
+
+@pytest.mark.parametrize(
+    ("voxel_size", "factors", "first_kernels"),
+    [
+        ((4, 1, 1), [(1, 2, 2), (1, 2, 2)], [(1, 3, 3), (1, 3, 3), (3, 3, 3)]),
+        ((2, 1, 1), [(1, 2, 2), (2, 2, 2)], [(1, 3, 3), (3, 3, 3), (3, 3, 3)]),
+        ((8, 1, 1), [(1, 2, 2), (1, 2, 2)], [(1, 3, 3)] * 3),  # never reached
+        ((1, 4), [(2, 1), (2, 1)], [(3, 1), (3, 1), (3, 3)]),
+    ],
+)
+def test_anisotropic_kernels_are_flat_along_coarse_axes(voxel_size, factors, first_kernels):
+    down, up = anisotropic_kernels(voxel_size, factors)
+    assert [level[0] for level in down] == [Coordinate(k) for k in first_kernels]
+    assert all(len(level) == 2 and level[0] == level[1] for level in down)
+    assert up == down[:-1]
 
 
 def test_picking_an_anisotropic_stack_fits_the_network(make_napari_viewer, tmp_path):
@@ -57,12 +87,12 @@ def test_picking_an_anisotropic_stack_fits_the_network(make_napari_viewer, tmp_p
     network = panel.settings()["architecture_config"]
     assert panel.presets.currentText() == "3D small"
     assert network.downsample_factors == [(1, 2, 2), (1, 2, 2)]
-    assert network.input_shape == (24, 60, 60)
+    assert network.input_shape == (9, 60, 60)
     # An isotropic volume picked next gets the preset back (the network was the panel's).
     panel.match_image(viewer.add_image(np.zeros((64, 64, 64), np.uint8)))
     assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
     panel.match_image(stack)
-    assert panel.settings()["architecture_config"].input_shape == (24, 60, 60)
+    assert panel.settings()["architecture_config"].input_shape == (9, 60, 60)
     # A preset chosen by the user applies as it is.
     panel.presets.setCurrentText("3D large")
     panel.presets.setCurrentText("3D small")

@@ -543,19 +543,35 @@ def test_anisotropic_stack_gets_an_anisotropic_network(make_napari_viewer, tmp_p
     panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
     network = panel.settings.settings()["architecture_config"]
     assert network.downsample_factors == [(1, 2, 2), (1, 2, 2)]
-    assert network.input_shape == (24, 60, 60)
+    assert network.input_shape == (9, 60, 60)
+    assert network.kernel_size_down[0] == [(1, 3, 3)] * 2
     assert _reason(panel, qtbot) == ""
     # The isotropic preset, chosen by the user, does not fit 24 slices: the reason names
-    # the anisotropic downsampling first (in the layers' units), which then fits.
+    # the anisotropic network first (in the layers' units), which then fits.
     panel.settings.presets.setCurrentText("3D large")
     panel.settings.presets.setCurrentText("3D small")
     reason = _reason(panel, qtbot)
+    flat, full = [(1, 3, 3)] * 2, [(3, 3, 3)] * 2
     assert re.search(
         r"larger than the annotated region \(24, 128, 128\).*voxel size \(0.4, 0.1, 0.1\)\) "
-        r"use downsample factors \[\(1, 2, 2\), \(1, 2, 2\)\] with input shape "
-        r"\(24, 60, 60\).*, or use fewer downsampling levels", reason)
+        r"use downsample factors \[\(1, 2, 2\), \(1, 2, 2\)\], kernel_size_down "
+        + re.escape(str([flat, flat, full])) + ", kernel_size_up " + re.escape(str([flat, flat]))
+        + r" with input shape \(9, 60, 60\).*, or use fewer downsampling levels", reason)
     panel.settings.architecture_form.set_value(
-        {"downsample_factors": [(1, 2, 2), (1, 2, 2)], "input_shape": (24, 60, 60)})
+        {"downsample_factors": [(1, 2, 2), (1, 2, 2)], "input_shape": (9, 60, 60),
+         "kernel_size_down": [flat, flat, full], "kernel_size_up": [flat, flat]})
+    assert _reason(panel, qtbot) == ""
+
+
+def test_thin_anisotropic_stack_gets_a_network_that_fits(make_napari_viewer, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((8, 96, 96), seed=1)  # 8 confocal slices
+    viewer.add_image(raw, name="raw", scale=(4, 1, 1))
+    viewer.add_labels(labels, name="labels", scale=(4, 1, 1))
+    panel = TrainWidget(viewer, store=FileStore(tmp_path / "runs"))
+    network = panel.settings.settings()["architecture_config"]
+    assert network.downsample_factors == [(1, 2, 2), (1, 2, 2)]
+    assert network.input_shape[0] <= 8
     assert _reason(panel, qtbot) == ""
 
 

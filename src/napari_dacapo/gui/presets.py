@@ -26,7 +26,8 @@ from napari_dacapo.experiments.configs import ConfigError
 from napari_dacapo.experiments.tasks.task_config import TaskConfig
 
 __all__ = [
-    "ANISOTROPY", "PRESETS", "Preset", "anisotropic_factors", "fit_to_voxels",
+    "ANISOTROPY", "PRESETS", "Preset", "anisotropic_factors", "anisotropic_kernels",
+    "fit_to_voxels",
     "is_anisotropic", "task_defaults", "task_for_dims",
 ]
 
@@ -152,6 +153,27 @@ def anisotropic_factors(
     return factors
 
 
+def anisotropic_kernels(
+    voxel_size: Sequence[float], factors: Sequence[Sequence[int]], kernel: int = 3
+) -> tuple[list[list[Coordinate]], list[list[Coordinate]]]:
+    """``(kernel_size_down, kernel_size_up)`` for a UNet downsampling data of
+    ``voxel_size`` by ``factors``: two convolutions per level, of size 1 along an axis
+    whose voxels at that level are still at least :data:`ANISOTROPY` times the finest
+    (convolving within slices until the other axes' voxels reach its size, as anisotropic
+    EM networks do) and ``kernel`` along the others. Scale (4, 1, 1) downsampled by
+    (1, 2, 2) twice: (1, 3, 3) on the two top levels, (3, 3, 3) at the bottom; a thin
+    stack then loses 4 slices to the network instead of 20."""
+    sizes = [float(v) for v in voxel_size]
+    down = []
+    for step in [*factors, None]:
+        finest = min(sizes)
+        level = Coordinate(1 if v >= ANISOTROPY * finest * (1 - 1e-9) else kernel for v in sizes)
+        down.append([level, level])
+        if step is not None:
+            sizes = [v * f for v, f in zip(sizes, step)]
+    return down, [list(level) for level in down[:-1]]
+
+
 def _fit_input_shape(
     geometry: UNetGeometry, voxel_size: Sequence[float], base: Sequence[int],
     limit: Sequence[int] | None,
@@ -229,8 +251,10 @@ def _fit_levels(
     old = architecture.downsample_factors
     factor = max((max(f) for f in old), default=2)
     factors = anisotropic_factors(voxel_size, levels, max(factor, 2))
-    # Kernel lists of a network with fewer levels keep their top levels.
     down, up = architecture.kernel_size_down, architecture.kernel_size_up
+    if down is None and up is None:  # DaCapo's default kernels: made flat where z is coarse
+        down, up = anisotropic_kernels(voxel_size, factors)
+    # Kernel lists of a network with fewer levels keep their top levels.
     kernels = {"kernel_size_down": None if down is None else down[: levels + 1],
                "kernel_size_up": None if up is None else up[:levels]}
     geometry = UNetGeometry.create(

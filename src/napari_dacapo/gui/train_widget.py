@@ -264,14 +264,15 @@ class TrainWidget(QWidget):
 
     @staticmethod
     def _anisotropic_fix(architecture: Any, voxel_size: Any, factor: int, region: Any) -> str:
-        """For anisotropic voxels, the downsampling and input shape that fit ``region``
-        (see :func:`~.presets.fit_to_voxels`) when the network has others (empty if none
-        fits or it has them). ``voxel_size`` is in the run's units, ``factor`` times the
-        layers'."""
+        """For anisotropic voxels, the downsampling, kernel sizes and input shape that fit
+        ``region`` (see :func:`~.presets.fit_to_voxels`) when the network has others (empty
+        if none fits or it has them). ``voxel_size`` is in the run's units, ``factor``
+        times the layers'."""
         if not is_anisotropic(voxel_size):
             return ""
         fitted = fit_to_voxels(architecture, voxel_size, region)
-        if fitted.downsample_factors == architecture.downsample_factors or any(
+        fields = ("downsample_factors", "kernel_size_down", "kernel_size_up")
+        if all(getattr(fitted, f) == getattr(architecture, f) for f in fields) or any(
             s > r for s, r in zip(fitted.input_shape, region)
         ):
             return ""
@@ -280,10 +281,15 @@ class TrainWidget(QWidget):
         coarse = max(range(len(sizes)), key=lambda axis: sizes[axis])
         axis = "zyx"[3 - len(sizes) + coarse]
         factors = [tuple(f) for f in fitted.downsample_factors]
+        kernels = "".join(
+            f", {f} {[[tuple(k) for k in level] for level in getattr(fitted, f)]}"
+            for f in fields[1:]
+            if getattr(fitted, f) != getattr(architecture, f) and getattr(fitted, f)
+        )
         return (
             f"for these anisotropic voxels (voxel size {sizes}) use downsample factors "
-            f"{factors} with input shape {tuple(fitted.input_shape)}: {axis} is downsampled "
-            f"only once the other axes' voxels reach its size"
+            f"{factors}{kernels} with input shape {tuple(fitted.input_shape)}: {axis} is "
+            f"downsampled, and convolved, only once the other axes' voxels reach its size"
         )
 
     def _store_reasons(self, config: RunConfig) -> tuple[str, str]:
