@@ -439,3 +439,57 @@ def test_worker_errors_are_summarised():
         "1.pt cannot be read. Delete that file"
     )
     assert _worker_error_summary(None) == "none reported"
+
+
+def test_predict_command_scales_an_image_by_its_own_intensities(setup, tmp_path):
+    """--intensities image: a brighter image than the training data is scaled from its own
+    percentiles, measured once over the whole input, alike in-process and blockwise; a run
+    trained on intensities as stored has no range to replace, which is said before any
+    output is made."""
+    from napari_dacapo.experiments import IntensitiesArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        intensity_range,
+    )
+
+    store, name, folder, raw = setup
+    config = store.retrieve_run_config(name)
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    ranged = config.replace(name="ranged", datasplit_config=split.replace(
+        train_configs=[train.replace(raw_config=IntensitiesArrayConfig(
+            name="scaled", source_array_config=train.raw_config, min=0, max=200))],
+        validate_configs=[]))
+    run = Run(ranged, store=store)
+    store.store_run_config(ranged)
+    store.store_checkpoint("ranged", 0, run.model, run.optimizer)
+    bright = (raw.astype(np.float32) * 3 + 100).astype(np.uint16)
+    write_zarr_array(tmp_path / "bright.zarr", "raw", bright, voxel_size=(1, 1))
+    own = intensity_range(bright)
+    expected = predict("ranged", 0, bright, store=store, rescale=(own.low, own.high), **FP32)
+    assert not np.allclose(expected, predict("ranged", 0, bright, store=store, **FP32))
+
+    base = ["predict", "--run", "ranged", "--checkpoint", "0", f"{tmp_path}/bright.zarr/raw",
+            "--store", str(store.root), "--device", "cpu", "--precision", "fp32",
+            "--intensities", "image"]
+    for output, extra in (("tiles.zarr/pred", []), ("blocks.zarr/pred", ["--workers", "1"])):
+        result = CliRunner().invoke(main, [*base, f"{tmp_path}/{output}", *extra])
+        assert result.exit_code == 0, result.output
+        assert f"Intensities {own.low:.5g}–{own.high:.5g} are scaled to 0–1" in result.output
+        np.testing.assert_allclose(zarr.open_array(f"{tmp_path}/{output}", mode="r")[:],
+                                   expected, rtol=1e-6, atol=1e-6)
+    job = yaml.safe_load((tmp_path / "blocks.zarr.blocks" / "pred" / "job.yaml").read_text())
+    assert job["rescale"] == [own.low, own.high]
+    # Given as numbers, the same range gives the same prediction.
+    given = [*base[:-1], f"{own.low},{own.high}", f"{tmp_path}/given.zarr/pred"]
+    assert CliRunner().invoke(main, given).exit_code == 0
+    np.testing.assert_allclose(zarr.open_array(f"{tmp_path}/given.zarr/pred", mode="r")[:],
+                               expected, rtol=1e-6, atol=1e-6)
+
+    unranged = [*base[:2], name, *base[3:], f"{tmp_path}/no.zarr/pred"]
+    result = CliRunner().invoke(main, unranged)
+    assert result.exit_code == 1 and "trained on intensities as stored" in result.output
+    result = CliRunner().invoke(main, [*unranged, "--workers", "1"])
+    assert result.exit_code == 1 and "trained on intensities as stored" in result.output
+    assert not (tmp_path / "no.zarr").exists()
+    result = CliRunner().invoke(main, [*base[:-1], "200,100", f"{tmp_path}/bad.zarr/pred"])
+    assert result.exit_code == 2 and "LOW below HIGH" in result.output

@@ -47,6 +47,7 @@ from napari_dacapo.predict import (
     model_input,
     predict,
     predict_tiles,
+    prediction_input,
     read_input,
     tile_dtype,
     training_intensity_range,
@@ -422,6 +423,29 @@ def test_upsampling_output_is_finer_and_training_rescaling_is_repeated(upsamplin
     by_hand = predict(name, 0, raw.astype(np.float32) / 100, store=store, rescale=False, **FP32)
     np.testing.assert_array_equal(prediction, by_hand)
     assert not np.array_equal(prediction, predict(name, 0, raw, store=store, rescale=False, **FP32))
+
+
+def test_an_input_can_be_scaled_by_its_own_intensity_range(upsampling, trained):
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        intensity_range,
+    )
+
+    store, name = upsampling
+    run, _ = load_run(name, store)
+    raw = blobs((20, 14)).astype(np.float32) * 5 + 300  # brighter than 0-100
+    own = intensity_range(raw)
+    assert own.low > 100
+    scaled = prediction_input(run, raw, rescale="image")
+    np.testing.assert_array_equal(scaled.data, prediction_input(
+        run, raw, rescale=(own.low, own.high)).data)
+    np.testing.assert_array_equal(
+        predict(name, 0, raw, store=store, rescale="image", **FP32),
+        predict(name, 0, raw, store=store, rescale=(own.low, own.high), **FP32))
+    with pytest.raises(ValueError, match="'own' is not understood"):
+        prediction_input(run, raw, rescale="own")
+    as_stored, _ = load_run(trained[1], trained[0])  # trained without a range
+    with pytest.raises(ValueError, match="trained on intensities as stored"):
+        prediction_input(as_stored, raw, rescale="image")
 
 
 def test_apply_post_processes_with_the_best_parameters(trained):

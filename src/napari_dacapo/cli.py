@@ -257,6 +257,13 @@ def validate(run_name, iteration, device, store) -> None:
     "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
     help="Numeric precision (default: the run's trainer setting).",
 )
+@click.option(
+    "--intensities", default="training", show_default=True, metavar="MODE",
+    help="How INPUT's intensities are scaled: 'training' (as the run's training data "
+    "was), 'image' (from INPUT's own 1st-99.8th percentiles: for an image brighter or "
+    "dimmer than the training data; runs trained with a range), 'stored' (no rescaling) "
+    "or LOW,HIGH (LOW becomes 0 and HIGH 1).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None,
@@ -278,8 +285,8 @@ def validate(run_name, iteration, device, store) -> None:
 )
 @store_option
 def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
-            precision, overwrite, workers, roi, worker_command, worker_threads, segment_path,
-            store) -> None:
+            precision, intensities, overwrite, workers, roi, worker_command, worker_threads,
+            segment_path, store) -> None:
     """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
     write OUTPUT (container.zarr/dataset) with the input's geometry.
 
@@ -311,6 +318,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
 
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
+    rescale = _intensities(intensities)
     with _user_errors():  # before predicting, which may take long
         check_output_path(output_path, [(in_file, in_dataset)])
         if segment_path is not None:
@@ -331,9 +339,10 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
             _zarr_path(segment_path, "--segment")
             with _user_errors():  # an unusable criterion fails before predicting
                 _segmentation_parameters(run_name, criterion, store)
+        rescale = _measured_range(run_name, in_file, in_dataset, rescale, store)
         _predict_blockwise(run_name, checkpoint, in_file / in_dataset, output_path, workers,
                            _roi(roi), worker_command, worker_threads, device, precision,
-                           overwrite, store)
+                           rescale, overwrite, store)
         if segment_path is not None:
             _segment_blockwise(run_name, output_path, segment_path, criterion, workers, None,
                                None, worker_command, worker_threads, overwrite, store)
@@ -355,8 +364,9 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
             post_processing(run, criterion or criterion_of(checkpoint), file_store)
             if labels else None
         )
+        rescale = _measured_range(run, in_file, in_dataset, rescale, file_store)
         events = predict_tiles(run, checkpoint, raw, store=file_store, device=device,
-                               precision=precision)
+                               precision=precision, rescale=rescale)
         start = next(events)
         assert isinstance(start, PredictionStarted)
         click.echo(f"Predicting {in_file}/{in_dataset} with '{run.name}' iteration "
@@ -568,7 +578,8 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
 
 
 def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, roi,
-                       worker_command, threads, device, precision, overwrite, store) -> None:
+                       worker_command, threads, device, precision, rescale, overwrite,
+                       store) -> None:
     from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
     from napari_dacapo.store.file_store import FileStore
 
@@ -578,12 +589,51 @@ def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, r
             written = predict_blockwise(
                 run_name, checkpoint, str(input_path), output_path, workers=workers, roi=roi,
                 store=FileStore(store), device=device, precision=precision,
-                worker_command=worker_command, threads=threads, overwrite=overwrite,
-                progress=True,
+                worker_command=worker_command, threads=threads, rescale=rescale,
+                overwrite=overwrite, progress=True,
             )
         except BlockwisePredictionError as e:
             raise click.ClickException(str(e)) from e
     click.echo(f"Wrote prediction to {written}")
+
+
+def _intensities(value: str) -> bool | str | tuple[float, float]:
+    """``--intensities`` as ``predict``'s ``rescale``."""
+    from napari_dacapo.predict import OWN_RANGE
+
+    modes = {"training": True, "stored": False, OWN_RANGE: OWN_RANGE}
+    if value in modes:
+        return modes[value]
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        low = high = None
+    if low is None or not high > low:
+        raise click.BadParameter(
+            f"{value!r} is not a mode: give training, {OWN_RANGE}, stored, or LOW,HIGH with "
+            f"LOW below HIGH (e.g. 100,4000).", param_hint="--intensities",
+        )
+    return low, high
+
+
+def _measured_range(run, in_file, in_dataset, rescale, store):
+    """``rescale`` with an input's own range measured (and said) once, before predicting;
+    any other ``rescale`` as it is."""
+    from napari_dacapo.checkpoints import load_run
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+    from napari_dacapo.predict import OWN_RANGE, image_intensity_range
+    from napari_dacapo.store.file_store import FileStore
+
+    if rescale != OWN_RANGE:
+        return rescale
+    with _user_errors():
+        run, _ = load_run(run, store if isinstance(store, FileStore) else FileStore(store))
+        raw = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
+        measured = image_intensity_range(run, raw)
+    click.echo(f"{measured.describe()[:-1]} of {in_file}/{in_dataset}.", err=True)
+    return measured.low, measured.high
 
 
 @contextlib.contextmanager

@@ -44,6 +44,9 @@ from napari_dacapo.experiments.model import Model
 
 if TYPE_CHECKING:
     from napari_dacapo.checkpoints import Checkpoint
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        IntensityRange,
+    )
     from napari_dacapo.experiments.device import PrecisionPlan
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.experiments.run_config import RunConfig
@@ -61,6 +64,8 @@ __all__ = [
     "prediction_input",
     "training_raw",
     "training_intensity_range",
+    "OWN_RANGE",
+    "image_intensity_range",
     "predict_tiles",
     "predict",
     "apply",
@@ -502,6 +507,46 @@ def training_intensity_range(run: Run) -> tuple[float, float] | None:
     return ranges.pop() if ranges else None
 
 
+#: The ``rescale`` that scales an input from its own intensities (see
+#: :func:`image_intensity_range`).
+OWN_RANGE = "image"
+
+
+def image_intensity_range(run: Run, raw: Any) -> IntensityRange:
+    """The intensities of ``raw`` (a numpy, dask or zarr array, or an ArrayConfig) that
+    become 0 and 1 when it is predicted with its own range instead of the training data's:
+    its 1st-99.8th percentiles over the whole array (every block or region of it is then
+    scaled alike), from a bounded sample (:func:`.intensity_range.intensity_range`).
+
+    For an image brighter or dimmer than the data the run learned from; the run must have
+    been trained with a range, since one trained on intensities as stored saw its data's
+    own scale (integers divided by the dtype's maximum) and expects the same.
+
+    Raises
+    ------
+    ValueError
+        If the run was trained on intensities as stored, or ``raw`` holds no range (a
+        constant image, or no finite value).
+    """
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import SourceArray
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        intensity_range,
+    )
+
+    if training_intensity_range(run) is None:
+        raise ValueError(
+            f"Run '{run.name}' was trained on intensities as stored (integers divided by "
+            f"their dtype's maximum), not on a range of them, so there is no range to "
+            f"replace with the image's own: predict with the training scaling (rescale=True,"
+            f" --intensities training), or give the range as rescale=(low, high)."
+        )
+    if isinstance(raw, ArrayConfig):
+        array = raw.array()
+        raw = array.source if isinstance(array, SourceArray) else array.data
+    return intensity_range(raw)
+
+
 def training_raw(run: Run, what: str, fix: str = _PASS_EXPLICITLY) -> Array:
     """The raw array of the run's first training dataset, opened to read ``what`` (e.g.
     its voxel size); a ValueError ending in ``fix`` if it cannot be opened or there is
@@ -608,7 +653,7 @@ def prediction_input(
     raw: Any,
     voxel_size: Sequence[int] | None = None,
     offset: Sequence[int] | None = None,
-    rescale: bool | tuple[float, float] = True,
+    rescale: bool | str | tuple[float, float] = True,
 ) -> Array:
     """``raw`` as the Array the run's model reads, with geometry and intensity rescaling.
 
@@ -626,7 +671,9 @@ def prediction_input(
     rescale
         True: rescale intensities as the training raw data was (its
         IntensitiesArrayConfig, if any); False: none; ``(min, max)``: map min to 0 and
-        max to 1. Integer data is then divided by its dtype's maximum, as in training.
+        max to 1; ``"image"`` (:data:`OWN_RANGE`): ``raw``'s own range
+        (:func:`image_intensity_range`, for a run trained with a range). Integer data
+        without a range is divided by its dtype's maximum, as in training.
 
     Raises
     ------
@@ -695,6 +742,15 @@ def prediction_input(
         bounds = training_intensity_range(run)
     elif rescale is False or rescale is None:
         bounds = None
+    elif isinstance(rescale, str):
+        if rescale != OWN_RANGE:
+            raise ValueError(
+                f"rescale={rescale!r} is not understood: give True (the training data's "
+                f"scaling), False (none), {OWN_RANGE!r} (the input's own range) or "
+                f"(low, high)."
+            )
+        measured = image_intensity_range(run, config)
+        bounds = (measured.low, measured.high)
     else:
         bounds = (float(rescale[0]), float(rescale[1]))
     if bounds is not None:
@@ -754,7 +810,7 @@ def predict_tiles(
     *,
     voxel_size: Sequence[int] | None = None,
     offset: Sequence[int] | None = None,
-    rescale: bool | tuple[float, float] = True,
+    rescale: bool | str | tuple[float, float] = True,
     store: FileStore | None = None,
     device: torch.device | str | None = None,
     precision: str | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.gui.layers import layer_name
@@ -302,15 +303,17 @@ def test_picking_another_image_drops_the_last_predictions_outcome(predict_panel,
 
 
 def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range(
-    make_napari_viewer, trained_store, qtbot
+    make_napari_viewer, trained_store, qtbot, tmp_path, monkeypatch
 ):
     """A run whose training raw was scaled from a range (as the training panel scales new
     runs) predicts an image with that range by default; the panel's choice scales it from
     the image's own 1st-99.8th percentiles instead (an image brighter than the training
     data segmented worse with the training range)."""
     from napari_dacapo.experiments import IntensitiesArrayConfig
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        intensity_range,
+    )
     from napari_dacapo.experiments.run import Run
-    from napari_dacapo.gui.intensities import intensity_range
 
     config = trained_store.retrieve_run_config("tiny_2d")
     split = config.datasplit_config
@@ -320,6 +323,11 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
     config = config.replace(name="ranged", datasplit_config=split.replace(
         train_configs=[scaled], validate_configs=[]))
     run = Run(config, store=trained_store)
+    # Weights whose output varies with the input (a random init may give a constant one).
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in run.model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     trained_store.store_run_config(config)
     trained_store.store_checkpoint("ranged", 1, run.model, run.optimizer)
 
@@ -345,6 +353,36 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
     as_trained = predict("ranged", "latest", bright, store=trained_store)
     np.testing.assert_allclose(shown, expected[0], atol=1e-6)
     assert not np.allclose(shown, as_trained[0], atol=1e-3)
+
+    # Blockwise (a zarr image) too: the job measures the range in its process, and the
+    # child passes it on to predict_blockwise (which measures it once; tested with the CLI).
+    import dataclasses
+    import json
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+    from napari_dacapo.gui import blockwise_job
+    from napari_dacapo.gui.predict_widget import BLOCKWISE
+
+    write_zarr_array(tmp_path / "bright.zarr", "raw", bright, voxel_size=(1, 1))
+    widget.image_choice.value = viewer.open(str(tmp_path / "bright.zarr"),
+                                            plugin="napari-dacapo")[0]
+    assert widget.mode_choice.value == BLOCKWISE and widget.range_check.enabled
+    started = []
+    monkeypatch.setattr(type(widget.blockwise), "start",
+                        lambda _, job, name: started.append(job))
+    widget.predict_button.native.click()
+    assert started and started[0].rescale == "image"
+    calls = []
+    monkeypatch.setattr("napari_dacapo.blockwise.predict_blockwise",
+                        lambda *args, **kwargs: calls.append(kwargs))
+    blockwise_job.main([json.dumps(dataclasses.asdict(started[0]))])
+    assert calls and calls[0]["rescale"] == "image"
+    widget.range_check.value = False
+    started.clear()
+    widget.predict_button.native.click()
+    assert started and started[0].rescale is True
 
     # The tiny_2d run was trained on intensities as stored: nothing to offer.
     widget.run_choice.value = "tiny_2d"

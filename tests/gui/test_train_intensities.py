@@ -68,7 +68,9 @@ def test_a_float_image_trains_scaled_by_its_percentiles_and_prediction_repeats_i
     from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array import (
         IntensitiesArray,
     )
-    from napari_dacapo.gui.intensities import intensity_range
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        intensity_range,
+    )
     from napari_dacapo.predict import predict, prediction_input, training_intensity_range
 
     viewer = make_napari_viewer()
@@ -274,7 +276,9 @@ def test_intensity_range_reads_a_bounded_sample_of_chunked_data(tmp_path):
     import dask.array as da
     import zarr
 
-    from napari_dacapo.gui import intensities
+    from napari_dacapo.experiments.datasplits.datasets.arrays import (
+        intensity_range as intensities,
+    )
 
     rng = np.random.default_rng(0)
     image = (300 + 2500 * rng.random((1500, 1600))).astype(np.float32)

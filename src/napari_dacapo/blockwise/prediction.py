@@ -337,7 +337,7 @@ def predict_blockwise(
     store: FileStore | None = None,
     device: torch.device | str | None = None,
     precision: str | None = None,
-    rescale: bool | tuple[float, float] = True,
+    rescale: bool | str | tuple[float, float] = True,
     worker_command: str | None = None,
     threads: int | None = None,
     tiles_per_block: int | None = None,
@@ -355,7 +355,9 @@ def predict_blockwise(
     Parameters
     ----------
     run, checkpoint, store, device, precision, rescale
-        As for :func:`napari_dacapo.predict.predict_tiles`; the run must be stored.
+        As for :func:`napari_dacapo.predict.predict_tiles`; the run must be stored. An
+        input's own range (``rescale="image"``) is measured once, here, over the whole
+        input (not per block), and the job records it.
     input_config
         The input: a ZarrArrayConfig (or any ArrayConfig) or ``"container.zarr/dataset"``.
     output
@@ -409,7 +411,7 @@ def predict_blockwise(
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
-    from napari_dacapo.predict import prediction_input
+    from napari_dacapo.predict import OWN_RANGE, image_intensity_range, prediction_input
 
     check_worker_options(workers, worker_command, threads)
     if not isinstance(input_config, ArrayConfig):
@@ -424,6 +426,9 @@ def predict_blockwise(
     # Every worker loads the weights; an unreadable file would fail every block, after
     # the output was made.
     store.retrieve_checkpoint(run.name, iteration, training_state=False)
+    if isinstance(rescale, str) and rescale == OWN_RANGE:  # measured once, for every worker
+        measured = image_intensity_range(run, input_config)
+        rescale = (measured.low, measured.high)
     raw = prediction_input(run, input_config, rescale=rescale)
     if roi is not None:
         where = (f"input {sources[0][0]}/{sources[0][1]}" if len(sources) == 1 else "input")

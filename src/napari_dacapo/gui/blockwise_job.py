@@ -61,6 +61,9 @@ class BlockwiseJob:
         ``[offset, shape]`` in the input's world units, or None for the whole input.
     overwrite
         Replace an output written by another job (the same job always resumes).
+    rescale
+        True: scale the image as the run's training data was; ``"image"``: from the
+        image's own intensity range (see :func:`napari_dacapo.predict.prediction_input`).
     """
 
     store_root: str
@@ -71,6 +74,7 @@ class BlockwiseJob:
     workers: int = 2
     roi: list[list[int]] | None = None
     overwrite: bool = False
+    rescale: bool | str = True
 
     @property
     def marker_dir(self) -> Path:
@@ -276,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         predict_blockwise(
             job.run, job.checkpoint, job.input, job.output, workers=job.workers,
             roi=Roi(*job.roi) if job.roi else None, store=FileStore(job.store_root),
-            overwrite=job.overwrite,
+            overwrite=job.overwrite, rescale=job.rescale,
         )
     except (BlockwiseError, FileExistsError, StoreError, ValueError, OSError) as e:
         record = {"kind": type(e).__name__, "message": str(e)}

@@ -117,12 +117,14 @@ class BlockwisePanel(Container):
         return ""
 
     def make_job(self, image: Any, store_root: Path, run: str, checkpoint: str,
-                 region: Callable[[Any], Roi | None]) -> BlockwiseJob:
+                 region: Callable[[Any], Roi | None], own_range: bool = False) -> BlockwiseJob:
         """The job for these choices (GUI thread: reads the input's zarr metadata once).
-        ``region`` maps the input array to the world ROI to predict (None: all of it)."""
+        ``region`` maps the input array to the world ROI to predict (None: all of it);
+        ``own_range`` scales the image from its own intensities (measured in the job)."""
         from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
             ZarrArrayConfig,
         )
+        from napari_dacapo.predict import OWN_RANGE
 
         container, dataset = zarr_location(image)
         array = ZarrArrayConfig(name="input", file_name=container, dataset=dataset).array()
@@ -140,6 +142,7 @@ class BlockwisePanel(Container):
             roi=None if roi is None else [list(map(int, roi.offset)),
                                           list(map(int, roi.shape))],
             overwrite=bool(self.overwrite_check.value),
+            rescale=OWN_RANGE if own_range else True,
         )
 
     # -- running -------------------------------------------------------------------------------

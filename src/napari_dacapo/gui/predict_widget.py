@@ -232,7 +232,7 @@ class PredictWidget(Container):
             "Blockwise prediction writes the prediction only." if blockwise else "" if labelled
             else "Labels need the run's best post-processing parameters: validate the run "
             "first.")
-        self._refresh_range_check(blockwise)
+        self._refresh_range_check()
         reason = self.reason_disabled()
         self.predict_button.enabled = not reason
         self.predict_button.tooltip = reason or "Predict the image with this checkpoint"
@@ -242,18 +242,16 @@ class PredictWidget(Container):
         note = "" if reason or blockwise else self.voxel_size_warning()[0]
         self.status.value = reason or " ".join(filter(None, (self._outcome, note)))
 
-    def _refresh_range_check(self, blockwise: bool) -> None:
+    def _refresh_range_check(self) -> None:
         """Offer the image's own intensity range where the run scaled its training data
-        from a range (tiles mode; blockwise jobs scale as the run was trained)."""
+        from a range (tiles and blockwise alike)."""
         try:
             trained = training_intensity_range(self.info.config) if self.info else None
         except ValueError:  # datasets scaled differently: prediction says so
             trained = None
-        self.range_check.enabled = trained is not None and not blockwise and not self.running
+        self.range_check.enabled = trained is not None and not self.running
         if trained is None:
             tip = "The run was trained on intensities as stored: nothing to scale."
-        elif blockwise:
-            tip = "Blockwise prediction scales the image as the run's training data was."
         else:
             low, high = trained
             tip = (f"Off: intensities {low:g}-{high:g} become 0-1, as in training. On: this "
@@ -288,9 +286,12 @@ class PredictWidget(Container):
             chosen = checkpoint[5:] if checkpoint.startswith("best:") else None
             criterion = chosen or next(c for c in self.info.criteria if c in self.info.best)
         self._factor = factor
-        own_range = bool(self.range_check.value and self.range_check.enabled)
         return PredictJob(self.store, self.info.name, self.checkpoint_choice.value, raw, roi,
-                          criterion, own_range)
+                          criterion, self._own_range())
+
+    def _own_range(self) -> bool:
+        """Whether to scale the image from its own intensities (the box, where offered)."""
+        return bool(self.range_check.value and self.range_check.enabled)
 
     def _region(self, array: Any) -> Roi | None:
         """The world ROI of the chosen region of the image (``array``), None for all."""
@@ -306,7 +307,8 @@ class PredictWidget(Container):
         try:
             job = self.blockwise.make_job(
                 self.image_choice.value, self.store.root, self.info.name,
-                self.checkpoint_choice.value, self._region) if blockwise else self.job()
+                self.checkpoint_choice.value, self._region, self._own_range(),
+            ) if blockwise else self.job()
         except ValueError as e:  # e.g. no shapes drawn, or they miss the image
             self._outcome = str(e)
             show_error(str(e))

@@ -23,6 +23,7 @@ from napari_dacapo.predict import (
     PredictionStarted,
     TileGeometry,
     TilePredicted,
+    image_intensity_range,
     training_voxel_sizes,
     unchecked_voxel_size,
     voxel_size_mismatch,
@@ -134,10 +135,8 @@ def prediction_events(
 
     rescale: bool | tuple[float, float] = True  # as the training data was
     if job.own_range:
-        from napari_dacapo.gui.intensities import intensity_range
-
         # Of the whole image, not the region: every region of it is scaled alike.
-        measured = intensity_range(job.raw.data)
+        measured = image_intensity_range(run, job.raw)
         rescale = (measured.low, measured.high)
     events = predict_tiles(run, job.checkpoint, source, store=store, rescale=rescale)
     try:
