@@ -194,6 +194,8 @@ def test_iterations_continue_a_stopped_run_exactly_that_far(tmp_path):
     assert store.retrieve_run_config(config.name).num_iterations == 50  # kept
 
 
+@pytest.mark.filterwarnings(
+    "always::napari_dacapo.experiments.datasplits.datasets.checks.DataWarning")
 def test_train_warns_of_a_class_without_labels_before_training(tmp_path):
     """A one-hot class that no training label holds is never learned (its scores are NaN,
     its best checkpoints missing): said before training, as the training panel says it."""
@@ -225,3 +227,20 @@ def test_train_warns_of_a_class_without_labels_before_training(tmp_path):
         "Warning: Class 'b' has no labelled voxel in the training labels")]
     assert len(warned) == 1, result.output
     assert warned[0] < next(i for i, line in enumerate(lines) if line.startswith("Training"))
+    # The API warns alike, before training; a caller that showed the warning already (the
+    # training panel) turns it off.
+    import warnings
+
+    from napari_dacapo.experiments.datasplits.datasets.checks import DataWarning
+    from napari_dacapo.experiments.run import Run
+    from napari_dacapo.train import train_run
+
+    other = config.replace(name="api")
+    with pytest.warns(DataWarning, match="Class 'b' has no labelled voxel"):
+        events = train_run(Run(other, store=store), store=store, validate=False)
+        next(events)
+        events.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        list(train_run(Run(other.replace(name="quiet"), store=store), store=store,
+                       validate=False, warn=False))

@@ -651,7 +651,6 @@ def _user_errors() -> Iterator[None]:
 def _train(run_config, file_store, device, validate: bool, train_until=None) -> None:
     from tqdm import tqdm
 
-    from napari_dacapo.experiments.datasplits.datasets.checks import data_warnings
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.train import (
         CheckpointSaved,
@@ -680,8 +679,6 @@ def _train(run_config, file_store, device, validate: bool, train_until=None) -> 
             run = Run(run_config, store=file_store)
             if train_until is not None:
                 run.train_until = train_until
-            for warning in data_warnings(run_config):  # trains, but likely not as meant
-                _warn(warning)
             for event in train_run(run, store=file_store, stop=stop, device=device,
                                    validate=validate):
                 match event:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,7 @@ def train_run(
     device: torch.device | str | None = None,
     validate: bool = True,
     display: dict[str, Any] | None = None,
+    warn: bool = True,
 ) -> Iterator[TrainEvent]:
     """Train ``run`` up to ``run.train_until``, yielding events.
 
@@ -128,13 +130,27 @@ def train_run(
     ``display`` is stored with the run for viewers (:meth:`FileStore.store_display`);
     by default, the world factor recorded with the training raw data (a zarr array saved
     from napari layers), so that the run's outputs open over that data.
+
+    Warns
+    -----
+    DataWarning
+        Before training (unless ``warn`` is False: for callers that showed
+        :func:`~.checks.data_warnings` already), for what in the data trains but likely not
+        as meant, e.g. a class that no training label holds.
     """
+    from napari_dacapo.experiments.datasplits.datasets.checks import (
+        DataWarning,
+        data_warnings,
+    )
     from napari_dacapo.experiments.device import describe_device, device_plan_for
     from napari_dacapo.validate import validate_run
 
     store = store or run.store
     stop = stop or threading.Event()
     check_run(run)
+    if warn:
+        for warning in data_warnings(run.config):
+            warnings.warn(warning, DataWarning, stacklevel=2)
     device, plan = device_plan_for(run.config.trainer_config, device)
 
     # Everything that can refuse the input runs before the store is written.

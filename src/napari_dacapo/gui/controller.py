@@ -112,7 +112,8 @@ def training_events(
         yield _prepared(run)
         device, plan = device_plan_for(run.config.trainer_config)
         shown = None  # the iteration of the model the live layer shows
-        for event in train_run(run, store, stop, display=display):
+        # The panel showed the data's warnings under the data before Train.
+        for event in train_run(run, store, stop, display=display, warn=False):
             if not isinstance(event, IterationDone):
                 gc.freeze()
             yield event

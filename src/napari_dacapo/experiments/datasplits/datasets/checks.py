@@ -106,6 +106,10 @@ def check_validation_dataset(dataset: Dataset) -> None:
 # -- the checks ---------------------------------------------------------------------------
 
 
+class DataWarning(UserWarning):
+    """The data of a run trains, but likely not as meant (see :func:`data_warnings`)."""
+
+
 def data_warnings(config: Any) -> list[str]:
     """What in the data of run ``config`` trains, but likely not as meant (reads the data;
     the training panel shows it under its data, the CLI says it before training): the
