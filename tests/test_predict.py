@@ -452,6 +452,25 @@ def test_an_input_can_be_scaled_by_its_own_intensity_range(upsampling, trained):
         prediction_input(as_stored, raw, rescale="image")
 
 
+def test_a_prediction_with_nan_values_is_warned_of(trained):
+    """NaN in the input (missing data) spread into the prediction: predict and apply warn,
+    naming the cause and the fix; a finite prediction gives no warning."""
+    from napari_dacapo.predict import NonFiniteWarning, non_finite
+
+    store, name = trained
+    raw = blobs((40, 30)).astype(np.float32) / 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonFiniteWarning)
+        assert not non_finite(predict(name, 6, raw, store=store))
+    raw[10:14, 10:14] = np.nan
+    with pytest.warns(NonFiniteWarning, match="nan_to_num"):
+        assert non_finite(predict(name, 6, raw, store=store))
+    with pytest.warns(NonFiniteWarning, match="NaN or infinite"):
+        apply(name, "best:f1_score", raw, store=store)
+    big = np.full((4, 4), 3e38, np.float32)  # a sum that overflows, of finite values
+    assert not non_finite(big) and non_finite(np.where(np.eye(4) > 0, np.inf, big))
+
+
 def test_apply_post_processes_with_the_best_parameters(trained):
     store, name = trained
     run, _ = load_run(name, store)

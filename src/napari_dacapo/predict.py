@@ -71,6 +71,9 @@ __all__ = [
     "apply",
     "post_processing",
     "NON_FINITE_PREDICTION",
+    "NonFiniteWarning",
+    "non_finite",
+    "warn_if_non_finite",
     "VoxelSizeWarning",
     "training_voxel_sizes",
     "voxel_size_mismatch",
@@ -292,6 +295,23 @@ NON_FINITE_PREDICTION = (
     "for missing data) and the network passes them on around them. Replace them before "
     "predicting, e.g. with numpy.nan_to_num(image)."
 )
+
+
+class NonFiniteWarning(UserWarning):
+    """A prediction holds NaN or infinite values (see :data:`NON_FINITE_PREDICTION`)."""
+
+
+def non_finite(prediction: np.ndarray) -> bool:
+    """Whether ``prediction`` holds a NaN or infinite value (a sum first: one fast pass over
+    an array that has none, which is the usual case)."""
+    total = np.sum(prediction, dtype=np.float64)
+    return not np.isfinite(total) and not bool(np.isfinite(prediction).all())
+
+
+def warn_if_non_finite(prediction: np.ndarray, stacklevel: int = 2) -> None:
+    """Warn (:class:`NonFiniteWarning`) if ``prediction`` holds NaN or infinite values."""
+    if non_finite(prediction):
+        warnings.warn(NON_FINITE_PREDICTION, NonFiniteWarning, stacklevel=stacklevel + 1)
 
 
 def inference_context(device: torch.device, autocast_dtype: torch.dtype | None):
@@ -879,8 +899,15 @@ def predict(
     (spatial shape: the input's, times the upsampling factor of upsampling networks),
     after the task's eval activation. Keyword arguments are those of
     :func:`predict_tiles`.
+
+    Warns
+    -----
+    NonFiniteWarning
+        If the prediction holds NaN or infinite values (from such values in the input).
     """
-    return assemble(predict_tiles(run, checkpoint, raw, **kwargs))[0]
+    prediction = assemble(predict_tiles(run, checkpoint, raw, **kwargs))[0]
+    warn_if_non_finite(prediction)
+    return prediction
 
 
 def apply(
