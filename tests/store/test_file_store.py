@@ -272,6 +272,13 @@ def test_missing_and_corrupt_checkpoints_are_explained(store):
     assert str(corrupt) in str(error.value)
     with pytest.raises(ValueError, match="'latest' or a number"):
         store.retrieve_checkpoint("run", "best")
+    # Found without reading the tensors: a file that is not a checkpoint, or cut short.
+    assert store.checkpoint_problem("run", 1) == ""
+    assert "cannot be read" in store.checkpoint_problem("run", 7)
+    whole = store.checkpoint_path("run", 3).read_bytes()
+    store.checkpoint_path("run", 3).write_bytes(whole[: len(whole) // 2])
+    assert "or use another iteration ([1, 7])" in store.checkpoint_problem("run", 3)
+    assert "does not exist" in store.checkpoint_problem("run", 2)
 
 
 def test_prune_keeps_the_requested_and_the_latest(store):

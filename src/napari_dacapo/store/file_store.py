@@ -362,6 +362,26 @@ class FileStore:
         found = (_CHECKPOINT_FILE.match(p.name) for p in folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
+    def checkpoint_problem(self, name: str, iteration: int) -> str:
+        """Why run ``name``'s checkpoint at ``iteration`` cannot be read, found without
+        reading its tensors (a GUI may ask on every refresh): '' when it looks whole.
+        A torch checkpoint is a zip archive whose directory is written last, so a file cut
+        short (a full disk, a copy stopped halfway) or of another kind lacks it; a file
+        damaged otherwise (or cut within its last bytes) is found only when it is read
+        (:meth:`retrieve_checkpoint`)."""
+        import zipfile
+
+        path = self.checkpoint_path(name, iteration)
+        if not path.is_file():
+            return f"Checkpoint {path} does not exist (deleted?)."
+        if not zipfile.is_zipfile(path):
+            others = [i for i in self.checkpoint_iterations(name) if i != int(iteration)]
+            return (
+                f"Checkpoint {path} cannot be read: it is cut short or not a checkpoint. "
+                f"Delete that file{f', or use another iteration ({others})' if others else ''}."
+            )
+        return ""
+
     def latest_iteration(self, name: str) -> int | None:
         """The iteration of the latest checkpoint, None without checkpoints."""
         return max(self.checkpoint_iterations(name), default=None)
