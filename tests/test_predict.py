@@ -232,6 +232,8 @@ def test_dask_zarr_and_channel_axis_inputs_predict_the_same(trained, tmp_path):
         (np.zeros((2, 20, 20), np.uint8), r"2 channel\(s\).*takes 2D images with 1 channel"),
         (np.zeros((1, 2, 20, 20), np.uint8), r"shape \(1, 2, 20, 20\).*2 spatial axes"),
         ([[1, 2], [3, 4]], "numpy, dask or zarr array"),
+        (np.zeros((40, 30, 3), np.uint8), r"last axis looks like colour.*raw.mean\(axis=-1\)"),
+        (np.zeros((0, 0), np.uint8), r"shape \(0, 0\): an empty axis"),
     ],
 )
 def test_input_that_does_not_fit_the_model_is_refused(trained, raw, message):

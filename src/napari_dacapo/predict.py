@@ -743,6 +743,22 @@ def prediction_input(
         ndim = len(raw.shape)
         if ndim not in (dims, dims + 1):
             raise ValueError(f"raw has shape {tuple(raw.shape)}, but {expected}.")
+        if 0 in tuple(raw.shape):
+            raise ValueError(
+                f"raw has shape {tuple(raw.shape)}: an empty axis, nothing to predict. Pass "
+                f"the image's data."
+            )
+        shape = tuple(int(n) for n in raw.shape)
+        if ndim == dims + 1 and shape[0] != channels and shape[-1] == channels != 1 or (
+            ndim == dims + 1 and channels == 1 and shape[-1] in (3, 4) and shape[0] > 4
+        ):
+            raise ValueError(
+                f"raw has shape {shape}: its last axis looks like colour channels, but "
+                f"channels come first here, and {expected}. "
+                + ("Move them first: numpy.moveaxis(raw, -1, 0)." if channels > 1 else
+                   "Convert it to one channel, e.g. raw.mean(axis=-1), or train a run on "
+                   "images with these channels.")
+            )
         if voxel_size is None:
             voxel_size = training_raw(run, "the voxel size").voxel_size
             checked = False  # the training data's: nothing to compare
