@@ -58,14 +58,38 @@ class Start:
                 )
             return latest
         if self.criterion.startswith("best:"):
-            best = self.store.retrieve_best(self.run, self.criterion[5:])
+            named = self.criterion[5:]
+            criteria = self._criteria()
+            # A criterion by its full name, or the one ending in __<name> (a channel's).
+            matches = [c for c in criteria if c == named] or [
+                c for c in criteria if c.endswith(f"__{named}")]
+            if criteria and len(matches) != 1:
+                problem = (f"matches several criteria ({', '.join(matches)})" if matches
+                           else "is not a criterion")
+                raise CheckpointError(
+                    f"'{named}' {problem} of run '{self.run}', which is scored by: "
+                    f"{', '.join(criteria)}. Name one of those as the start config's "
+                    f"criterion (e.g. 'best:{criteria[0]}'), or start from 'latest'."
+                )
+            best = self.store.retrieve_best(self.run, matches[0] if matches else named)
             if best is None:
                 raise CheckpointError(
-                    f"Run '{self.run}' has no best checkpoint for '{self.criterion[5:]}'. "
+                    f"Run '{self.run}' has no best checkpoint for '{named}'. "
                     f"Validate it first, or start from 'latest'."
                 )
             return int(best["iteration"])
         return int(self.criterion)
+
+    def _criteria(self) -> list[str]:
+        """The validation criteria of the stored run's task ([] when its config cannot be
+        read: the best record then decides alone)."""
+        from ...store.file_store import StoreError
+
+        try:
+            task = self.store.retrieve_run_config(self.run).task_config
+            return list(task.task_type(task).evaluation_scores.criteria)
+        except (StoreError, OSError, ValueError):
+            return []
 
     def old_channels(self) -> list[str] | None:
         try:
