@@ -514,6 +514,9 @@ def test_export_round_trip(trained, tmp_path):
     post = metadata["post_processing"]
     assert post["criterion"] == "blob__f1_score"
     assert post["parameters"]["id"] == best["parameters_id"]
+    with pytest.warns(UserWarning, match="records no post-processing parameters"):
+        latest = export_model(name, "latest", tmp_path / "latest", store=store)
+    assert yaml.safe_load(latest.metadata.read_text())["post_processing"]["parameters"] is None
 
 
 def test_export_gives_voxel_sizes_in_the_training_datas_units(tmp_path):
@@ -538,7 +541,8 @@ def test_export_gives_voxel_sizes_in_the_training_datas_units(tmp_path):
     list(train_run(Run(config, store=store), store=store))
     assert world_factor_of(store.run_dir("fractional")) == 10  # recorded from the data
 
-    exported = export_model("fractional", "latest", tmp_path / "export", store=store)
+    with pytest.warns(UserWarning, match="records no post-processing parameters"):
+        exported = export_model("fractional", "latest", tmp_path / "export", store=store)
     metadata = yaml.safe_load(exported.metadata.read_text())
     assert metadata["world_factor"] == 10
     model_input, output = metadata["input"], metadata["output"]
@@ -604,11 +608,14 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     )
     assert labels.attrs["offset"] == [4, 6]
 
-    result = runner.invoke(
-        main, ["export", "--run", name, "--checkpoint", "latest", "--store", str(root),
-               str(tmp_path / "exported")]
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # shown as by default, not an error
+        result = runner.invoke(
+            main, ["export", "--run", name, "--checkpoint", "latest", "--store", str(root),
+                   str(tmp_path / "exported")]
+        )
     assert result.exit_code == 0, result.output
+    assert "Warning: No criterion given: the export records no post-processing" in result.output
     assert (tmp_path / "exported" / "model.torchscript.pt").is_file()
     assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
     export = ["export", "--run", name, "--checkpoint", "3", "--store", str(root),
@@ -617,9 +624,12 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
     assert result.exit_code == 1 and "already holds an exported model" in result.output
     assert "--overwrite" in result.output
     assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 6
-    result = runner.invoke(main, [*export, "--overwrite"])
+    result = runner.invoke(main, [*export, "--overwrite", "--criterion", "f1_score"])
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())["iteration"] == 3
+    assert "Warning" not in result.output
+    exported = yaml.safe_load((tmp_path / "exported" / "model.yaml").read_text())
+    assert exported["iteration"] == 3
+    assert exported["post_processing"]["criterion"] == "blob__f1_score"
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint32",

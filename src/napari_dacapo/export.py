@@ -116,6 +116,7 @@ def export_model(
         load_model,
         load_run,
         resolve_checkpoint,
+        resolve_criterion,
     )
     from napari_dacapo.predict import TileGeometry, training_intensity_range, training_raw
     from napari_dacapo.store.file_store import world_factor_of
@@ -128,8 +129,16 @@ def export_model(
         )
     run, store = load_run(run, store)
     iteration, implied = resolve_checkpoint(run, checkpoint, store)
-    criterion = criterion or implied
+    # Recorded by its full name (f1_score: the channel's <channel>__f1_score).
+    criterion = resolve_criterion(run, criterion or implied) if criterion or implied else None
     parameters = best_parameters(run, criterion, store) if criterion else None
+    if parameters is None and len(list(run.task.parameters)) > 1:
+        warnings.warn(
+            f"No criterion given: the export records no post-processing parameters (run "
+            f"'{run.name}' has several). Pass criterion= (--criterion), or a "
+            f"'best:<criterion>' checkpoint, to record the best ones.",
+            stacklevel=2,
+        )
     raw = training_raw(run, "its voxel size", _RESTORE_DATA)
     intensity_range = training_intensity_range(run)
     factor = world_factor_of(store.run_dir(run.name)) if store is not None else 1.0
