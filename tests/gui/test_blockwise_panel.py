@@ -130,7 +130,10 @@ def test_zarr_location_of_layers(tmp_path):
     assert zarr_location(opened) == (tmp_path / "x.zarr", "raw")  # napari-dacapo's reader
 
 
-def test_a_failed_blockwise_prediction_is_notified_with_its_fix(predict_panel, qtbot, tmp_path):
+def test_a_failed_blockwise_prediction_is_notified_with_its_fix(predict_panel, qtbot, tmp_path,
+                                                                monkeypatch, capfd):
+    from napari.utils.notifications import notification_manager
+
     viewer, widget = predict_panel
     write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((40, 40), np.uint8),
                      voxel_size=(1, 1))
@@ -138,18 +141,50 @@ def test_a_failed_blockwise_prediction_is_notified_with_its_fix(predict_panel, q
     output = tmp_path / "other.zarr" / "pred"  # written by something else
     zarr.open_array(output, mode="w", shape=(2,), dtype="u1")[:] = 7
     widget.blockwise.output_edit.value = output
-    # napari notifies a worker's error; under pytest it goes to the excepthook instead.
+    errors = []
+    on_errored = type(widget.blockwise)._on_worker_errored
+    monkeypatch.setattr(type(widget.blockwise), "_on_worker_errored",
+                        lambda panel, error: (errors.append(error), on_errored(panel, error)))
+    shown = len(notification_manager.records)
     with qtbot.capture_exceptions() as raised:
         widget.predict_button.native.click()
         qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=60_000)
 
+    assert not raised  # shown, not re-raised (a traceback on stderr)
+    assert "Traceback" not in capfd.readouterr().err
     fix = "In the predict panel: tick 'overwrite another prediction', or choose another output."
-    (_, error, _), = raised
+    error, = errors
     assert isinstance(error, BlockwiseJobError) and error.kind == "FileExistsError"
     assert "already exists" in str(error) and str(error).endswith(fix)
     assert widget.status.value == f"Blockwise prediction failed: {error}"
+    assert [str(n.message) for n in notification_manager.records[shown:]] == [
+        widget.status.value]
     assert list(zarr.open_array(output, mode="r")[:]) == [7, 7]  # left alone
     assert widget.predict_button.enabled
+
+
+def test_an_unexpected_blockwise_failure_is_logged_with_its_traceback(
+        predict_panel, qtbot, tmp_path, monkeypatch, caplog):
+    from napari_dacapo.gui import blockwise_panel
+
+    def broken(job, cancel):
+        raise ZeroDivisionError("a bug")
+        yield
+
+    monkeypatch.setattr(blockwise_panel, "blockwise_events", broken)
+    viewer, widget = predict_panel
+    write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((40, 40), np.uint8),
+                     voxel_size=(1, 1))
+    viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")
+    widget.blockwise.output_edit.value = tmp_path / "out.zarr" / "pred"
+    with qtbot.capture_exceptions() as raised:
+        widget.predict_button.native.click()
+        qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=10_000)
+
+    assert not raised
+    assert widget.status.value == "Blockwise prediction failed: a bug"
+    record, = [r for r in caplog.records if r.name == blockwise_panel.__name__]
+    assert isinstance(record.exc_info[1], ZeroDivisionError)
 
 
 def test_cancel_once_every_block_is_done_says_the_prediction_finished(

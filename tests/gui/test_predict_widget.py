@@ -67,18 +67,139 @@ def test_predicts_a_shapes_region_with_its_context(predict_panel, qtbot, trained
     np.testing.assert_allclose(prediction.data, whole[20:36, 30:50], atol=1e-5)
 
 
-def test_shapes_regions_that_cannot_be_predicted_are_refused(predict_panel):
+def test_shapes_regions_that_cannot_be_predicted_disable_predict(predict_panel):
+    """Before Predict is pressed, and again as the shapes are drawn, moved, selected
+    and deleted."""
     viewer, widget = predict_panel
     viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
-    widget.region_choice.value = viewer.add_shapes(name="region")
+    region = widget.region_choice.value = viewer.add_shapes(name="region")
+    empty = "Shapes layer 'region' has no shapes. Draw a rectangle around the region to predict."
+    assert not widget.predict_button.enabled and widget.status.value == empty
+    region.add_rectangles([[100, 100], [120, 130]])  # beside the image
+    assert not widget.predict_button.enabled
+    assert widget.status.value == ("The shapes of 'region' do not overlap image 'blobs'. Move "
+                                   "the shapes over the image.")
     widget.predict_button.native.click()
     assert widget.worker is None
+    region.add_rectangles([[5, 5], [20, 30]])  # over it
+    assert widget.predict_button.enabled, widget.reason_disabled()
+    region.selected_data = {0}  # only the one beside it is predicted
+    assert widget.reason_disabled().startswith("The shapes of 'region' do not overlap")
+    region.data = [np.array([[10, 10], [10, 20], [20, 20], [20, 10]]), region.data[1]]
+    assert widget.predict_button.enabled, widget.reason_disabled()  # moved over it
+    region.selected_data = set()
+    region.data = []
+    assert widget.status.value == empty
+    widget.region_choice.value = "whole image"
+    assert widget.predict_button.enabled
+
+
+def test_a_shapes_layer_far_from_the_image_disables_predict(predict_panel):
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="vol")
+    far = viewer.add_shapes([np.array([[500, 500], [600, 600]])], shape_type="rectangle",
+                            name="far away")
+    widget.region_choice.value = far
+    assert not widget.predict_button.enabled
+    assert widget.reason_disabled() == ("The shapes of 'far away' do not overlap image "
+                                        "'vol'. Move the shapes over the image.")
+    widget.start()  # refused when called, as the button would be
+    assert widget.worker is None
+
+
+def test_a_checkpoint_that_cannot_be_read_disables_predict(predict_panel, qtbot,
+                                                            trained_store):
+    """A truncated latest checkpoint: ``latest`` and its iteration are refused before
+    Predict is pressed; once it is deleted (as the reason says), ``latest`` is the
+    one before."""
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    path = trained_store.checkpoint_path("tiny_2d", 6)
+    path.write_bytes(path.read_bytes()[:100])
+    widget.refresh_runs()
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    problem = trained_store.checkpoint_problem("tiny_2d", 6)
+    assert "cannot be read" in problem and "Delete that file" in problem
+    for checkpoint in ("latest", "6"):
+        widget.checkpoint_choice.value = checkpoint
+        assert not widget.predict_button.enabled
+        assert widget.status.value == problem
+    widget.checkpoint_choice.value = "3"
+    assert widget.predict_button.enabled, widget.reason_disabled()
+    path.unlink()
+    widget.checkpoint_choice.value = "latest"
+    assert widget.predict_button.enabled, widget.reason_disabled()
+
+
+def test_a_deleted_best_checkpoint_disables_predict(predict_panel, trained_store):
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    widget.checkpoint_choice.value = "latest"
+    iteration = widget.info.best["blob__dice"][0]
+    path = trained_store.checkpoint_path("tiny_2d", iteration)
+    path.unlink()
+    widget.checkpoint_choice.value = CHECKPOINT
+    assert not widget.predict_button.enabled
     assert widget.status.value == (
-        "Shapes layer 'region' has no shapes. Draw a rectangle around the region to predict.")
-    viewer.layers["region"].add_rectangles([[100, 100], [120, 130]])  # beside the image
+        f"The best checkpoint for 'blob__dice' (iteration {iteration}): Checkpoint {path} "
+        f"does not exist (deleted?). Pick another checkpoint, or press Refresh runs to "
+        f"re-read the run.")
+
+
+def test_a_checkpoint_deleted_after_it_was_chosen_is_refused_at_predict(predict_panel):
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    widget.checkpoint_choice.value = "3"
+    assert widget.predict_button.enabled
+    widget.store.checkpoint_path("tiny_2d", 3).unlink()
     widget.predict_button.native.click()
     assert widget.worker is None
-    assert widget.status.value.startswith("The shapes of 'region' do not overlap image")
+    assert not widget.predict_button.enabled
+    assert "checkpoints/3.pt does not exist (deleted?)" in widget.status.value
+
+
+def test_a_failure_that_names_its_fix_is_shown_without_a_traceback(
+        predict_panel, qtbot, trained_store, capfd):
+    """A checkpoint damaged where only reading it finds out (its zip directory is whole)."""
+    import zipfile
+
+    from napari.utils.notifications import notification_manager
+
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    with zipfile.ZipFile(trained_store.checkpoint_path("tiny_2d", 6), "w") as damaged:
+        damaged.writestr("archive/data.pkl", b"not a pickle")
+    widget.checkpoint_choice.value = "latest"
+    shown = len(notification_manager.records)
+    with qtbot.capture_exceptions() as raised:
+        run_prediction(widget, qtbot)
+
+    assert not raised  # not re-raised: a traceback on stderr
+    assert "Traceback" not in capfd.readouterr().err
+    assert widget.status.value.startswith("Prediction failed: Checkpoint ")
+    assert "cannot be read" in widget.status.value
+    notified = [str(n.message) for n in notification_manager.records[shown:]]
+    assert any("6.pt cannot be read" in message for message in notified), notified
+
+
+def test_an_unexpected_failure_is_logged_with_its_traceback(predict_panel, qtbot, caplog,
+                                                           monkeypatch):
+    from napari_dacapo.gui import predict_widget
+
+    def broken(job, cancel):
+        raise ZeroDivisionError("a bug")
+        yield
+
+    monkeypatch.setattr(predict_widget, "prediction_events", broken)
+    viewer, widget = predict_panel
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="blobs")
+    with qtbot.capture_exceptions() as raised:
+        run_prediction(widget, qtbot)
+
+    assert not raised
+    assert widget.status.value == "Prediction failed: a bug"
+    record, = [r for r in caplog.records if r.name == predict_widget.__name__]
+    assert isinstance(record.exc_info[1], ZeroDivisionError)
 
 
 def test_current_view_predicts_what_is_visible(predict_panel, qtbot):

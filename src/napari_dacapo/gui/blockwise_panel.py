@@ -10,6 +10,7 @@ same job again resumes it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, ProgressBar, SpinBox
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_error, show_info
 
 from napari_dacapo.blockwise.locations import check_output_path
 from napari_dacapo.gui.blockwise_job import (
     BlocksDone,
     BlockwiseJob,
+    BlockwiseJobError,
     BlockwiseStarted,
     OutputReady,
     blockwise_events,
@@ -33,6 +35,7 @@ from napari_dacapo.gui.blockwise_job import (
 )
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.layers import show_channels
+from napari_dacapo.gui.prediction_job import EXPLAINED_FAILURES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
     from funlib.geometry import Roi
 
 __all__ = ["BlockwisePanel"]
+
+logger = logging.getLogger(__name__)
 
 #: Least time between two refreshes of the output layer while blocks complete.
 REFRESH_SECONDS = 0.5
@@ -155,9 +160,10 @@ class BlockwisePanel(Container):
         self._cancel = threading.Event()
         # Closing the panel (or napari) ends the prediction's processes.
         self.native.destroyed.connect(self._cancel.set)
-        self.worker = create_worker(blockwise_events, job, self._cancel, _start_thread=False)
+        # Errors are shown by _on_worker_errored, not re-raised (a traceback on stderr).
+        self.worker = create_worker(blockwise_events, job, self._cancel, _start_thread=False,
+                                    _connect={"errored": self._on_worker_errored})
         self.worker.yielded.connect(self._on_worker_yielded)
-        self.worker.errored.connect(self._on_worker_errored)
         self.worker.finished.connect(self._on_worker_finished)
         self._outcome = ""
         self.progress.value = 0
@@ -204,8 +210,13 @@ class BlockwisePanel(Container):
         layer.reset_contrast_limits(mode="slice")
 
     def _on_worker_errored(self, error: Exception) -> None:
-        # napari shows the error (its message names the fix); the status keeps it.
+        # Shown, and kept in the status. The traceback is logged only for a failure whose
+        # message does not name the fix (the child process's errors name theirs).
+        if not isinstance(error, (BlockwiseJobError, *EXPLAINED_FAILURES)):
+            logger.error("Blockwise prediction failed", exc_info=error)
         self._outcome = f"Blockwise prediction failed: {error}"
+        if not self._closed.is_set():
+            show_error(self._outcome)
 
     def _on_worker_finished(self) -> None:
         self.worker = None

@@ -11,6 +11,7 @@ processes write the prediction into a zarr array, shown lazily (:class:`Blockwis
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,9 @@ from napari_dacapo.gui.layer_arrays import (
 )
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.predict_reasons import run_reason
 from napari_dacapo.gui.prediction_job import (
+    EXPLAINED_FAILURES,
     PredictJob,
     TileDone,
     image_mismatch,
@@ -38,7 +41,7 @@ from napari_dacapo.gui.prediction_job import (
     voxel_size_warning,
 )
 from napari_dacapo.gui.prediction_layers import PredictionLayers
-from napari_dacapo.gui.regions import region_roi
+from napari_dacapo.gui.regions import region_roi, shapes_problem
 from napari_dacapo.gui.run_info import RunInfo
 from napari_dacapo.predict import (
     NON_FINITE_PREDICTION,
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = ["PredictWidget"]
+
+logger = logging.getLogger(__name__)
 
 WHOLE, VIEW = "whole image", "current view"
 TILES, BLOCKWISE = "tiles in memory", "blockwise to zarr"
@@ -74,6 +79,7 @@ class PredictWidget(Container):
         self.info: RunInfo | None = None
         self._training_scales: list[tuple[float, ...]] = []  # of the run in self.info
         self._image: Any = None  # the chosen image, whose scale the status follows
+        self._shapes: Shapes | None = None  # the chosen region's, whose edits it follows
         self.worker: Any = None
         self._info_worker: Any = None
         self._cancel = threading.Event()
@@ -121,7 +127,8 @@ class PredictWidget(Container):
         self.image_choice.changed.connect(self._on_image_choice_changed)
         for widget in (self.mode_choice, self.checkpoint_choice):
             widget.changed.connect(self._show_mode)
-        for widget in (self.region_choice, self.labels_check, self.blockwise):
+        self.region_choice.changed.connect(self._on_region_choice_changed)
+        for widget in (self.labels_check, self.blockwise):
             widget.changed.connect(self._refresh_enabled)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._on_layers_changed)
@@ -161,6 +168,24 @@ class PredictWidget(Container):
 
     def _on_image_scale_changed(self, _: Any = None) -> None:
         if not self._closed.is_set():
+            self._refresh_enabled()
+
+    def _on_region_choice_changed(self, region: Any = None) -> None:
+        # Predict is disabled while the region's shapes miss the image: their edits (and
+        # selection, which picks the shapes used) are followed to re-check.
+        if self._shapes is not None:
+            self._shapes.events.data.disconnect(self._on_shapes_changed)
+            self._shapes.selected_data.events.items_changed.disconnect(self._on_shapes_changed)
+        self._shapes = region if isinstance(region, Shapes) else None
+        if self._shapes is not None:
+            self._shapes.events.data.connect(self._on_shapes_changed)
+            self._shapes.selected_data.events.items_changed.connect(self._on_shapes_changed)
+        self._refresh_enabled()
+
+    def _on_shapes_changed(self, event: Any = None) -> None:
+        # Once per edit: not while a shape is dragged ("changing") or about to change.
+        action = getattr(event, "action", None)
+        if not self._closed.is_set() and action not in ("adding", "changing", "removing"):
             self._refresh_enabled()
 
     def _show_mode(self, _: Any = None) -> None:
@@ -212,17 +237,17 @@ class PredictWidget(Container):
                     "stay)").format(*self.blockwise.done)
         if self.worker is not None:
             return "Predicting… (Cancel stops after the current tile)"
-        if self.run_choice.value is None:
-            return (f"No runs are stored in {self.store.root}. Train one in the DaCapo "
-                    f"training panel, then press Refresh runs.")
-        if self.info is None:
-            return f"Reading run '{self.run_choice.value}'…"
-        if not self.info.checkpoints:
-            return f"Run '{self.info.name}' has no checkpoint yet: train it first."
+        reason = run_reason(self.store, self.run_choice.value, self.info,
+                            self.checkpoint_choice.value)
+        if reason:
+            return reason
         if image is None:
             return "Add or open an image layer to predict."
-        mismatch = image_mismatch(image, self.info)
-        return mismatch or (self.blockwise.reason_disabled(image) if blockwise else "")
+        region = self.region_choice.value
+        return (image_mismatch(image, self.info)
+                or (shapes_problem(self.viewer, image, region, self.info.dims
+                                   or spatial_dims(image)) if isinstance(region, Shapes) else "")
+                or (self.blockwise.reason_disabled(image) if blockwise else ""))
 
     def _refresh_enabled(self, _: Any = None) -> None:
         labelled = bool(self.info and self.info.best)
@@ -300,8 +325,10 @@ class PredictWidget(Container):
             self.viewer, self.image_choice.value, None if region == VIEW else region, array)
 
     def start(self, _: Any = None) -> None:
-        """Start predicting with the current choices (does nothing while one runs)."""
+        """Start predicting with the current choices (does nothing while one runs, or
+        when it cannot: the status then says why, e.g. a checkpoint deleted meanwhile)."""
         if self.reason_disabled():
+            self._refresh_enabled()
             return
         blockwise = self.mode_choice.value == BLOCKWISE
         try:
@@ -330,9 +357,10 @@ class PredictWidget(Container):
         self._cancel = threading.Event()
         # Closing the panel (or napari) ends the prediction at its next tile.
         self.native.destroyed.connect(self._cancel.set)
-        self.worker = create_worker(prediction_events, job, self._cancel, _start_thread=False)
+        # Errors are shown by _on_worker_errored, not re-raised (a traceback on stderr).
+        self.worker = create_worker(prediction_events, job, self._cancel, _start_thread=False,
+                                    _connect={"errored": self._on_worker_errored})
         self.worker.yielded.connect(self._on_worker_yielded)
-        self.worker.errored.connect(self._on_worker_errored)
         self.worker.finished.connect(self._on_worker_finished)
         self.progress.value = 0
         self._refresh_enabled()
@@ -357,8 +385,13 @@ class PredictWidget(Container):
         self.layers.apply(event)
 
     def _on_worker_errored(self, error: Exception) -> None:
-        # napari shows the error itself; the status keeps it next to the panel.
+        # Shown, and kept in the status next to the panel. The traceback is logged only
+        # for a failure whose message does not name the fix (a bug, to report).
+        if not isinstance(error, EXPLAINED_FAILURES):
+            logger.error("Prediction failed", exc_info=error)
         self._outcome = f"Prediction failed: {error}"
+        if not self._closed.is_set():
+            show_error(self._outcome)
 
     def _on_worker_finished(self) -> None:
         self.worker = None

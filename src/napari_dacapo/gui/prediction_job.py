@@ -29,10 +29,15 @@ from napari_dacapo.predict import (
     voxel_size_mismatch,
     voxel_size_text,
 )
-from napari_dacapo.store.file_store import FileStore, world_factor_of
+from napari_dacapo.store.file_store import FileStore, StoreError, world_factor_of
 
 __all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch",
-           "read_predict_info", "training_scales", "voxel_size_warning"]
+           "read_predict_info", "training_scales", "voxel_size_warning",
+           "EXPLAINED_FAILURES"]
+
+#: Failures of a prediction whose message names the problem and its fix (a checkpoint
+#: that cannot be read, an input the run cannot take): shown without a traceback.
+EXPLAINED_FAILURES = (StoreError, ValueError)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,25 @@ def region_roi(viewer: Any, image: Any, shapes: Any | None, array: Any) -> Roi:
     roi = Roi(array.offset + Coordinate(lo) * array.voxel_size,
               Coordinate(np.subtract(hi, lo)) * array.voxel_size).intersect(array.roi)
     if roi.empty:
-        what = "view" if shapes is None else f"shapes of '{shapes.name}'"
-        raise ValueError(f"The {what} do not overlap image '{image.name}'. Move the "
-                         f"{'view' if shapes is None else 'shapes'} over the image.")
+        raise ValueError(_misses(image, shapes))
     return roi
+
+
+def shapes_problem(viewer: Any, image: Any, shapes: Any, dims: int) -> str:
+    """Why the (selected, else all) shapes of ``shapes`` give no region of ``image``'s last
+    ``dims`` axes to predict ('' when they do): none drawn, or none over the image. Cheap
+    (the shapes' vertices and the image's shape, no image data), for every refresh."""
+    try:
+        lo, hi = region_box(viewer, image, shapes, dims)
+    except ValueError as e:
+        return str(e)
+    return "" if (hi > lo).all() else _misses(image, shapes)
+
+
+def _misses(image: Any, shapes: Any | None) -> str:
+    what = "view" if shapes is None else f"shapes of '{shapes.name}'"
+    return (f"The {what} do not overlap image '{image.name}'. Move the "
+            f"{'view' if shapes is None else 'shapes'} over the image.")
 
 
 def region_box(
