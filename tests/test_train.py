@@ -267,3 +267,146 @@ def test_stop_while_no_batch_comes_stops_the_run_with_a_checkpoint(tmp_path, mon
     assert isinstance(events[-1], RunStopped)
     done = events[-1].iteration
     assert 0 < done < 1000 and store.latest_iteration("stalls") == done
+
+
+# -- a NaN or infinite loss -----------------------------------------------------------------
+
+
+def _in_the_training_thread(config):
+    """Batches made one per iteration in the training thread, so a test knows which."""
+    return config.replace(trainer_config=config.trainer_config.replace(
+        prefetch_worker="thread", prefetch=0))
+
+
+def _train_until_diverged(store, config, match):
+    from napari_dacapo.experiments.trainers import TrainingDiverged
+
+    events = []
+    with pytest.raises(TrainingDiverged, match=match):
+        for event in train_run(Run(config, store=store), store=store):
+            events.append(event)
+    return [e.iteration for e in events if isinstance(e, IterationDone)]
+
+
+def _stored_weights_are_finite(store, name, iteration):
+    weights = store.retrieve_checkpoint(name, iteration, training_state=False)["model"]
+    return all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_nan_in_a_batch_stops_training_before_its_model_is_stored(store, monkeypatch):
+    """NaN in raw data that the checks before training did not read (they sample large
+    lazily read data) gave a NaN loss from then on, and checkpoints of NaN weights."""
+    from napari_dacapo.experiments.trainers.batch_provider import BatchProvider
+
+    made = {"count": 0}
+    batch = BatchProvider.batch
+
+    def with_nan(self):
+        made["count"] += 1
+        out = batch(self)
+        if made["count"] > 4:  # the trial batch, then those of iterations 0 to 2
+            out.raw[..., :5] = np.nan
+        return out
+
+    monkeypatch.setattr(BatchProvider, "batch", with_nan)
+    config = _in_the_training_thread(tiny_config(2, iterations=6, validation_interval=3))
+    trained = _train_until_diverged(
+        store, config, r"iteration 3: its loss is nan\. The raw input of that batch holds "
+        r"\d+ NaN or infinite values.*nan_to_num.*latest checkpoint, if any, is from before")
+    assert trained == [0, 1, 2]
+    assert store.latest_iteration(config.name) == 3
+    assert _stored_weights_are_finite(store, config.name, 3)
+
+
+def test_a_diverging_model_stops_training_naming_the_learning_rate(store, monkeypatch):
+    from napari_dacapo.experiments.tasks.losses.mse_loss import MSELoss
+
+    calls = {"count": 0}
+    compute = MSELoss.compute
+
+    def diverging(self, prediction, target, weight=None):
+        calls["count"] += 1
+        loss = compute(self, prediction, target, weight)
+        return loss * np.inf if calls["count"] == 5 else loss  # iteration 4
+
+    monkeypatch.setattr(MSELoss, "compute", diverging)
+    config = _in_the_training_thread(tiny_config(2, iterations=6, validation_interval=2))
+    trained = _train_until_diverged(
+        store, config, r"iteration 4: its loss is inf\. .*finite, so the model diverged: the "
+        r"learning rate \(.+\) is likely too high.*lower learning_rate")
+    assert trained == [0, 1, 2, 3]
+    assert store.latest_iteration(config.name) == 4
+
+
+def test_a_nan_loss_read_in_a_window_of_iterations_names_both_causes(store, monkeypatch):
+    """On accelerators losses are read every few iterations, and their batches are not
+    kept (memory): the error names both likely causes."""
+    from napari_dacapo.experiments.tasks.losses.mse_loss import MSELoss
+    from napari_dacapo.experiments.trainers import default_trainer
+
+    calls = {"count": 0}
+    compute = MSELoss.compute
+
+    def diverging(self, prediction, target, weight=None):
+        calls["count"] += 1
+        loss = compute(self, prediction, target, weight)
+        return loss * np.nan if calls["count"] >= 5 else loss  # iteration 4 on
+
+    monkeypatch.setattr(MSELoss, "compute", diverging)
+    monkeypatch.setattr(default_trainer, "_sync_interval", lambda device, every: 2)
+    config = _in_the_training_thread(tiny_config(2, iterations=8, validation_interval=2))
+    trained = _train_until_diverged(
+        store, config, r"iteration 4: its loss is nan\. Likely causes: NaN or infinity in the "
+        r"raw data.*or a learning rate \(.+\) too high.*nan_to_num.*lower learning_rate")
+    assert trained == [0, 1, 2, 3]
+    assert store.latest_iteration(config.name) == 4
+
+
+def test_weights_spoiled_by_a_step_with_a_finite_loss_are_not_stored(store, monkeypatch):
+    from napari_dacapo.experiments.trainers import DefaultTrainer
+
+    step = DefaultTrainer._step
+
+    def spoiling(self, model, *args):
+        out = step(self, model, *args)
+        if self.iteration == 3:  # the step of iteration 3, whose own loss is finite
+            with torch.no_grad():
+                next(model.parameters()).fill_(np.nan)
+        return out
+
+    monkeypatch.setattr(DefaultTrainer, "_step", spoiling)
+    config = _in_the_training_thread(tiny_config(2, iterations=6, validation_interval=2))
+    trained = _train_until_diverged(
+        store, config, r"iteration 4: the model's weights hold NaN.*learning rate")
+    assert trained == [0, 1, 2, 3]
+    assert store.checkpoint_iterations(config.name)[-1] == 2
+    assert _stored_weights_are_finite(store, config.name, 2)
+
+
+@pytest.mark.parametrize("float_labels", ["validation", "training"])
+def test_labels_stored_as_whole_floats_train_and_validate_as_label_ids(store, float_labels):
+    """The checks accept such labels as label ids; validation refused them only after
+    training had stored a checkpoint (and training refused them as training labels)."""
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.experiments import (
+        NumpyArrayConfig,
+        RawGTDatasetConfig,
+        TrainValidateDataSplitConfig,
+    )
+
+    raw, labels = synthetic_blobs((64, 64), seed=3)
+
+    def data(name, floats):
+        gt = labels.astype(np.float32) if floats else labels
+        return RawGTDatasetConfig(name=name, raw_config=NumpyArrayConfig(name="raw", data=raw),
+                                  gt_config=NumpyArrayConfig(name="gt", data=gt))
+
+    split = TrainValidateDataSplitConfig(
+        name="split", train_configs=[data("train", float_labels == "training")],
+        validate_configs=[data("val", float_labels == "validation")])
+    config = tiny_config(2, iterations=2, validation_interval=2).replace(
+        datasplit_config=split)
+    events = list(train_run(Run(config, store=store), store=store))
+    assert isinstance(events[-1], RunFinished)
+    validation = next(e for e in events if isinstance(e, ValidationDone))
+    assert np.isfinite(validation.scores.scores[0][0]).any()

@@ -131,6 +131,12 @@ def train_run(
     by default, the world factor recorded with the training raw data (a zarr array saved
     from napari layers), so that the run's outputs open over that data.
 
+    Raises
+    ------
+    TrainingDiverged
+        At the first NaN or infinite loss (or weights), naming the iteration and the likely
+        cause, before that model is stored as a checkpoint.
+
     Warns
     -----
     DataWarning
@@ -172,6 +178,7 @@ def train_run(
             return
 
         def checkpoint(done: int) -> CheckpointSaved:
+            _check_weights(run, done)
             store.store_checkpoint(
                 run.name, done, run.model, run.optimizer, run.lr_scheduler,
             )
@@ -232,6 +239,24 @@ def train_run(
             yield RunStopped(done)
             return
         yield RunFinished(done)
+
+
+def _check_weights(run: Run, iteration: int) -> None:
+    """Refuse to store weights that are NaN or infinite (the trainer stops at a NaN loss,
+    but a step can spoil the weights while its own loss was finite); one device sync per
+    checkpoint."""
+    from napari_dacapo.experiments.trainers import TrainingDiverged
+
+    finite = [torch.isfinite(p).all() for p in run.model.parameters()]
+    if finite and not bool(torch.stack(finite).all()):
+        raise TrainingDiverged(
+            f"Training stopped at iteration {iteration}: the model's weights hold NaN or "
+            f"infinite values, although its losses were finite, so the model diverged: the "
+            f"learning rate ({run.trainer.learning_rate}) is likely too high. Fix: train a "
+            f"new run with a lower learning_rate (e.g. a tenth) or warmup_iterations. "
+            f"These weights were not stored: the run's latest checkpoint, if any, is from "
+            f"before."
+        )
 
 
 def _display_of_data(run: Run) -> dict[str, Any]:

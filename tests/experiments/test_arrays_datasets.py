@@ -507,6 +507,34 @@ def test_big_zarr_arrays_are_checked_on_a_spread_sample(tmp_path, monkeypatch, c
     assert "gt is 0 everywhere" in caplog.text and "a sample of 16 of 64" in caplog.text
 
 
+def test_big_in_memory_arrays_are_checked_in_full(monkeypatch):
+    """A pass over memory is cheap: NaN where a sample would not look is still found (a
+    float volume over SAMPLE_BYTES trained with NaN loss and stored NaN weights)."""
+    monkeypatch.setattr(checks, "SAMPLE_BYTES", 4096)  # a sample: 1 of 2 blocks (1024^2)
+    raw = np.zeros((8, 2048), np.float32)
+    raw[3, 1500] = np.nan  # in the second block
+    labels = np.ones((8, 2048), np.float32)
+    with pytest.raises(DataError, match=r"value nan at world position \(3, 1500\);") as info:
+        check_training_dataset(dataset(numpy_config("raw", raw), numpy_config("gt", labels)))
+    assert "sample" not in str(info.value)
+    labels[5, 2000] = 0.5  # float labels are cast to ids: each must be whole
+    with pytest.raises(DataError, match=r"non-integer value 0.5 at world position \(5, 2000\)"):
+        check_training_dataset(dataset(numpy_config("raw", np.zeros_like(raw)),
+                                       numpy_config("gt", labels)))
+
+
+def test_float_labels_with_whole_values_are_read_as_label_ids():
+    labels = np.array([[0, 1], [2, 3]], np.float32)
+    gt = dataset(numpy_config("raw", np.zeros((2, 2))), numpy_config("gt", labels)).gt
+    assert gt.dtype == np.int64
+    read = gt[gt.roi]
+    assert read.dtype == np.int64
+    np.testing.assert_array_equal(read, labels)
+    labels[1, 1] = 2.5  # a value the sample of a lazily read gt did not see
+    with pytest.raises(ValueError, match=r"non-integer value 2.5.*threshold"):
+        gt[gt.roi]
+
+
 # -- configs --------------------------------------------------------------------------------
 
 

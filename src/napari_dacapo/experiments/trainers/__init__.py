@@ -13,7 +13,7 @@ from .batch_provider import Batch, BatchProvider
 from .default_trainer import DefaultTrainer
 from .default_trainer_config import DefaultTrainerConfig
 from .snapshot import Snapshot, SnapshotArray
-from .trainer import Trainer
+from .trainer import Trainer, TrainingDiverged
 from .trainer_config import TrainerConfig
 
 #: DaCapo's names for the default trainer.
@@ -38,4 +38,5 @@ __all__ = [
     "SnapshotArray",
     "Trainer",
     "TrainerConfig",
+    "TrainingDiverged",
 ]

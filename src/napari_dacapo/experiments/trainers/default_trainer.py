@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from .batch_provider import Batch, BatchProvider
 from .prefetch import Interrupted, Prefetcher, burst_size
 from .process_prefetch import ProcessPrefetcher, can_fork, pickle_refusal
 from .snapshot import Snapshot, SnapshotArray, snapshot_writer, write_snapshot
-from .trainer import Trainer
+from .trainer import Trainer, TrainingDiverged
 
 if TYPE_CHECKING:
     from ..datasplits.datasets.dataset import Dataset
@@ -298,14 +299,19 @@ class DefaultTrainer(Trainer):
         started_here = not self._prefetcher.running
         if started_here:
             self._prefetcher.start()
-        pending: list[tuple[int, torch.Tensor]] = []
+        # (iteration, loss, batch): the batch, to find the cause of a NaN loss, is kept
+        # where the loss is read every iteration (CPUs); a window of them would hold memory.
+        pending: list[tuple[int, torch.Tensor, Batch | None]] = []
         window_start = time.perf_counter()
 
         def reported() -> Iterator[TrainingIterationStats]:
             nonlocal pending, window_start
-            losses = torch.stack([value for _, value in pending]).tolist()  # one sync
+            losses = torch.stack([value for _, value, _ in pending]).tolist()  # one sync
             seconds = (time.perf_counter() - window_start) / len(pending)
-            for (i, _), value in zip(pending, losses):
+            for (i, _, batch), value in zip(pending, losses):
+                # Stop before the caller stores (checkpoints) a model this step spoiled.
+                if not math.isfinite(value):
+                    raise self._diverged(i, value, batch, plan)
                 yield TrainingIterationStats(i, float(value), seconds)
             pending = []
             window_start = time.perf_counter()
@@ -323,7 +329,7 @@ class DefaultTrainer(Trainer):
                 )
                 index = self.iteration
                 self.iteration += 1
-                pending.append((index, loss))
+                pending.append((index, loss, batch if sync_every == 1 else None))
                 snapshot = cfg.snapshot_interval is not None and index % cfg.snapshot_interval == 0
                 if snapshot:
                     self._take_snapshot(index, batch, prediction, model)
@@ -368,6 +374,53 @@ class DefaultTrainer(Trainer):
         if self.scheduler is not None and self.scheduler.optimizer is optimizer:
             self.scheduler.step()
         return loss.detach(), prediction.detach()
+
+    def _diverged(
+        self, iteration: int, loss: float, batch: Batch | None, plan: PrecisionPlan
+    ) -> TrainingDiverged:
+        """The error for the NaN or infinite ``loss`` of ``iteration``, with the likely
+        cause, found in its ``batch`` (scanned only now: every iteration would cost), or
+        both likely causes without it."""
+        lower = "train a new run with a lower learning_rate (e.g. a tenth)" + (
+            ", warmup_iterations or fp32 precision" if plan.autocast_dtype == torch.float16
+            else " or warmup_iterations"
+        )
+        if batch is None:
+            return TrainingDiverged(
+                f"Training stopped at iteration {iteration}: its loss is {loss}. Likely "
+                f"causes: NaN or infinity in the raw data where the checks before training "
+                f"did not read (they read a sample of large, lazily read data), or a "
+                f"learning rate ({self.learning_rate}) too high. Fix: replace such values "
+                f"(e.g. with numpy.nan_to_num) or crop the raw to valid data; else {lower}. "
+                f"Nothing of this iteration was stored: the run's latest checkpoint, if any, "
+                f"is from before it."
+            )
+        bad = {key: int(np.count_nonzero(~np.isfinite(getattr(batch, key))))
+               for key in ("raw", "target", "weight")}
+        if bad["raw"]:
+            cause = (
+                f"The raw input of that batch holds {bad['raw']} NaN or infinite values: the "
+                f"raw data holds them where the checks before training did not read (they "
+                f"read a sample of large, lazily read data), or an augment made them (e.g. "
+                f"gamma of negative intensities). Fix: replace such values (e.g. with "
+                f"numpy.nan_to_num) or crop the raw to valid data, then train again."
+            )
+        elif bad["target"] or bad["weight"]:
+            cause = (
+                f"The targets or weights the task made from the labels of that batch hold "
+                f"{bad['target'] + bad['weight']} NaN or infinite values. Fix: check the "
+                f"labels and the task's parameters."
+            )
+        else:
+            cause = (
+                f"Its input, targets and weights are finite, so the model diverged: the "
+                f"learning rate ({self.learning_rate}) is likely too high. Fix: {lower}."
+            )
+        return TrainingDiverged(
+            f"Training stopped at iteration {iteration}: its loss is {loss}. {cause} "
+            f"Nothing of this iteration was stored: the run's latest checkpoint, if any, is "
+            f"from before it."
+        )
 
     # -- snapshots -------------------------------------------------------------------------
 

@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from ...store.array_store import LocalContainerIdentifier
 
 
+class TrainingDiverged(ValueError):
+    """Training gave a NaN or infinite loss (or weights); the message names the iteration,
+    the likely cause and the fix. Raised before the model of that iteration is stored, so
+    the latest checkpoint is the last good one. (A ValueError: the CLI shows those as a
+    message.)"""
+
+
 class Trainer(ABC):
     iteration: int
     batch_size: int
@@ -39,7 +46,8 @@ class Trainer(ABC):
         stop: threading.Event | None = None,
     ) -> Iterator[TrainingIterationStats]:
         """Train, yielding each iteration's stats. ``stop`` (beyond DaCapo's signature):
-        when set, report pending stats after the current step so the caller can stop."""
+        when set, report pending stats after the current step so the caller can stop.
+        Raises :class:`TrainingDiverged` instead of yielding a NaN or infinite loss."""
 
     @abstractmethod
     def can_train(self, datasets: list[Dataset]) -> bool: ...

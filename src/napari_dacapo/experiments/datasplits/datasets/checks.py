@@ -13,7 +13,13 @@ What is checked, for raw, gt and mask:
 
 Content is read completely when the overlap holds at most :data:`SAMPLE_BYTES`; larger
 arrays are checked on chunk-sized blocks spread evenly over the overlap, worth about that
-much, and messages then say that a sample was checked.
+much, and messages then say that a sample was checked. Raw values (NaN, infinity) and
+float gt values are checked on all blocks of arrays held in memory (numpy, a napari layer's
+data), as a pass over memory takes a fraction of a second per GiB; lazily read ones (zarr,
+dask) are sampled, as reading a whole volume from disk or network could take minutes to
+hours before training starts. What a sample misses stops training at its first NaN or
+infinite loss (:class:`~napari_dacapo.experiments.trainers.TrainingDiverged`), before the
+model is stored.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from .arrays.array import Array
+from .arrays.array import Array, reads_in_process
+from .arrays.label_ids_array import LabelIdsArray
 from .dataset import Dataset
 
 logger = logging.getLogger(__name__)
@@ -228,7 +235,8 @@ def _check_raw_values(dataset: Dataset, roi: Roi) -> None:
     raw = dataset.raw
     if raw.dtype.kind not in "fc":
         return  # integers and booleans cannot be NaN or infinite
-    where, value, sampled = _find(raw, roi, lambda d: ~np.isfinite(d))
+    where, value, sampled = _find(raw, roi, lambda d: ~np.isfinite(d),
+                                  complete=reads_in_process(raw))
     if where is not None:
         raise DataError(
             f"Dataset '{dataset.name}': raw holds the value {value} at world position "
@@ -240,6 +248,8 @@ def _check_raw_values(dataset: Dataset, roi: Roi) -> None:
 def _check_label_values(dataset: Dataset, roi: Roi) -> None:
     gt = dataset.gt
     assert gt is not None
+    if isinstance(gt, LabelIdsArray):
+        gt = gt.source  # the float values stored, which the dataset reads as label ids
     if gt.dtype.kind in "biu":
         return
     if gt.dtype.kind != "f":
@@ -247,7 +257,8 @@ def _check_label_values(dataset: Dataset, roi: Roi) -> None:
             f"Dataset '{dataset.name}': gt has dtype {gt.dtype}, which cannot hold label ids. "
             f"Fix: store the labels as integers (uint8 to uint64)."
         )
-    where, value, sampled = _find(gt, roi, lambda d: d != np.round(d))
+    where, value, sampled = _find(gt, roi, lambda d: d != np.round(d),
+                                  complete=reads_in_process(gt))
     if where is not None:
         raise DataError(
             f"Dataset '{dataset.name}': gt holds the non-integer value {value} at world "
@@ -288,11 +299,12 @@ def _check_not_empty(name: str, role: str, array: Array, roi: Roi, allow_empty: 
 
 
 def _find(
-    array: Array, roi: Roi, test: Callable[[np.ndarray], np.ndarray]
+    array: Array, roi: Roi, test: Callable[[np.ndarray], np.ndarray], complete: bool = False
 ) -> tuple[Coordinate | None, Any, str]:
     """The world position and value of the first voxel in ``roi`` where ``test`` holds
-    (None if none), and ``' (in a sample of N of M blocks)'`` when not all was read."""
-    rois, total = _sample_rois(array, roi)
+    (None if none), and ``' (in a sample of N of M blocks)'`` when not all was read;
+    ``complete``: all of it is read, block by block."""
+    rois, total = _sample_rois(array, roi, complete)
     sampled = "" if len(rois) == total else f" (in a sample of {len(rois)} of {total} blocks)"
     for block in rois:
         data = array[block]
@@ -304,10 +316,10 @@ def _find(
     return None, None, sampled
 
 
-def _sample_rois(array: Array, roi: Roi) -> tuple[list[Roi], int]:
+def _sample_rois(array: Array, roi: Roi, complete: bool = False) -> tuple[list[Roi], int]:
     """World ROIs to read inside ``roi``: all of it if it fits in :data:`SAMPLE_BYTES`,
-    else chunk-aligned blocks spread evenly over it, about that many bytes in all; and the
-    number of blocks that cover ``roi``."""
+    else chunk-aligned blocks spread evenly over it, about that many bytes in all (all of
+    them if ``complete``); and the number of blocks that cover ``roi``."""
     voxel_bytes = array.dtype.itemsize * (array.num_channels or 1)
     if math.prod(roi.shape / array.voxel_size) * voxel_bytes <= SAMPLE_BYTES:
         return [roi], 1
@@ -318,6 +330,8 @@ def _sample_rois(array: Array, roi: Roi) -> tuple[list[Roi], int]:
     counts = tuple(int(n) for n in last - first)
     total = math.prod(counts)
     wanted = max(1, SAMPLE_BYTES // (math.prod(block_voxels) * voxel_bytes))
+    if complete:
+        wanted = total
     picks = np.unique(np.linspace(0, total - 1, min(wanted, total)).round().astype(int))
     rois = []
     for pick in picks:

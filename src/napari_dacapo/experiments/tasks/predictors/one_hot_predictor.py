@@ -52,7 +52,7 @@ class OneHotPredictor(Predictor):
         if gt.size and (gt.min() < 0 or gt.max() >= len(self.classes)):
             bad = gt.max() if gt.max() >= len(self.classes) else gt.min()
             raise ValueError(
-                f"OneHotPredictor: gt holds the value {bad}, but the task has "
+                f"gt holds the value {bad}, but the task has "
                 f"{len(self.classes)} classes ({', '.join(self.classes)}) and the labels "
                 f"must be class indices 0..{len(self.classes) - 1}; add the missing classes "
                 "to the task config or relabel the ground truth."

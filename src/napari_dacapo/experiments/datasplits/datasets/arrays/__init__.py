@@ -13,6 +13,7 @@ from .crop_array import CropArray
 from .crop_array_config import CropArrayConfig
 from .intensity_array import IntensitiesArray
 from .intensity_array_config import IntensitiesArrayConfig
+from .label_ids_array import LabelIdsArray
 from .zarr_array import ZarrArray, prepare_zarr_array, write_zarr_array
 from .zarr_array_config import ZarrArrayConfig
 
@@ -30,6 +31,7 @@ __all__ = [
     "DerivedArray",
     "IntensitiesArray",
     "IntensitiesArrayConfig",
+    "LabelIdsArray",
     "NumpyArray",
     "NumpyArrayConfig",
     "SourceArray",
