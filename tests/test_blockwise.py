@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +20,12 @@ from conftest import tiny_config
 from funlib.geometry import Coordinate, Roi
 
 from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
+from napari_dacapo.blockwise.locations import check_output_path, check_roi
 from napari_dacapo.blockwise.prediction import BlockLayout
 from napari_dacapo.blockwise.scheduler import (
     _DAISY_ADVICE,
     _worker_error_summary,
+    incomplete_output,
     output_stamp,
     recorded_job,
     threads_per_worker,
@@ -35,7 +38,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config impo
     ZarrArrayConfig,
 )
 from napari_dacapo.experiments.run import Run
-from napari_dacapo.predict import GROUP_READ_VOXELS, TileGeometry, predict
+from napari_dacapo.predict import GROUP_READ_VOXELS, NonFiniteWarning, TileGeometry, predict
 from napari_dacapo.store.file_store import CheckpointError, FileStore
 
 FP32 = {"precision": "fp32", "device": "cpu"}  # exact comparisons need plain fp32
@@ -493,3 +496,155 @@ def test_predict_command_scales_an_image_by_its_own_intensities(setup, tmp_path)
     assert not (tmp_path / "no.zarr").exists()
     result = CliRunner().invoke(main, [*base[:-1], "200,100", f"{tmp_path}/bad.zarr/pred"])
     assert result.exit_code == 2 and "LOW below HIGH" in result.output
+
+
+def test_an_interrupted_prediction_is_marked_incomplete_until_finished(setup, tmp_path,
+                                                                       monkeypatch):
+    """From when the output is made until its last block: a killed job leaves an output
+    that says it is incomplete and how to finish it (as the CLI's refusal does)."""
+    import napari_dacapo.blockwise.prediction as prediction
+
+    store, name, folder, raw = setup
+    output = tmp_path / "out.zarr" / "pred"
+    source = f"{folder}/in.zarr/raw"
+    real_run_step = prediction.run_step
+
+    def killed(job, step, **options):  # as a kill after the first block
+        real_run_step(job, step, **{**options, "workers": 1})
+        marker = sorted(p for p in job.folder.iterdir() if p.name.isdigit())[0]
+        for other in job.folder.iterdir():
+            if other.name.isdigit() and other != marker:
+                other.unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prediction, "run_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        predict_blockwise(name, 0, source, output, workers=2, store=store, **FP32)
+    unfinished = incomplete_output(output.parent, output.name)
+    assert unfinished and "rerun the same predict command (with --workers)" in unfinished
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", source, str(output), "--store",
+        str(store.root), "--device", "cpu"])
+    assert result.exit_code == 1 and "already exists and is incomplete: the blockwise " \
+        "prediction writing it was interrupted" in result.output, result.output
+
+    monkeypatch.setattr(prediction, "run_step", real_run_step)
+    predict_blockwise(name, 0, source, output, workers=2, store=store, **FP32)
+    assert incomplete_output(output.parent, output.name) is None
+    np.testing.assert_allclose(
+        zarr.open_array(output, mode="r")[:],
+        predict(name, 0, raw, voxel_size=(1, 1), store=store, **FP32), rtol=1e-6, atol=1e-6)
+
+
+def test_an_interrupted_predict_command_is_marked_incomplete(setup, tmp_path, monkeypatch):
+    """In-process: the array is marked from when it is made until its last tile; a rerun
+    without --overwrite says it is incomplete."""
+    import napari_dacapo.predict as predict_module
+
+    store, name, folder, _ = setup
+    output = tmp_path / "out.zarr" / "pred"
+    real_predict_tiles = predict_module.predict_tiles
+
+    def interrupted(*args, **kwargs):
+        events = real_predict_tiles(*args, **kwargs)
+        yield next(events)  # the start
+        yield next(events)  # one tile
+        raise RuntimeError("killed")
+
+    args = ["predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+            str(output), "--store", str(store.root), "--device", "cpu"]
+    monkeypatch.setattr(predict_module, "predict_tiles", interrupted)
+    result = CliRunner().invoke(main, args)
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert incomplete_output(output.parent, output.name)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "already exists and is incomplete: the predict " \
+        "command writing it was interrupted" in result.output, result.output
+    assert "predict it again with --overwrite" in result.output
+    monkeypatch.setattr(predict_module, "predict_tiles", real_predict_tiles)
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert incomplete_output(output.parent, output.name) is None
+
+
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.NonFiniteWarning")
+def test_nan_in_a_prediction_is_warned_of_on_every_path(setup, tmp_path):
+    """Blockwise: the workers note it in their blocks' markers, the parent warns once."""
+    _, name, _, raw = setup
+    shutil.copytree(setup[0].root, tmp_path / "runs")
+    store = FileStore(tmp_path / "runs")  # with a best recorded, for --labels
+    parameters = load_run(name, store)[0].task.parameters[0].id
+    store.store_best(name, None, "blob__dice", 0, parameters, 0.5)
+    holey = raw.astype(np.float32)
+    holey[20:24, 20:24] = np.nan
+    write_zarr_array(tmp_path / "nan.zarr", "raw", holey, voxel_size=(1, 1))
+    source = f"{tmp_path}/nan.zarr/raw"
+    with pytest.warns(NonFiniteWarning, match=r"NaN or infinite.*\(in \d+ of \d+ blocks"):
+        output = predict_blockwise(name, 0, source, tmp_path / "api.zarr/pred", workers=2,
+                                   store=store, **FP32)
+    assert np.isnan(zarr.open_array(output, mode="r")[:]).any()
+
+    base = ["predict", "--run", name, "--checkpoint", "0", source, "--store",
+            str(store.root), "--device", "cpu"]
+    for output, extra in (("labels.zarr/l", ["--labels", "--criterion", "blob__dice"]),
+                          ("blocks.zarr/p", ["--workers", "2"]),
+                          ("tiles.zarr/p", [])):
+        result = CliRunner().invoke(main, [*base, f"{tmp_path}/{output}", *extra])
+        assert result.exit_code == 0, result.output
+        assert result.output.count("Warning: The prediction holds NaN") == 1, result.output
+
+
+def test_outputs_join_an_existing_container_in_its_zarr_format(setup, tmp_path):
+    """A zarr format 3 container takes format 3 arrays, with no option to give."""
+    store, name, folder, raw = setup
+    zarr.open_group(tmp_path / "v3.zarr", mode="w", zarr_format=3)
+    source = f"{folder}/in.zarr/raw"
+    predict_blockwise(name, 0, source, tmp_path / "v3.zarr/blocks", workers=1, store=store,
+                      **FP32)
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", source, f"{tmp_path}/v3.zarr/tiles",
+        "--store", str(store.root), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for dataset in ("blocks", "tiles"):
+        assert (tmp_path / "v3.zarr" / dataset / "zarr.json").exists()
+        assert zarr.open_array(tmp_path / "v3.zarr", path=dataset, mode="r").shape[1:] == (
+            raw.shape)
+
+
+def test_an_output_where_no_folder_can_be_made_is_refused_before_predicting(setup, tmp_path,
+                                                                             monkeypatch):
+    """As root, os.access allows /proc; making the container would fail after predicting."""
+    store, name, folder, _ = setup
+    if not Path("/proc").is_dir():
+        pytest.skip("needs /proc")
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)  # as root sees it
+    with pytest.raises(ValueError, match="/proc/x.zarr cannot be created: no folder can be "
+                                         "made in /proc"):
+        check_output_path("/proc/x.zarr/p")
+    for extra in ([], ["--workers", "2"]):
+        result = CliRunner().invoke(main, [
+            "predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+            "/proc/x.zarr/p", "--store", str(store.root), "--device", "cpu", *extra])
+        assert result.exit_code == 1 and "cannot be created" in result.output, result.output
+        assert "tile/s" not in result.output and "block/s" not in result.output
+    check_output_path(tmp_path / "new" / "out.zarr" / "p")  # a folder that can be made
+    assert not any(tmp_path.iterdir())  # and the check leaves nothing behind
+
+
+def test_a_region_outside_the_data_is_said_before_its_grid():
+    """A grid region around one that reaches outside reaches outside too."""
+    bounds = Roi((0, 0), (1536, 1536))
+    with pytest.raises(ValueError, match="reaches outside it. Use its part inside, "
+                                         "0,0:1536,1536") as error:
+        check_roi(Roi((0, 0), (9999, 9999)), bounds, (8, 8), "prediction p.zarr/p", "yx")
+    assert "voxel grid" not in str(error.value)
+    with pytest.raises(ValueError, match="Use its part inside, 8,0:1528,1536"):
+        check_roi(Roi((9, 0), (9999, 9999)), bounds, (8, 8), "prediction p.zarr/p", "yx")
+
+
+def test_an_in_memory_array_is_refused_with_the_fix(setup, tmp_path):
+    store, name, _, raw = setup
+    with pytest.raises(TypeError, match="from a zarr array.*not a ndarray.*Write the array "
+                                        r"to zarr first.*predict\(\)"):
+        predict_blockwise(name, 0, raw, tmp_path / "out.zarr/pred", store=store)
+    assert nothing_written(tmp_path / "out.zarr" / "pred")

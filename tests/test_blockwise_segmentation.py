@@ -22,7 +22,13 @@ from napari_dacapo.blockwise.fragments import (
     fragment_mapping,
     relabel,
 )
-from napari_dacapo.blockwise.scheduler import recorded_job, stamp_output
+from napari_dacapo.blockwise.scheduler import (
+    finish_output,
+    fresh_stamp,
+    incomplete_output,
+    recorded_job,
+    stamp_output,
+)
 from napari_dacapo.checkpoints import best_parameters, load_run
 from napari_dacapo.cli import main
 from napari_dacapo.experiments import (
@@ -396,3 +402,77 @@ def test_predict_command_refuses_labels_over_its_input_or_prediction(runs, monke
         result = CliRunner().invoke(main, [*args, labels])
         assert result.exit_code == 1 and message in result.output, result.output
     assert not calls
+
+
+def test_an_incomplete_prediction_is_refused_before_any_work(runs):
+    """Its missing blocks hold zeros, which a segmentation would take for background."""
+    store, folder = runs
+    unfinished = ("the blockwise prediction writing it was interrupted or is still running; "
+                  "to finish it, rerun the same predict command")
+    write_zarr_array(folder / "partial.zarr", "pred", np.zeros((4, *SHAPE), np.float32),
+                     voxel_size=(1, 1), axis_names=["c^", "y", "x"], chunks=(4, BLOCK, BLOCK),
+                     attributes=fresh_stamp(unfinished))  # as an interrupted predict leaves it
+    output = folder / "partial.zarr" / "masks"
+    with pytest.raises(ValueError, match=f"partial.zarr/pred is incomplete: {unfinished}"):
+        segment_blockwise("hot", f"{folder}/partial.zarr/pred", output,
+                          criterion="a__f1_score", workers=1, store=store)
+    result = CliRunner().invoke(main, [
+        "segment", "--run", "hot", "--criterion", "a__f1_score", f"{folder}/partial.zarr/pred",
+        str(output), "--workers", "1", "--store", str(store.root)])
+    assert result.exit_code == 1 and "is incomplete: the blockwise prediction" in (
+        result.output) and "Wrote segmentation" not in result.output, result.output
+    assert not output.exists() and not (folder / "partial.zarr.blocks").exists()
+
+    finish_output(folder / "partial.zarr", "pred")  # as its job does at its end
+    segment_blockwise("hot", f"{folder}/partial.zarr/pred", output, criterion="a__f1_score",
+                      workers=1, store=store)
+    assert incomplete_output(folder / "partial.zarr", "masks") is None
+
+
+def test_an_interrupted_segmentation_is_marked_incomplete_until_finished(runs, monkeypatch):
+    """Killed during its relabel pass, every block is written but holds fragment ids: the
+    output says it is incomplete until the rerun relabels it."""
+    import napari_dacapo.blockwise.segmentation as segmentation
+
+    store, folder = runs
+    prediction = np.stack([objects() > 0] * 2).astype(np.float32)
+    write_zarr_array(folder / "killed.zarr", "pred", prediction, voxel_size=(1, 1),
+                     axis_names=["c^", "y", "x"], chunks=(2, BLOCK, BLOCK))
+    real_run_step = segmentation.run_step
+
+    def killed_in_relabel(job, step, **options):
+        if step.name == "relabel":
+            raise KeyboardInterrupt
+        real_run_step(job, step, **options)
+
+    segment = lambda: segment_blockwise(  # noqa: E731
+        "cc", f"{folder}/killed.zarr/pred", folder / "killed.zarr/labels",
+        criterion="blob__f1_score", workers=1, store=store)
+    monkeypatch.setattr(segmentation, "run_step", killed_in_relabel)
+    with pytest.raises(KeyboardInterrupt):
+        segment()
+    unfinished = incomplete_output(folder / "killed.zarr", "labels")
+    assert unfinished and "rerun the same segment command" in unfinished
+    assert zarr.open_array(folder / "killed.zarr/labels", mode="r")[:].max() >= FRAGMENT_BIT
+
+    monkeypatch.setattr(segmentation, "run_step", real_run_step)
+    output = segment()
+    assert incomplete_output(output.parent, output.name) is None
+    labels = zarr.open_array(output, mode="r")[:]
+    expected = in_memory(store, "cc", "blob__f1_score", prediction)
+    assert all(same_partition(labels[c], expected[c]) for c in range(2))
+
+
+def test_segment_writes_into_a_zarr_format_3_container_in_its_format(runs):
+    store, folder = runs
+    zarr.open_group(folder / "v3.zarr", mode="w", zarr_format=3)
+    prediction = np.random.default_rng(2).random((4, *SHAPE), dtype=np.float32)
+    write_zarr_array(folder / "v3.zarr", "pred", prediction, voxel_size=(1, 1),
+                     axis_names=["c^", "y", "x"], chunks=(4, BLOCK, BLOCK))
+    result = CliRunner().invoke(main, [
+        "segment", "--run", "hot", "--criterion", "a__f1_score", f"{folder}/v3.zarr/pred",
+        f"{folder}/v3.zarr/masks", "--workers", "1", "--store", str(store.root)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "v3.zarr" / "masks" / "zarr.json").exists()
+    np.testing.assert_array_equal(zarr.open_array(folder / "v3.zarr/masks", mode="r")[:],
+                                  in_memory(store, "hot", "a__f1_score", prediction))

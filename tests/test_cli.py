@@ -59,7 +59,8 @@ def test_dacapo_run_yaml_loads_reports_extras_and_trains(tmp_path):
     # Same run as DaCapo wrote it, with an input shape that fits the 64x64 fixture data.
     path = dacapo_yaml(
         tmp_path, "run_distance_2d.yaml",
-        {"input_shape: !!python/tuple\n  - 92\n  - 92": "input_shape: !!python/tuple\n  - 44\n  - 44"},
+        {"input_shape: !!python/tuple\n  - 92\n  - 92":
+         "input_shape: !!python/tuple\n  - 44\n  - 44"},
     )
     ignored: list[str] = []
     config = load_config(path, ignored=ignored)
@@ -244,3 +245,25 @@ def test_train_warns_of_a_class_without_labels_before_training(tmp_path):
         warnings.simplefilter("error", DataWarning)
         list(train_run(Run(other.replace(name="quiet"), store=store), store=store,
                        validate=False, warn=False))
+
+
+def test_example_with_other_iterations_names_the_command_that_continues_it(tmp_path):
+    """The example's validation interval follows its iterations, so its config differs;
+    train --run continues the stored run."""
+    from napari_dacapo.examples import example_run_config
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    # As `example --name ex2 --iterations 2` stored it.
+    store.store_run_config(example_run_config(2, name="ex2", iterations=2, validation_interval=1))
+    result = CliRunner().invoke(main, ["example", "--name", "ex2", "--iterations", "4",
+                                       "--store", str(store.root)])
+    assert result.exit_code == 1, result.output
+    assert "To train it further, run: napari-dacapo train --run ex2 --iterations 4" in (
+        result.output)
+    assert store.latest_iteration("ex2") is None  # nothing trained
+
+
+def test_validate_help_names_every_checkpoint_it_takes():
+    result = CliRunner().invoke(main, ["validate", "--help"])
+    assert result.exit_code == 0 and "'best:<criterion>'" in result.output

@@ -147,9 +147,36 @@ def example(dims, iterations, name, device, store) -> None:
         int(dims), name=name, iterations=iterations, validation_interval=max(iterations // 2, 1)
     )
     file_store = FileStore(store)
+    _refuse_other_iterations(config, file_store)
     if name is None:
         config = _free_example_name(config, file_store)
     _train(config, file_store, device, validate=True)
+
+
+def _refuse_other_iterations(config, file_store) -> None:
+    """Refuse to train the example under the name of a stored run of this very example
+    with another iteration count, saying the command that continues it: ``example``
+    starts a run (its validation interval follows the iterations), ``train --run``
+    continues one."""
+    from napari_dacapo.store.file_store import StoreError
+
+    if not file_store.has_run(config.name):
+        return
+    with _user_errors():
+        stored = file_store.retrieve_run_config(config.name)
+    if stored.num_iterations == config.num_iterations:
+        return
+    same = config.replace(num_iterations=stored.num_iterations,
+                          validation_interval=stored.validation_interval)
+    try:
+        file_store.check_run_config(same)
+    except StoreError:
+        return  # another example (or run) under this name: as before
+    raise click.ClickException(
+        f"Run '{config.name}' is this example, stored with {stored.num_iterations} "
+        f"iterations. To train it further, run: napari-dacapo train --run {config.name} "
+        f"--iterations {config.num_iterations}. To train a new example, give another --name."
+    )
 
 
 def _free_example_name(config, file_store):
@@ -204,7 +231,9 @@ def runs(store) -> None:
 @main.command()
 @click.option("--run", "run_name", required=True, help="The stored run.")
 @click.option(
-    "--iteration", required=True, help="The checkpoint to validate: an iteration or 'latest'."
+    "--iteration", required=True,
+    help="The checkpoint to validate: an iteration, 'latest', or 'best:<criterion>' (e.g. "
+    "best:f1_score).",
 )
 @click.option("--device", default=None, help="Device to predict on: cpu, cuda, cuda:1, mps.")
 @store_option
@@ -294,11 +323,15 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     With --workers, daisy workers predict and write the tiles in parallel, and --segment
     post-processes the written prediction block by block as well.
     """
-    import numpy as np
     from tqdm import tqdm
 
     from napari_dacapo.blockwise.locations import check_output_path
-    from napari_dacapo.blockwise.scheduler import discard_job, stamp_output
+    from napari_dacapo.blockwise.scheduler import (
+        discard_job,
+        finish_output,
+        fresh_stamp,
+        incomplete_output,
+    )
     from napari_dacapo.checkpoints import criterion_of, load_run
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
         prepare_zarr_array,
@@ -311,6 +344,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
         NON_FINITE_PREDICTION,
         PredictionStarted,
         assemble,
+        non_finite,
         post_processing,
         predict_tiles,
     )
@@ -350,9 +384,11 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     labels = labels or criterion is not None
     if out_dataset and (out_file / out_dataset).exists() and not overwrite:
         # Checked before predicting, which may take long.
+        unfinished = incomplete_output(out_file, out_dataset)
+        state = "" if unfinished is None else f" and is incomplete: {unfinished}"
         raise click.ClickException(
-            f"{out_file}/{out_dataset} already exists. Pass --overwrite to replace it, or "
-            f"choose another OUTPUT."
+            f"{out_file}/{out_dataset} already exists{state}. Pass --overwrite to replace "
+            f"it, or choose another OUTPUT."
         )
     with _user_errors():
         run, file_store = load_run(run_name, FileStore(store))
@@ -371,34 +407,39 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
         assert isinstance(start, PredictionStarted)
         click.echo(f"Predicting {in_file}/{in_dataset} with '{run.name}' iteration "
                    f"{start.iteration} in {start.num_tiles} tiles", err=True)
+        # A fresh stamp (segmentations of an older array notice), and marked incomplete
+        # from when it is made until every tile is written (finish_output).
         geometry = {"voxel_size": start.voxel_size, "offset": start.roi.offset,
-                    "units": raw_array.units, "overwrite": overwrite}
+                    "units": raw_array.units, "overwrite": overwrite,
+                    "attributes": fresh_stamp(
+                        "the predict command writing it was interrupted or is still "
+                        "running; to finish it, predict it again with --overwrite")}
         # The array is replaced: a blockwise job's done markers must not outlive it.
         discard_job(out_file, out_dataset)
         with tqdm(events, total=start.num_tiles, unit="tile", file=sys.stderr) as tiles:
             if process is not None:
                 prediction, _, _ = assemble([start, *tiles])
+                finite = not non_finite(prediction)
                 segmentation = process(prediction)
                 channels = ["c^"] if segmentation.ndim > len(spatial_axes) else []
                 written = write_zarr_array(
                     out_file, out_dataset, segmentation, axis_names=channels + spatial_axes,
                     **geometry,
                 )
-                stamp_output(out_file, out_dataset)
             else:
                 written = prepare_zarr_array(
                     out_file, out_dataset, start.shape, "float32",
                     axis_names=["c^", *spatial_axes],
                     chunks=(start.num_channels, *start.tile_shape), **geometry,
                 ).replace(mode="r+")
-                stamp_output(out_file, out_dataset)  # segmentations of the old one notice
                 out = written.array()
                 finite = True
                 for tile in tiles:
                     out[tile.roi] = tile.data
-                    finite = finite and bool(np.isfinite(tile.data).all())
-                if not finite:
-                    _warn(NON_FINITE_PREDICTION)
+                    finite = finite and not non_finite(tile.data)
+            finish_output(out_file, out_dataset)
+            if not finite:
+                _warn(NON_FINITE_PREDICTION)
     click.echo(f"Wrote {'labels' if labels else 'prediction'} to {written.file_name}/"
                f"{written.dataset}")
 

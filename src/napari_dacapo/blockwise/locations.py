@@ -75,8 +75,10 @@ def check_output_path(
 
 def _check_writable(container: Path) -> None:
     """Refuse a container that cannot be made or written: the closest part of its path
-    that exists must be a folder this user can write to."""
+    that exists must be a folder this user can write to (and, for a container not made
+    yet, make a folder in)."""
     import os
+    import tempfile
 
     existing = Path(container).absolute()
     while not existing.exists() and existing != existing.parent:
@@ -91,6 +93,16 @@ def _check_writable(container: Path) -> None:
             f"output container {container} cannot be written: {existing} is not writable "
             f"for this user. Choose an output in a folder you can write to."
         )
+    if existing != Path(container).absolute():
+        # os.access reads the mode bits only: root passes it where no folder can be made
+        # (/proc, a read-only mount), so try making one.
+        try:
+            tempfile.TemporaryDirectory(dir=existing).cleanup()
+        except OSError as e:
+            raise ValueError(
+                f"output container {container} cannot be created: no folder can be made in "
+                f"{existing} ({e.strerror}). Choose an output in a folder you can write to."
+            ) from None
 
 
 def _array_path(file: str | Path, dataset: str) -> Path:
@@ -137,14 +149,7 @@ def check_roi(
             f"{roi_text(bounds)} for all of the {where}."
         )
     grid = Coordinate(voxel_size)
-    if not (roi.offset.is_multiple_of(grid) and roi.shape.is_multiple_of(grid)):
-        # Blocks and the output's voxels start on this grid; another region would be
-        # moved onto it silently.
-        raise ValueError(
-            f"roi {roi_text(roi)} ({unit}) is not on the voxel grid of the {where}: its offset "
-            f"and shape must be multiples of {tuple(grid)}. Use "
-            f"{roi_text(roi.snap_to_grid(grid, mode='grow'))}, the grid region around it."
-        )
+    # Outside first: a grid region around a region that reaches outside reaches outside too.
     if not bounds.contains(roi):
         inside = roi.intersect(bounds)
         if inside.empty:
@@ -153,9 +158,19 @@ def check_roi(
                 f"overlap (the {where.split()[0]} covers {roi_text(bounds)}). Give a region "
                 f"inside it, e.g. {roi_text(bounds)} for all of it."
             )
+        # On the grid, and still inside (the data's bounds lie on its grid).
+        inside = inside.snap_to_grid(grid, mode="grow").intersect(bounds)
         raise ValueError(
             f"roi {roi_text(roi)} ({unit}) is not inside the {where} (which covers "
             f"{roi_text(bounds)}): it reaches outside it. Use its part inside, "
             f"{roi_text(inside)}."
+        )
+    if not (roi.offset.is_multiple_of(grid) and roi.shape.is_multiple_of(grid)):
+        # Blocks and the output's voxels start on this grid; another region would be
+        # moved onto it silently.
+        raise ValueError(
+            f"roi {roi_text(roi)} ({unit}) is not on the voxel grid of the {where}: its offset "
+            f"and shape must be multiples of {tuple(grid)}. Use "
+            f"{roi_text(roi.snap_to_grid(grid, mode='grow'))}, the grid region around it."
         )
     return roi

@@ -18,17 +18,20 @@ its done marker, daisy's messages. Blocks are as large as
 
 The job (run, checkpoint iteration, input, region, precision) is recorded in ``job.yaml``
 in ``<container>.blocks/<dataset>/``, with the done markers of its blocks beside it;
-restarts, worker command templates and failures work as described in
-:mod:`napari_dacapo.blockwise.scheduler`.
+restarts, worker command templates, failures and the mark of an incomplete output work as
+described in :mod:`napari_dacapo.blockwise.scheduler`. A block whose prediction holds NaN
+or infinite values says so in its done marker, and the parent warns once after the job.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from funlib.geometry import Coordinate, Roi
 
 from .locations import check_output_path, check_roi, split_zarr_path
@@ -37,6 +40,7 @@ from .scheduler import (
     BlockwiseJob,
     Step,
     check_worker_options,
+    finish_output,
     prepare_output,
     recorded_job,
     run_step,
@@ -68,6 +72,10 @@ __all__ = [
 #: Where a region has enough tiles, it is cut into at least this many blocks per worker:
 #: fewer, larger blocks would leave workers idle while the last ones finish.
 MIN_BLOCKS_PER_WORKER = 2
+
+#: The payload a block's done marker holds when its prediction has NaN or infinite values
+#: (every other block's marker is empty).
+NON_FINITE = "non_finite"
 
 
 class BlockwisePredictionError(BlockwiseError):
@@ -225,6 +233,7 @@ class PredictionJob(BlockwiseJob):
     kind = "predict"
     steps = ("predict",)
     noun = "prediction"
+    rerun = "predict command (with --workers) or predict_blockwise call"
     error_type = BlockwisePredictionError
 
     def marker_dir(self, step: str) -> Path:
@@ -264,8 +273,8 @@ class _BlockPredictor:
         )
         self.output = output.array()
 
-    def __call__(self, block: Any) -> None:
-        from napari_dacapo.predict import predict_array
+    def __call__(self, block: Any) -> dict[str, np.ndarray] | None:
+        from napari_dacapo.predict import non_finite, predict_array
 
         # Overhanging blocks at the far end are cut to the output array.
         write_roi = block.write_roi.intersect(self.output.roi)
@@ -274,6 +283,15 @@ class _BlockPredictor:
             self.plan.channels_last,
         )
         self.output[roi] = data
+        # The parent warns once for all blocks (see _non_finite_blocks).
+        return {NON_FINITE: np.ones(1, bool)} if non_finite(data) else None
+
+
+def _non_finite_blocks(job: PredictionJob) -> int:
+    """How many done blocks of ``job`` hold NaN or infinite values: those whose marker is
+    not empty (a stat per marker, no file read)."""
+    return sum(1 for path in job.marker_dir("predict").iterdir()
+               if path.name.isdigit() and path.stat().st_size)
 
 
 def _resolved_input(config: ArrayConfig) -> tuple[ArrayConfig, list[tuple[Path, str]]]:
@@ -404,6 +422,9 @@ def predict_blockwise(
     VoxelSizeWarning
         Before any worker starts, once (not by every worker), if the input's voxel size is
         none of the training data's (see :func:`napari_dacapo.predict.prediction_input`).
+    NonFiniteWarning
+        After the job, once, if the prediction holds NaN or infinite values (from such
+        values in the input).
     """
     from napari_dacapo.checkpoints import load_run, resolve_checkpoint
     from napari_dacapo.experiments.configs import to_dict
@@ -411,9 +432,23 @@ def predict_blockwise(
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
         ZarrArrayConfig,
     )
-    from napari_dacapo.predict import OWN_RANGE, image_intensity_range, prediction_input
+    from napari_dacapo.predict import (
+        NON_FINITE_PREDICTION,
+        OWN_RANGE,
+        NonFiniteWarning,
+        image_intensity_range,
+        prediction_input,
+    )
 
     check_worker_options(workers, worker_command, threads)
+    if not isinstance(input_config, (ArrayConfig, str, Path)):
+        # Workers in other processes open the input themselves: it must be on disk.
+        raise TypeError(
+            f"predict_blockwise reads its input from a zarr array, given as "
+            f"'container.zarr/dataset' or an ArrayConfig, not a {type(input_config).__name__}."
+            f" Write the array to zarr first (write_zarr_array), or predict it in memory "
+            f"with napari_dacapo.predict.predict()."
+        )
     if not isinstance(input_config, ArrayConfig):
         in_file, in_dataset = split_zarr_path(input_config)
         input_config = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
@@ -459,4 +494,10 @@ def predict_blockwise(
     )
     run_step(job, layout.step(), workers=workers, worker_command=worker_command,
              max_retries=max_retries, progress=progress)
+    finish_output(out_file, out_dataset)
+    if non_finite := _non_finite_blocks(job):
+        warnings.warn(
+            f"{NON_FINITE_PREDICTION} (in {non_finite} of {layout.num_blocks} blocks of "
+            f"{job.output})", NonFiniteWarning, stacklevel=2,
+        )
     return Path(out_file) / out_dataset

@@ -14,8 +14,14 @@ so a marker is either absent or complete. A different job over the same output i
 error unless ``overwrite=True``, so stale blocks of an earlier job are never mixed in.
 Whatever replaces an output array, a job with ``overwrite=True`` or an in-process
 prediction, discards its job folder (:func:`discard_job`), and gives the new array a fresh
-stamp (:func:`stamp_output`) by which jobs that read it (a segmentation of a prediction)
+stamp (:func:`fresh_stamp`) by which jobs that read it (a segmentation of a prediction)
 notice that it was written anew.
+
+Incomplete outputs. Until its writer finishes it, an output carries the attribute
+:data:`INCOMPLETE_ATTR`, set when the array is made and saying how to finish it
+(:func:`finish_output` removes it). An interrupted job leaves it, so that whatever opens
+the array (:func:`incomplete_output`) can tell a partial output from a finished one: a
+segmentation refuses such a prediction.
 
 Workers. By default daisy starts ``workers`` local processes, each computing with
 ``cores // workers`` threads (torch's and OpenMP's; the job's ``threads``), so that the
@@ -64,8 +70,11 @@ __all__ = [
     "job_folder",
     "recorded_job",
     "discard_job",
+    "fresh_stamp",
     "stamp_output",
     "output_stamp",
+    "finish_output",
+    "incomplete_output",
     "threads_per_worker",
     "prepare_output",
     "missing_blocks",
@@ -78,6 +87,9 @@ JOB_FILE = "job.yaml"
 LOG_FOLDER = "logs"
 #: The zarr attribute that holds an output array's stamp (see :func:`stamp_output`).
 STAMP_ATTR = "napari_dacapo_written"
+#: The zarr attribute that marks an output as incomplete until its writer finishes it; it
+#: says how to finish it (see :func:`fresh_stamp`).
+INCOMPLETE_ATTR = "napari_dacapo_incomplete"
 #: How daisy's own error ends: advice for its Python API, which a CLI user cannot follow.
 _DAISY_ADVICE = "Fix the worker error or increase Task("
 
@@ -134,6 +146,8 @@ class BlockwiseJob(ABC):
     steps: ClassVar[tuple[str, ...]] = ()
     #: How messages name the job ("rerun the same <noun>").
     noun: ClassVar[str] = "job"
+    #: What a user reruns to finish an interrupted job (said by its incomplete output).
+    rerun: ClassVar[str] = "job"
     #: How a refusal names a field that differs from the recorded job, where its name
     #: alone would not say what changed.
     field_notes: ClassVar[dict[str, str]] = {}
@@ -238,17 +252,55 @@ def discard_job(output_file: str | Path, output_dataset: str) -> None:
     shutil.rmtree(job_folder(output_file, output_dataset), ignore_errors=True)
 
 
-def stamp_output(output_file: str | Path, output_dataset: str) -> str:
-    """Give the array ``output_file/output_dataset``, just (re)created, a new stamp (a
-    random id in its attributes) and return it. Jobs that read the array record its stamp
-    (:func:`output_stamp`), so that they notice when it was written anew since."""
+def fresh_stamp(unfinished: str | None = None) -> dict[str, str]:
+    """The attributes of an output array (re)made now: a new stamp (a random id) and, with
+    ``unfinished``, the mark that the array is incomplete (``unfinished`` says how to
+    finish it; :func:`finish_output` removes it). Give them when the array is made (e.g.
+    ``prepare_zarr_array(attributes=...)``), so that no moment shows it unmarked. Jobs that
+    read the array record its stamp (:func:`output_stamp`), so that they notice when it was
+    written anew since."""
     import uuid
 
+    attributes = {STAMP_ATTR: uuid.uuid4().hex}
+    if unfinished is not None:
+        attributes[INCOMPLETE_ATTR] = unfinished
+    return attributes
+
+
+def stamp_output(
+    output_file: str | Path, output_dataset: str, unfinished: str | None = None
+) -> str:
+    """Give the array ``output_file/output_dataset``, just (re)created, the attributes of
+    :func:`fresh_stamp` and return its stamp."""
     import zarr
 
-    stamp = uuid.uuid4().hex
-    zarr.open_array(str(output_file), path=output_dataset, mode="r+").attrs[STAMP_ATTR] = stamp
-    return stamp
+    attributes = fresh_stamp(unfinished)
+    zarr.open_array(str(output_file), path=output_dataset, mode="r+").attrs.update(attributes)
+    return attributes[STAMP_ATTR]
+
+
+def finish_output(output_file: str | Path, output_dataset: str) -> None:
+    """Mark the array ``output_file/output_dataset`` complete: remove the incomplete mark
+    that :func:`fresh_stamp` gave it. Call it once everything is written."""
+    import zarr
+
+    attrs = zarr.open_array(str(output_file), path=output_dataset, mode="r+").attrs
+    if INCOMPLETE_ATTR in attrs:
+        del attrs[INCOMPLETE_ATTR]
+
+
+def incomplete_output(output_file: str | Path, output_dataset: str) -> str | None:
+    """How to finish the array ``output_file/output_dataset`` if it is incomplete (its
+    writer was interrupted or is still running), else None (also for an array that cannot
+    be read)."""
+    import zarr
+
+    try:
+        attrs = zarr.open_array(str(output_file), path=output_dataset, mode="r").attrs
+        unfinished = attrs.get(INCOMPLETE_ATTR)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return None if unfinished is None else str(unfinished)
 
 
 def output_stamp(output_file: str | Path, output_dataset: str) -> str | None:
@@ -321,19 +373,25 @@ def prepare_output(
             why = f"its {names} {verb} from the job recorded in {job.job_file}"
         else:
             why = f"no such job is recorded in {job.job_file}"
+        unfinished = incomplete_output(job.output_file, job.output_dataset)
+        state = "" if unfinished is None else f" It is incomplete: {unfinished}."
         raise FileExistsError(
-            f"{job.output} already exists and was not written by this {job.noun} ({why}). "
-            f"To replace it, pass overwrite=True (--overwrite on the command line), or "
-            f"choose another output."
+            f"{job.output} already exists and was not written by this {job.noun} ({why})."
+            f"{state} To replace it, pass overwrite=True (--overwrite on the command line), "
+            f"or choose another output."
         )
     discard_job(job.output_file, job.output_dataset)
     job.folder.mkdir(parents=True)
+    # Marked incomplete from the start; the job's last step finishes it (finish_output).
+    unfinished = (
+        f"the blockwise {job.noun} writing it was interrupted or is still running; to "
+        f"finish it, rerun the same {job.rerun} (its finished blocks are kept)"
+    )
     prepare_zarr_array(
         job.output_file, job.output_dataset, shape, dtype, voxel_size=voxel_size,
         offset=job.output_roi.offset, axis_names=axis_names, units=units, chunks=chunks,
-        overwrite=True,
+        overwrite=True, attributes=fresh_stamp(unfinished),
     )
-    stamp_output(job.output_file, job.output_dataset)
     if display_from is not None:
         copy_display(display_from, (job.output_file, job.output_dataset))
     # Written last: an interrupted preparation is not mistaken for a resumable job.

@@ -66,6 +66,8 @@ from .scheduler import (
     BlockwiseJob,
     Step,
     check_worker_options,
+    finish_output,
+    incomplete_output,
     missing_blocks,
     output_stamp,
     prepare_output,
@@ -177,6 +179,7 @@ class SegmentationJob(BlockwiseJob):
     kind = "segment"
     steps = ("segment", "relabel")
     noun = "segmentation"
+    rerun = "segment command or segment_blockwise call"
     field_notes = {"prediction_stamp": "prediction_stamp (the prediction was written anew since)"}
     error_type = BlockwiseSegmentationError
 
@@ -439,7 +442,9 @@ def segment_blockwise(
     BlockwiseSegmentationError
         If blocks failed on every try; rerunning the same segmentation redoes just those.
     ValueError, CheckpointError
-        For a run, criterion, prediction or geometry that do not fit (named, with the fix).
+        For a run, criterion, prediction or geometry that do not fit, or a prediction that
+        is incomplete (its writer was interrupted or is still running); named, with the
+        fix.
     """
     from napari_dacapo.checkpoints import load_run
     from napari_dacapo.experiments.configs import to_dict
@@ -450,6 +455,12 @@ def segment_blockwise(
     pred_file = Path(pred_file).resolve()
     out_file, out_dataset = check_output_path(output, [(pred_file, pred_dataset)],
                                               what="prediction")
+    if (unfinished := incomplete_output(pred_file, pred_dataset)) is not None:
+        # Its missing blocks hold zeros: segmented, they would look like background.
+        raise ValueError(
+            f"The prediction {pred_file}/{pred_dataset} is incomplete: {unfinished}. "
+            f"Segment it once it is complete."
+        )
     run, store = load_run(run, store)
     post_processor = run.task.post_processor
     method = blockwise_method(post_processor)
@@ -511,6 +522,7 @@ def segment_blockwise(
     if method != VOXELWISE and missing_blocks(job, relabelling):
         _merge(job, method, parameters)
         run_step(job, relabelling, **options)
+    finish_output(out_file, out_dataset)
     return Path(out_file) / out_dataset
 
 

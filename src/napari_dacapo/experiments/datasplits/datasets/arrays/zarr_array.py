@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,9 +225,9 @@ def _default_chunks(shape: Sequence[int], channel_dims: int) -> tuple[int, ...]:
     return tuple(shape[:channel_dims]) + tuple(min(side, s) for s in shape[channel_dims:])
 
 
-def _writable_root(file_name: Path, zarr_format: int) -> Any:
+def _writable_root(file_name: Path, zarr_format: int | None) -> Any:
     if not _ZARR3:
-        if zarr_format != 2:
+        if zarr_format not in (None, 2):
             raise ValueError(
                 f"zarr_format={zarr_format} needs zarr-python 3 (pip install 'zarr>=3'); "
                 f"use zarr_format=2 with zarr {zarr.__version__}."
@@ -236,7 +236,9 @@ def _writable_root(file_name: Path, zarr_format: int) -> Any:
     try:
         existing = zarr.open_group(str(file_name), mode="r").metadata.zarr_format
     except FileNotFoundError:
-        existing = zarr_format
+        existing = zarr_format or 2
+    # Unless a format is asked for, arrays join an existing container in its own format.
+    zarr_format = zarr_format or existing
     if existing != zarr_format:
         raise ValueError(
             f"{file_name} is a zarr format {existing} container; pass "
@@ -255,9 +257,10 @@ def _create(
     axis_names: Sequence[str] | None,
     units: Sequence[str] | None,
     chunks: Sequence[int] | None,
-    zarr_format: int,
+    zarr_format: int | None,
     overwrite: bool,
     name: str | None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> tuple[Any, ZarrArrayConfig]:
     """Create an empty array with DaCapo's geometry attributes; return it and its config."""
     # Imported here: the config module imports this one for its array_type.
@@ -299,6 +302,7 @@ def _create(
             "offset": list(geometry.offset),
             "axis_names": geometry.axis_names,
             "units": geometry.units,
+            **(attributes or {}),
         }
     )
     config = ZarrArrayConfig(
@@ -319,9 +323,10 @@ def prepare_zarr_array(
     axis_names: Sequence[str] | None = None,
     units: Sequence[str] | None = None,
     chunks: Sequence[int] | None = None,
-    zarr_format: int = 2,
+    zarr_format: int | None = None,
     overwrite: bool = False,
     name: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> ZarrArrayConfig:
     """Create an empty (zero-filled) zarr array with DaCapo's geometry attributes, to be
     filled block by block (open it with ``config.replace(mode='r+').array()``).
@@ -338,11 +343,15 @@ def prepare_zarr_array(
         Chunk shape (default: whole channel axis, 64 voxels per spatial axis in 3D, 512 in
         2D).
     zarr_format
-        2 (readable by DaCapo 0.3 and zarr-python 2) or 3.
+        2 (readable by DaCapo 0.3 and zarr-python 2) or 3 (default: the format of an
+        existing container, 2 for a new one).
     overwrite
         Replace an existing array; otherwise an existing one is an error.
     name
         Name of the returned config (default: container stem and dataset).
+    attributes
+        More attributes, written with the geometry when the array is made (before any
+        data).
 
     Returns
     -------
@@ -351,7 +360,7 @@ def prepare_zarr_array(
     """
     return _create(
         file_name, dataset, shape, dtype, voxel_size, offset, axis_names, units, chunks,
-        zarr_format, overwrite, name,
+        zarr_format, overwrite, name, attributes,
     )[1]
 
 
@@ -364,9 +373,10 @@ def write_zarr_array(
     axis_names: Sequence[str] | None = None,
     units: Sequence[str] | None = None,
     chunks: Sequence[int] | None = None,
-    zarr_format: int = 2,
+    zarr_format: int | None = None,
     overwrite: bool = True,
     name: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> ZarrArrayConfig:
     """Write ``data`` (numpy, dask, zarr: anything that slices like numpy) as a zarr array
     with DaCapo's attributes (``voxel_size``, ``offset``, ``axis_names``, ``units``), so
@@ -388,7 +398,7 @@ def write_zarr_array(
         )
     array, config = _create(
         file_name, dataset, data.shape, data.dtype, voxel_size, offset, axis_names, units,
-        chunks, zarr_format, overwrite, name,
+        chunks, zarr_format, overwrite, name, attributes,
     )
     axis = sum(is_channel_axis(a) for a in array.attrs["axis_names"])  # first spatial axis
     step = array.chunks[axis]
