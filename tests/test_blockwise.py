@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -557,6 +558,11 @@ def test_an_interrupted_predict_command_is_marked_incomplete(setup, tmp_path, mo
     result = CliRunner().invoke(main, args)
     assert isinstance(result.exception, RuntimeError), result.output
     assert incomplete_output(output.parent, output.name)
+    # Opened in napari, it says so.
+    from napari_dacapo._reader import array_layer
+
+    with pytest.warns(UserWarning, match=r"out.zarr/pred is incomplete: the predict command"):
+        array_layer(output.parent, output.name, "pred")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "already exists and is incomplete: the predict " \
         "command writing it was interrupted" in result.output, result.output
@@ -565,6 +571,9 @@ def test_an_interrupted_predict_command_is_marked_incomplete(setup, tmp_path, mo
     result = CliRunner().invoke(main, [*args, "--overwrite"])
     assert result.exit_code == 0, result.output
     assert incomplete_output(output.parent, output.name) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        array_layer(output.parent, output.name, "pred")
 
 
 @pytest.mark.filterwarnings("always::napari_dacapo.predict.NonFiniteWarning")

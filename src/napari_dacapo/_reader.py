@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,7 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
         ZarrArrayConfig,
     )
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
+        INCOMPLETE_ATTR,
         find_multiscale,
     )
 
@@ -241,6 +243,8 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
         levels = [array.source]
     napari = dict(attrs.get(NAPARI_ATTR) or {})
     kind = napari.get("layer_type") or layer_kind(name, array.dtype)
+    if unfinished := attrs.get(INCOMPLETE_ATTR):  # e.g. a prediction killed halfway
+        warnings.warn(f"{container}/{dataset} is incomplete: {unfinished}.", stacklevel=2)
     factor = float(napari.get("world_factor", factor))
     scale = [v / factor for v in array.voxel_size]
     translate = [o / factor for o in array.offset]

@@ -63,6 +63,10 @@ import numpy as np
 import yaml
 from funlib.geometry import Roi
 
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
+    INCOMPLETE_ATTR,
+)
+
 __all__ = [
     "BlockwiseError",
     "BlockwiseJob",
@@ -87,9 +91,6 @@ JOB_FILE = "job.yaml"
 LOG_FOLDER = "logs"
 #: The zarr attribute that holds an output array's stamp (see :func:`stamp_output`).
 STAMP_ATTR = "napari_dacapo_written"
-#: The zarr attribute that marks an output as incomplete until its writer finishes it; it
-#: says how to finish it (see :func:`fresh_stamp`).
-INCOMPLETE_ATTR = "napari_dacapo_incomplete"
 #: How daisy's own error ends: advice for its Python API, which a CLI user cannot follow.
 _DAISY_ADVICE = "Fix the worker error or increase Task("
 

@@ -28,6 +28,11 @@ from .array import default_axis_names, is_channel_axis
 
 logger = logging.getLogger(__name__)
 
+#: The attribute that marks an output array as incomplete until its writer finishes it,
+#: saying how to finish it (see napari_dacapo.blockwise.scheduler.fresh_stamp); readers
+#: warn of it.
+INCOMPLETE_ATTR = "napari_dacapo_incomplete"
+
 #: Lengths of common units in nanometers, used to turn fractional world units into integers.
 NANOMETERS_PER_UNIT = {
     "angstrom": 0.1,
