@@ -3,9 +3,10 @@
 :func:`training_events` is the worker's generator: it builds the :class:`Run` (which may
 read data and load a checkpoint, so it runs off the GUI thread), consumes
 :func:`napari_dacapo.train.train_run` and yields its events, plus a score summary after
-each validation and a live prediction when one is asked for. :class:`TrainingController`
-starts it on napari's generator worker, applies the events to the
-:class:`~.state.TrainingState` in the GUI thread and passes them on through
+each validation, a live prediction when one is asked for, and markers of what it is about
+to do that the panel shows (:class:`ValidationStarted`, :class:`WorkerFinishing`).
+:class:`TrainingController` starts it on napari's generator worker, applies the events to
+the :class:`~.state.TrainingState` in the GUI thread and passes them on through
 :attr:`TrainingController.received`.
 """
 
@@ -28,7 +29,14 @@ from qtpy.QtWidgets import QApplication
 
 from napari_dacapo.experiments.configs import Config
 from napari_dacapo.store.file_store import FileStore
-from napari_dacapo.train import IterationDone, RunStarted, RunStopped, ValidationDone
+from napari_dacapo.train import (
+    CheckpointSaved,
+    IterationDone,
+    RunStarted,
+    RunStopped,
+    ValidationDone,
+    ValidationSkipped,
+)
 
 from .data_check import DATA_PROBLEMS
 from .live_view import LiveSlot, live_prediction
@@ -38,7 +46,9 @@ __all__ = [
     "RunPrepared",
     "TrainingController",
     "TrainingError",
+    "ValidationStarted",
     "ValidationSummary",
+    "WorkerFinishing",
     "training_events",
 ]
 
@@ -75,6 +85,28 @@ class ValidationSummary:
 
     iteration: int
     values: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationStarted:
+    """The worker validates ``iteration`` now (seconds to minutes; a Stop waits for it)."""
+
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerFinishing:
+    """The run has ended; the worker still does ``what`` before it ends."""
+
+    what: str
+
+
+def _validates(run: Any, iteration: int) -> bool:
+    """Whether :func:`~napari_dacapo.train.train_run` validates after the checkpoint of
+    ``iteration`` (its rule: every ``validation_interval`` iterations and at the end, when
+    the run has validation data)."""
+    at = iteration % run.validation_interval == 0 or iteration >= run.train_until
+    return bool(at and run.datasplit.validate)
 
 
 def training_events(
@@ -117,7 +149,9 @@ def training_events(
             if not isinstance(event, IterationDone):
                 gc.freeze()
             yield event
-            if isinstance(event, ValidationDone):
+            if isinstance(event, CheckpointSaved) and _validates(run, event.iteration):
+                yield ValidationStarted(event.iteration)
+            elif isinstance(event, ValidationDone):
                 yield ValidationSummary(event.iteration, _summary(run, event.scores.scores))
             elif isinstance(event, IterationDone) and live is not None:
                 roi = live.take()
@@ -127,6 +161,7 @@ def training_events(
         if live is not None and live.last is not None and shown != run.trainer.iteration:
             # Finished or stopped: the live layer shows the model as it ends, not as it was
             # some iterations before (train_run has moved it back to the CPU).
+            yield WorkerFinishing("the live prediction of the final model")
             yield live_prediction(run, live.last, *device_plan_for(run.config.trainer_config,
                                                                    "cpu"))
     except RuntimeError as error:
@@ -204,6 +239,7 @@ class TrainingController:
         self._done.set()
         self._live = LiveSlot()
         self._started = False
+        self._validating = False
         self._closed = False
         self._app = QApplication.instance()
         if self._app is not None:
@@ -229,6 +265,7 @@ class TrainingController:
         self._live = LiveSlot()
         self._done = threading.Event()
         self._started = False
+        self._validating = False
         worker = GeneratorWorker(
             training_events, config, self.store, self._stop, self._live, display, train_until
         )
@@ -263,8 +300,15 @@ class TrainingController:
         self._stop.set()
         if self.worker is not None:
             self.worker.resume()  # a paused worker must run on to checkpoint
-        if self.state.phase.busy:
-            self.state.phase = Phase.STOPPING
+        state = self.state
+        if state.phase.busy and state.outcome is None:
+            # What Train waits for (a validation can take minutes; it is not cut short).
+            state.finishing = ("the validation in progress" if self._validating
+                               else "the current iteration and its checkpoint")
+            state.phase = Phase.STOPPING
+            if self._validating:
+                state.message = "stopping after the validation in progress ..."
+
 
     def request_live(self, roi: Any) -> None:
         """Ask the worker for a live prediction of ``roi`` between two iterations."""
@@ -303,9 +347,23 @@ class TrainingController:
     # -- worker signals (GUI thread) -------------------------------------------------------
 
     def _on_worker_yielded(self, event: Any) -> None:
-        self.state.apply(event)
-        if isinstance(event, RunStarted):
-            self._started = True
+        # The worker is alive until its finished signal, which comes after every event.
+        self.state.apply(event, worker_alive=True)
+        match event:
+            case RunStarted():
+                self._started = True
+            case ValidationStarted():
+                self._validating = True
+                if self.state.phase is Phase.STOPPING:
+                    self.state.finishing = "the validation in progress"
+                    self.state.message = (f"stopping after validating iteration "
+                                          f"{event.iteration} ...")
+                else:
+                    self.state.message = f"validating iteration {event.iteration} ..."
+            case ValidationDone() | ValidationSkipped():
+                self._validating = False
+            case WorkerFinishing():
+                self.state.finishing = event.what
         if self._closed:
             return
         if isinstance(event, RunStarted) and event.start_iteration:
@@ -336,8 +394,8 @@ class TrainingController:
 
     def _on_worker_finished(self) -> None:
         _ACTIVE.discard(self)
-        if self.state.phase.busy:
-            self.state.phase = Phase.STOPPED
+        self._validating = False
+        self.state.worker_ended()
 
     def _on_worker_paused(self) -> None:
         if self._stop.is_set() and self.worker is not None:

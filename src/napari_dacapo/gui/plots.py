@@ -22,6 +22,8 @@ REDRAW_MS = 250
 
 class TrainingPlots(QWidget):
     """The loss curve and one validation criterion's curve with its best iteration marked.
+    A loss that is not finite (NaN, infinite) cannot be drawn as a point: it is marked by a
+    red line at its iteration and said under the plot, never silently left out.
 
     Parameters
     ----------
@@ -33,6 +35,7 @@ class TrainingPlots(QWidget):
         super().__init__(parent)
         self._loss_x: list[int] = []
         self._loss_y: list[float] = []
+        self._nonfinite: list[tuple[int, float]] = []  # (iteration, loss) not drawable
         self._scores: dict[str, dict[int, float]] = {}
         self._best: dict[str, tuple[int, float]] = {}
         self._dirty = False
@@ -43,6 +46,14 @@ class TrainingPlots(QWidget):
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         self.loss_plot.setClipToView(True)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#4fc3f7", width=1.5))
+        self.nonfinite_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen("#ff5252", style=Qt.PenStyle.DashLine))
+        self.nonfinite_line.setVisible(False)
+        self.loss_plot.addItem(self.nonfinite_line)
+        self.loss_note = QLabel()
+        self.loss_note.setWordWrap(True)
+        self.loss_note.setStyleSheet("color: #ff8a65;")
+        self.loss_note.setVisible(False)
 
         self.criterion = QComboBox()
         self.criterion.setToolTip("Validation criterion shown in the plot below.")
@@ -65,7 +76,8 @@ class TrainingPlots(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.loss_plot, self.criterion, self.score_plot, self.best_label):
+        for widget in (self.loss_plot, self.loss_note, self.criterion, self.score_plot,
+                       self.best_label):
             layout.addWidget(widget)
 
         self._timer = QTimer(self)
@@ -77,7 +89,7 @@ class TrainingPlots(QWidget):
 
     def reset(self) -> None:
         """Forget all points (a new run)."""
-        self._loss_x, self._loss_y = [], []
+        self._loss_x, self._loss_y, self._nonfinite = [], [], []
         self._scores, self._best = {}, {}
         self.criterion.clear()
         self._dirty = True
@@ -86,7 +98,9 @@ class TrainingPlots(QWidget):
         if math.isfinite(loss):
             self._loss_x.append(iteration)
             self._loss_y.append(loss)
-            self._dirty = True
+        else:
+            self._nonfinite.append((int(iteration), float(loss)))
+        self._dirty = True
 
     def add_scores(self, iteration: int, values: dict[str, float]) -> None:
         """One validated iteration: ``{criterion: value}``."""
@@ -119,6 +133,9 @@ class TrainingPlots(QWidget):
         finite = np.isfinite(loss.values[new])
         self._loss_x += loss.iterations[new][finite].tolist()
         self._loss_y += loss.values[new][finite].tolist()
+        self._nonfinite += zip(loss.iterations[new][~finite].tolist(),
+                               loss.values[new][~finite].tolist())
+        self._dirty = True
         for criterion, curve in info.scores.items():
             for iteration, value in zip(curve.iterations, curve.values):
                 self.add_scores(int(iteration), {criterion: float(value)})
@@ -133,10 +150,26 @@ class TrainingPlots(QWidget):
     def _on_criterion_currentTextChanged(self, _: str) -> None:
         self.redraw()
 
+    def _draw_nonfinite(self) -> None:
+        shown = bool(self._nonfinite)
+        self.nonfinite_line.setVisible(shown)
+        self.loss_note.setVisible(shown)
+        if not shown:
+            self.loss_note.setText("")
+            return
+        iteration, loss = self._nonfinite[0]
+        self.nonfinite_line.setPos(iteration)
+        more = len(self._nonfinite) - 1
+        self.loss_note.setText(
+            f"loss {loss} at iteration {iteration} (red line), not drawn"
+            + (f"; {more} later loss(es) not finite either" if more else "")
+        )
+
     def redraw(self) -> None:
         """Draw the collected points now."""
         self._dirty = False
         self.loss_curve.setData(np.asarray(self._loss_x), np.asarray(self._loss_y))
+        self._draw_nonfinite()
         criterion = self.criterion.currentText()
         points = sorted(self._scores.get(criterion, {}).items())
         xs = np.asarray([p[0] for p in points], dtype=float)

@@ -8,7 +8,6 @@ events to it in the GUI thread). Arrays never live here: they go to layers.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,7 +60,8 @@ class TrainingState:
     total
         Iteration the run trains until.
     last_loss
-        Loss of the latest iteration (None before the first).
+        Loss of the latest iteration (None before the first); NaN or infinite when it was
+        (shown as such, never hidden behind the last finite one).
     iterations_per_second
         Recent training speed.
     eta_seconds
@@ -77,6 +77,12 @@ class TrainingState:
         intensities are scaled, classes without a labelled voxel); shown under the pickers.
     message
         The latest user-facing status line (checkpoint saved, validation skipped ...).
+    finishing
+        What the worker still does before it ends, once Stop was pressed or the run ended
+        (e.g. "the validation in progress"); Train waits for it. Empty otherwise.
+    outcome
+        How the run ended (FINISHED or STOPPED) while its worker still finishes (a last
+        live prediction): :meth:`worker_ended` makes it the phase. None otherwise.
     """
 
     events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
@@ -94,6 +100,8 @@ class TrainingState:
     reason_disabled: str = ""
     data_status: str = ""
     message: str = ""
+    finishing: str = ""
+    outcome: Phase | None = None
 
     def begin(self, run: str, total: int) -> None:
         """Reset the per-run fields for a new training of ``run``."""
@@ -104,12 +112,17 @@ class TrainingState:
         self.eta_seconds = None
         self.device = ""
         self.best_scores = {}
+        self.finishing = ""
+        self.outcome = None
         self.message = f"preparing run '{run}' ..."
         self.phase = Phase.TRAINING
 
-    def apply(self, event: Any) -> None:
+    def apply(self, event: Any, worker_alive: bool = False) -> None:
         """Update the fields from one event of :func:`napari_dacapo.train.train_run`
-        (other events are ignored)."""
+        (other events are ignored). With ``worker_alive``, the end of the run
+        (:class:`RunStopped`, :class:`RunFinished`) keeps the phase busy, with the run's
+        :attr:`outcome`, until :meth:`worker_ended`: the worker may still predict the
+        live view, and a new training cannot start before it has ended."""
         match event:
             case RunStarted():
                 self.start_iteration = self.iteration = event.start_iteration
@@ -119,8 +132,7 @@ class TrainingState:
                 self.message = "training" + (resumed if event.start_iteration else "")
             case IterationDone():
                 self.iteration = event.iteration + 1
-                if math.isfinite(event.loss):
-                    self.last_loss = float(event.loss)
+                self.last_loss = float(event.loss)
                 self.iterations_per_second = float(event.iterations_per_second)
                 remaining = max(self.total - self.iteration, 0)
                 speed = self.iterations_per_second
@@ -135,9 +147,26 @@ class TrainingState:
             case RunStopped():
                 self.iteration = event.iteration
                 self.message = f"stopped at iteration {event.iteration} (checkpoint saved)"
-                self.phase = Phase.STOPPED
+                self._end(Phase.STOPPED, worker_alive)
             case RunFinished():
                 self.iteration = event.iteration
                 self.eta_seconds = 0.0
                 self.message = f"finished at iteration {event.iteration}"
-                self.phase = Phase.FINISHED
+                self._end(Phase.FINISHED, worker_alive)
+
+    def _end(self, outcome: Phase, worker_alive: bool) -> None:
+        if not worker_alive:
+            self.phase = outcome
+            return
+        self.outcome = outcome
+        self.finishing = "the run's last step"
+        if outcome is Phase.STOPPED:
+            self.phase = Phase.STOPPING
+
+    def worker_ended(self) -> None:
+        """The worker has ended: the phase becomes the run's outcome (STOPPED when it
+        ended without one, e.g. given up while closing; CRASHED stays)."""
+        outcome, self.outcome = self.outcome, None
+        self.finishing = ""
+        if self.phase.busy:
+            self.phase = outcome or Phase.STOPPED

@@ -85,9 +85,12 @@ class StatusPanel(QWidget):
             layout.addWidget(widget)
 
         events = state.events
-        events.phase.connect(self._render_buttons)
+        events.phase.connect(self._render_reason)
         events.phase.connect(self._render_message)
         events.reason_disabled.connect(self._render_reason)
+        events.finishing.connect(self._render_reason)
+        events.outcome.connect(self._render_reason)
+        events.outcome.connect(self._render_message)
         # Progress changes every iteration; it is drawn a few times per second only (each
         # redraw of the panel costs the GUI thread a frame).
         self._progress_changed = False
@@ -121,10 +124,11 @@ class StatusPanel(QWidget):
 
     def _render_buttons(self, *_: Any) -> None:
         phase = self.state.phase
+        ended = self.state.outcome is not None  # the worker finishes a last prediction
         self.train_button.setEnabled(not phase.busy and not self.state.reason_disabled)
-        self.pause_button.setEnabled(phase is Phase.TRAINING)
+        self.pause_button.setEnabled(phase is Phase.TRAINING and not ended)
         self.resume_button.setEnabled(phase is Phase.PAUSED)
-        self.stop_button.setEnabled(phase in (Phase.TRAINING, Phase.PAUSED))
+        self.stop_button.setEnabled(phase in (Phase.TRAINING, Phase.PAUSED) and not ended)
         self.continue_button.setEnabled(not phase.busy and not self.continue_allowed)
         self.more_iterations.setEnabled(not phase.busy)
 
@@ -135,8 +139,17 @@ class StatusPanel(QWidget):
         if self._progress_changed:
             self._render_progress()
 
+    def train_reason(self) -> str:
+        """Why Train is disabled: the panel's reason, or while the worker finishes (after
+        Stop or the run's end) what it finishes. Empty when enabled."""
+        s = self.state
+        if s.phase.busy and s.finishing:
+            doing = "Stopping: finishing" if s.phase is Phase.STOPPING else "Finishing"
+            return f"{doing} {s.finishing} ...; Train is enabled when it has ended."
+        return s.reason_disabled
+
     def _render_reason(self, *_: Any) -> None:
-        reason = self.state.reason_disabled
+        reason = self.train_reason()
         self.reason.setText(reason)
         self.reason.setVisible(bool(reason))
         self.train_button.setToolTip(reason or "Train the run configured above (or resume it).")
@@ -154,7 +167,7 @@ class StatusPanel(QWidget):
         # No ETA while paused: it would stand still and lie.
         if s.eta_seconds is not None and s.phase is Phase.TRAINING:
             parts.append(f"ETA {datetime.timedelta(seconds=round(s.eta_seconds))}")
-        if s.last_loss is not None:
+        if s.last_loss is not None:  # "loss nan" / "loss inf" when it is not finite
             parts.append(f"loss {s.last_loss:.4g}")
         self.speed.setText(" · ".join(parts))
 
@@ -164,7 +177,8 @@ class StatusPanel(QWidget):
     def _render_message(self, *_: Any) -> None:
         phase = self.state.phase
         text = self.state.message
-        # Messages that start with the phase name ("paused at ...") stand on their own.
-        if text and not text.startswith(phase.value):
+        # Messages that start with the phase name ("paused at ..."), and how the run ended
+        # while its worker finishes ("stopped at ..."), stand on their own.
+        if text and not text.startswith(phase.value) and self.state.outcome is None:
             text = f"{phase.value}: {text}"
         self.message.setText(text or phase.value)

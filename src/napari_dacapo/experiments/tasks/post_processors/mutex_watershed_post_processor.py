@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import mwatershed
 import numpy as np
 from skimage.segmentation import relabel_sequential
 
 from .affinities_post_processor import AffinitiesPostProcessor, BiasParameters, is_nearest
+from .agglom_process import agglom
 from .post_processor_parameters import PostProcessorParameters
 
 
@@ -68,7 +68,9 @@ class MutexWatershedPostProcessor(AffinitiesPostProcessor):
         for c, offset in enumerate(self.offsets):
             if not is_nearest(offset):
                 np.minimum(weights[c], 0.0, out=weights[c])
-        labels = mwatershed.agglom(weights, [list(o) for o in self.offsets]).astype(np.intp)
+        # mwatershed holds the GIL: from a worker thread (napari's), a large agglomeration
+        # runs in a child process, so that the GUI thread is not stalled for seconds.
+        labels = agglom(weights, self.offsets).astype(np.intp)
         # Objects with a mean affinity below the bias become background.
         mean = self.nearest_edge_statistics(affinities)[0]
         affinity_sum = np.bincount(labels.ravel(), weights=mean.ravel())

@@ -1,0 +1,102 @@
+"""The training controller and the run controls while a worker ends: Train waits, with
+the reason shown, until the worker has ended (a last live prediction after Stop), and a
+validation in progress is said as such, also after Stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from napari_dacapo.gui.controller import TrainingController, WorkerFinishing
+from napari_dacapo.gui.state import Phase, TrainingState
+from napari_dacapo.gui.train_status import StatusPanel
+from napari_dacapo.store.file_store import FileStore
+from napari_dacapo.train import CheckpointSaved, IterationDone, RunStarted, RunStopped
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path):
+    """Run controls on a state, and the controller that trains it."""
+    state = TrainingState()
+    status = StatusPanel(state)
+    qtbot.addWidget(status)
+    controller = TrainingController(state, FileStore(tmp_path / "runs"))
+    yield status, controller
+    controller.shutdown()
+
+
+def test_train_waits_until_the_worker_has_ended_after_stop(panel, qtbot, monkeypatch):
+    status, controller = panel
+    state = status.state
+    release = threading.Event()
+
+    def events(config, store, stop, live, display, train_until):
+        yield RunStarted("run", 0, 100, "cpu (fp32)")
+        iteration = 0
+        while not stop.is_set():
+            yield IterationDone(iteration, 0.5, 0.01, 10.0)
+            iteration += 1
+            time.sleep(0.005)
+        yield CheckpointSaved(iteration)
+        yield RunStopped(iteration)
+        yield WorkerFinishing("the live prediction of the final model")
+        release.wait(WAIT_MS / 1000)  # the last live prediction (seconds for a large view)
+
+    monkeypatch.setattr("napari_dacapo.gui.controller.training_events", events)
+    assert controller.start(SimpleNamespace(name="run", num_iterations=100))
+    qtbot.waitUntil(lambda: state.iteration >= 2, timeout=WAIT_MS)
+    controller.stop()
+    qtbot.waitUntil(lambda: "live prediction" in state.finishing, timeout=WAIT_MS)
+    # The run has stopped, but its worker has not ended: Train says why it waits.
+    assert controller.running
+    assert state.phase is Phase.STOPPING and state.outcome is Phase.STOPPED
+    assert not status.train_button.isEnabled()
+    assert status.reason.text().startswith(
+        "Stopping: finishing the live prediction of the final model")
+    assert status.train_button.toolTip() == status.reason.text()
+    assert not status.stop_button.isEnabled() and not status.pause_button.isEnabled()
+    assert status.message.text().startswith("stopped at iteration")
+    release.set()
+    qtbot.waitUntil(lambda: state.phase is Phase.STOPPED, timeout=WAIT_MS)
+    assert not controller.running
+    assert status.train_button.isEnabled() and status.reason.text() == ""
+    assert state.finishing == "" and state.outcome is None
+
+
+def test_stop_during_validation_says_it_waits_for_the_validation(
+    panel, qtbot, monkeypatch, tmp_path
+):
+    from conftest import tiny_config
+
+    import napari_dacapo.validate
+
+    status, controller = panel
+    state = status.state
+    release = threading.Event()
+    real = napari_dacapo.validate.validate_run
+
+    def slow_validation(*args, **kwargs):
+        release.wait(WAIT_MS / 1000)  # a large validation volume
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(napari_dacapo.validate, "validate_run", slow_validation)
+    messages: list[str] = []
+    state.events.message.connect(messages.append)
+    controller.start(tiny_config(iterations=6, validation_interval=3))
+    qtbot.waitUntil(lambda: state.message == "validating iteration 3 ...", timeout=WAIT_MS)
+    assert messages[-2] == "checkpoint saved at iteration 3"
+    assert status.message.text() == "training: validating iteration 3 ..."
+    controller.stop()
+    assert state.phase is Phase.STOPPING
+    assert status.message.text() == "stopping after the validation in progress ..."
+    assert status.reason.text().startswith("Stopping: finishing the validation in progress")
+    assert not status.train_button.isEnabled()
+    release.set()
+    qtbot.waitUntil(lambda: state.phase is Phase.STOPPED, timeout=WAIT_MS)
+    assert state.iteration == 3 and "validated iteration 3" in messages
+    assert status.train_button.isEnabled()
