@@ -139,3 +139,80 @@ def test_a_dacapo_start_that_cannot_be_used_says_why(tmp_path):
     wider = dacapo_start_config(tmp_path, **{"num_fmaps: 4": "num_fmaps: 8"})
     with pytest.raises(StartError, match="down_convs.0.0.weight"):
         Run(wider, store=store)
+
+
+# -- resuming a run whose checkpoints were deleted or damaged ---------------------------------
+
+
+def _trained_keeping_all(tmp_path):
+    """tiny_2d trained 6 iterations, with its checkpoints at 3 and 6 both kept."""
+    store = FileStore(tmp_path / "runs", keep_all=True)
+    config = tiny_config(2, iterations=6, validation_interval=3)
+    list(train_run(Run(config, store=store), store=store, validate=False))
+    assert store.checkpoint_iterations(config.name) == [3, 6]
+    return store, config
+
+
+@pytest.mark.filterwarnings("always::UserWarning")
+def test_resuming_without_the_latest_checkpoint_warns_of_the_iterations_lost(tmp_path):
+    from click.testing import CliRunner
+
+    from napari_dacapo.cli import main
+
+    store, config = _trained_keeping_all(tmp_path)
+    store.checkpoint_path(config.name, 6).unlink()
+    said = (r"Run 'tiny_2d' resumes from iteration 3, its latest checkpoint, though it was "
+            r"trained to iteration 6: checkpoint 6 \(.*6\.pt\) is missing \(pruned or "
+            r"deleted\)\. The 3 iterations after 3 are trained again\.")
+    with pytest.warns(UserWarning, match=said):
+        run = Run(config.replace(num_iterations=9), store=store)
+    assert run.resumed_from == 3 and run.training_stats.trained_until() == 3
+
+    # The CLI says it as a Warning: line.
+    result = CliRunner().invoke(main, ["train", "--run", "tiny_2d", "--iterations", "9",
+                                       "--store", str(store.root), "--no-validate"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: Run 'tiny_2d' resumes from iteration 3" in result.output
+
+
+def test_a_cut_short_latest_checkpoint_says_how_to_continue_from_the_one_before(tmp_path):
+    from napari_dacapo.store.file_store import CheckpointError
+
+    store, config = _trained_keeping_all(tmp_path)
+    path = store.checkpoint_path(config.name, 6)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError) as error:
+        Run(config, store=store)
+    message = str(error.value)
+    assert str(path) in message and "load another iteration" not in message
+    assert "Delete that file to continue from the previous checkpoint (iteration 3)" in message
+
+
+@pytest.mark.filterwarnings("always::UserWarning")
+def test_a_run_trained_without_checkpoints_left_warns_that_it_starts_over(tmp_path):
+    store, config = _trained_keeping_all(tmp_path)
+    for iteration in (3, 6):
+        store.checkpoint_path(config.name, iteration).unlink()
+    with pytest.warns(UserWarning, match=r"no checkpoint left .* \(pruned or deleted\).*"
+                      r"starts over from iteration 0"):
+        run = Run(config, store=store)
+    assert run.trainer.iteration == 0
+
+
+def test_a_deleted_best_checkpoint_is_called_missing_not_pruned(tmp_path):
+    from napari_dacapo.checkpoints import resolve_checkpoint
+    from napari_dacapo.store.file_store import CheckpointError
+
+    store = FileStore(tmp_path / "runs")
+    config = tiny_config(2, iterations=6, validation_interval=3)
+    list(train_run(Run(config, store=store), store=store))
+    best = store.retrieve_best(config.name, "blob__dice")["iteration"]
+    for iteration in store.checkpoint_iterations(config.name):
+        store.checkpoint_path(config.name, iteration).unlink()
+    run = Run(config, store=store, resume=False)
+    with pytest.raises(CheckpointError) as error:
+        resolve_checkpoint(run, "best:dice", store)
+    message = str(error.value)
+    assert f"no checkpoint at iteration {best} (the best for 'blob__dice'; that checkpoint " \
+           f"is missing: pruned or deleted)" in message
+    assert "Train the run again" in message and "Pick one" not in message

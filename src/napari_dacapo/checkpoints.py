@@ -120,7 +120,8 @@ def resolve_checkpoint(
         return store.stored_iteration(run.name, checkpoint), None
     best = _best_record(run, store, named)
     criterion = best["criterion"]
-    why = f" (the best for '{criterion}'; it was pruned)"
+    # Retention keeps every best: a best without its file was deleted (or pruned by hand).
+    why = f" (the best for '{criterion}'; that checkpoint is missing: pruned or deleted)"
     return store.stored_iteration(run.name, int(best["iteration"]), why), criterion
 
 

@@ -453,3 +453,25 @@ def test_a_run_loaded_onto_layers_without_its_validation_region_says_what_is_mis
     panel.load_run("held")
     assert panel.data.validation_region.value is not None
     assert panel.continue_button.isEnabled(), panel.state.reason_disabled
+
+
+def test_a_run_that_cannot_resume_is_not_offered_to_continue(browser, qtbot, trained_store):
+    viewer, widget = browser
+    latest = trained_store.latest_iteration("tiny_2d")
+    path = trained_store.checkpoint_path("tiny_2d", latest)
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    select(widget, qtbot)
+    assert not widget.continue_button.isEnabled()
+    assert str(path) in widget.continue_button.toolTip()
+    assert "Delete that file to " in widget.continue_button.toolTip()
+
+    for iteration in trained_store.checkpoint_iterations("tiny_2d"):
+        trained_store.checkpoint_path("tiny_2d", iteration).unlink()
+    widget.refresh_button.click()
+    qtbot.waitUntil(lambda: widget.selected is not None and not widget.selected.checkpoints,
+                    timeout=20_000)
+    assert row_texts(widget)[1] == "6/6 (no checkpoint)"
+    assert not widget.continue_button.isEnabled()
+    assert "no checkpoint left" in widget.continue_button.toolTip()
+    assert widget.finetune_button.toolTip() == (
+        "Run 'tiny_2d' has no checkpoint to start from (pruned or deleted).")

@@ -629,3 +629,87 @@ def test_a_run_trained_on_layers_in_micrometers_exports_in_micrometers(viewer, t
     metadata = yaml.safe_load(exported.metadata.read_text())
     assert metadata["input"]["voxel_size"] == [0.5, 0.5]
     assert metadata["input"]["units"] == ["micrometer", "micrometer"]
+
+
+def test_a_run_name_too_long_for_a_folder_disables_train_with_the_reason(viewer, tmp_path,
+                                                                         errors):
+    panel = make_panel(viewer, tmp_path)
+    panel.settings.set_settings({"name": "cells_" + "x" * 260})
+    reason = panel._refresh_enabled()  # the file system's OSError escaped here before
+    assert "is too long (266 characters)" in reason and "at most 255" in reason
+    assert not panel.train_button.isEnabled() and not panel.train()
+    assert "too long" in errors[-1]
+
+
+def _trained_panel(viewer, tmp_path, qtbot):
+    panel = make_panel(viewer, tmp_path)
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED
+    panel.status.more_iterations.setValue(2)
+    panel._refresh_enabled()
+    return panel
+
+
+def test_a_cut_short_latest_checkpoint_disables_continue_with_the_fix(viewer, tmp_path, qtbot,
+                                                                     errors):
+    from qtpy.QtCore import QThreadPool
+
+    panel = _trained_panel(viewer, tmp_path, qtbot)
+    path = panel.store.checkpoint_path("tiny", 6)
+    QThreadPool.globalInstance().waitForDone(WAIT_MS)  # the data check after training
+    qtbot.wait(4 * train_widget_module.REFRESH_MS)  # and the refresh it asked for
+    path.write_bytes(path.read_bytes()[:100])
+    # Found without pressing, though no field changed: the panel looks at the store.
+    panel._on_store_timer_timeout()
+    qtbot.waitUntil(lambda: not panel.continue_button.isEnabled())
+    panel.settings.set_settings({"num_iterations": 8})  # Train would resume from it too
+    panel._refresh_enabled()
+    reason = panel.continue_button.toolTip()
+    assert str(path) in reason and "Delete that file to " in reason
+    assert panel.state.reason_disabled == reason
+    assert not panel.continue_button.isEnabled() and not panel.train_button.isEnabled()
+    assert not panel.continue_training() and str(path) in errors[-1]
+    assert panel.settings.run_form.values()["num_iterations"] == 8
+
+
+def test_a_continue_that_fails_leaves_the_forms_as_they_were(viewer, tmp_path, qtbot,
+                                                            monkeypatch, errors):
+    panel = _trained_panel(viewer, tmp_path, qtbot)
+    assert panel.continue_button.isEnabled()
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("disk gone")
+        yield
+
+    monkeypatch.setattr("napari_dacapo.train.train_run", fails)
+    panel.continue_button.click()
+    wait_for(qtbot, panel, Phase.CRASHED, Phase.FINISHED)
+    assert "disk gone" in errors[-1]
+    qtbot.waitUntil(lambda: not panel.controller.running)
+    # Continue's own total (6 + 2) was never stored: the form keeps the user's 6.
+    assert panel.settings.run_form.values()["num_iterations"] == 6
+    assert panel.store.retrieve_run_config("tiny").num_iterations == 6
+
+
+@pytest.mark.filterwarnings("always::UserWarning")
+def test_a_run_without_checkpoints_left_says_continue_cannot_and_train_starts_over(
+        viewer, tmp_path, qtbot, monkeypatch):
+    panel = _trained_panel(viewer, tmp_path, qtbot)
+    for iteration in panel.store.checkpoint_iterations("tiny"):
+        panel.store.checkpoint_path("tiny", iteration).unlink()
+    said = []
+    monkeypatch.setattr(train_widget_module, "show_warning", said.append)
+    monkeypatch.setattr(train_widget_module, "show_info", said.append)
+    panel.load_run("tiny")
+    assert "no checkpoint left" in said[-1] and "Press Continue" not in said[-1]
+    panel._refresh_enabled()
+    assert not panel.continue_button.isEnabled()
+    assert "(pruned or deleted)" in panel.continue_button.toolTip()
+    assert panel.train_button.isEnabled()
+
+    panel.train_button.click()
+    assert "starts over from iteration 0" in said[-1]
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED

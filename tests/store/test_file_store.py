@@ -79,6 +79,14 @@ def test_run_names_must_be_folder_names(store, name):
         store.run_dir(name)
 
 
+def test_a_run_name_too_long_for_a_folder_is_refused_naming_the_limit(store):
+    store.run_dir("x" * 255)  # the longest folder name most file systems take
+    with pytest.raises(StoreError, match=r"too long \(266 characters\).*at most 255"):
+        store.has_run("cells_" + "x" * 260)  # an OSError from the file system before
+    with pytest.raises(StoreError, match=r"too long \(256 bytes in UTF-8\)"):
+        store.run_dir("é" * 128)
+
+
 # -- configs -------------------------------------------------------------------------------------
 
 
@@ -114,6 +122,24 @@ def test_only_a_larger_num_iterations_continues_a_stored_run(store):
         store.store_run_config(_config(num_iterations=30), allow_longer=False)
     with pytest.raises(StoreError, match="num_iterations.*learning_rate"):
         store.check_run_config(_config(num_iterations=30, learning_rate=1.0))
+
+
+def test_a_refusal_names_the_nested_fields_that_differ_and_the_rule_only_when_broken(store):
+    from napari_dacapo.experiments import ZarrArrayConfig
+
+    stored = _config(arrays=[ZarrArrayConfig(name="raw", file_name="a.zarr", dataset="raw")])
+    store.store_run_config(stored)
+    changed = stored.replace(num_iterations=40, arrays=[
+        stored.arrays[0].replace(dataset="s0")])
+    with pytest.raises(StoreError) as error:
+        store.check_run_config(changed)
+    message = str(error.value)
+    assert "arrays[0].dataset (stored 'raw', new 's0')" in message
+    assert "num_iterations (stored 10, new 40)" in message  # named, but larger is allowed
+    assert "larger num_iterations" not in message
+    with pytest.raises(StoreError, match=r"num_iterations \(stored 10, new 5\)\. A stored "
+                       r"run can only be continued with a larger num_iterations"):
+        store.check_run_config(stored.replace(num_iterations=5))
 
 
 def test_in_memory_arrays_are_written_into_the_run(store):
@@ -279,6 +305,33 @@ def test_missing_and_corrupt_checkpoints_are_explained(store):
     store.checkpoint_path("run", 3).write_bytes(whole[: len(whole) // 2])
     assert "or use another iteration ([1, 7])" in store.checkpoint_problem("run", 3)
     assert "does not exist" in store.checkpoint_problem("run", 2)
+
+
+def test_why_a_run_cannot_resume_is_found_before_reading_its_checkpoints(store):
+    assert store.resume_problem("run") == ""  # never trained: nothing to continue
+    store.store_training_stats("run", TrainingStats())
+    problem = store.resume_problem("run")
+    assert "no checkpoint left" in problem and "pruned or deleted" in problem
+    assert "starts over from iteration 0" in problem
+    model, optimizer, _ = _trained()
+    store.store_checkpoint("run", 4, model, optimizer)
+    assert store.resume_problem("run") == ""
+    path = store.checkpoint_path("run", 4)
+    path.write_bytes(path.read_bytes()[:100])  # cut short
+    problem = store.resume_problem("run")
+    assert str(path) in problem and "to train the run again from iteration 0" in problem
+    store.store_checkpoint("run", 2, model, optimizer)
+    assert "Delete that file to continue from the previous checkpoint (iteration 2)" in (
+        store.resume_problem("run"))
+
+
+def test_a_run_without_checkpoints_says_to_train_it_not_to_pick_one(store):
+    store.store_training_stats("run", TrainingStats())
+    with pytest.raises(CheckpointError) as error:
+        store.stored_iteration("run", 3, " (the best for 'dice')")
+    message = str(error.value)
+    assert "no checkpoint at iteration 3 (the best for 'dice')" in message
+    assert "Train the run again" in message and "Pick one" not in message
 
 
 def test_prune_keeps_the_requested_and_the_latest(store):

@@ -4,6 +4,7 @@ training stats and validation scores. Mirrors ``dacapo.experiments.run``."""
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -105,6 +106,8 @@ class Run:
             if self.store.latest_iteration(self.name) is not None:
                 self.resume()
                 return
+            if problem := self.store.resume_problem(self.name):  # trained, no checkpoint left
+                warnings.warn(problem, stacklevel=2)
         if self.start is not None and load_starter_model:
             self.start.initialize_weights(self.model, new_head=self.task.predictor.channels)
 
@@ -166,7 +169,21 @@ class Run:
     # -- state -----------------------------------------------------------------------------
 
     def resume(self, iteration: int | str = "latest") -> int:
-        """Load a stored checkpoint with its optimizer, scheduler, stats and scores."""
+        """Load a stored checkpoint with its optimizer, scheduler, stats and scores.
+
+        Warns when the stored stats go past that checkpoint: those iterations are trained
+        again (its checkpoint was deleted, or training ended without one, e.g. killed).
+
+        Raises
+        ------
+        CheckpointError
+            If the checkpoint is missing or unreadable (for ``"latest"``: saying how to
+            continue from the one before).
+        """
+        from ..store.file_store import CheckpointError
+
+        if iteration == "latest" and (problem := self.store.resume_problem(self.name)):
+            raise CheckpointError(problem)
         checkpoint = self.store.retrieve_checkpoint(self.name, iteration)
         done = int(checkpoint["iteration"])
         self.model.load_state_dict(checkpoint["model"])
@@ -175,6 +192,8 @@ class Run:
             self.lr_scheduler.load_state_dict(checkpoint["scheduler"])
         self.trainer.iteration = done
         stats = self.store.retrieve_training_stats(self.name)
+        if (reached := stats.trained_until()) > done:
+            warnings.warn(self._lost_iterations(done, reached), stacklevel=3)
         stats.delete_after(done)
         self.training_stats = stats
         scores = self.validation_scores
@@ -185,6 +204,22 @@ class Run:
         self.resumed_from = done
         logger.info("Resumed run '%s' from iteration %d", self.name, done)
         return done
+
+    def _lost_iterations(self, done: int, reached: int) -> str:
+        """Why resuming from ``done`` trains the iterations up to ``reached`` again."""
+        # A checkpoint is stored at every validation interval before the stats reach past
+        # it, and the latest is never pruned: a later one missing was deleted.
+        expected = reached // self.validation_interval * self.validation_interval
+        why = (
+            f"checkpoint {expected} ({self.store.checkpoint_path(self.name, expected)}) is "
+            f"missing (pruned or deleted)" if expected > done else
+            "training ended after it without storing one (e.g. the trainer was killed)"
+        )
+        return (
+            f"Run '{self.name}' resumes from iteration {done}, its latest checkpoint, though "
+            f"it was trained to iteration {reached}: {why}. The {reached - done} iterations "
+            f"after {done} are trained again."
+        )
 
     def move_optimizer(self, device: torch.device, empty_cuda_cache: bool = False) -> None:
         """Move the optimizer's state tensors to ``device``."""

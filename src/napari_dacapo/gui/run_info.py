@@ -70,6 +70,9 @@ class RunInfo:
     note
         Why part of the run could not be read (e.g. scores stored by an older version
         with other criteria), empty if all was read.
+    resume_problem
+        Why the run cannot be continued from its checkpoints (none left, or the latest
+        cut short), with the fix; empty if it can or was never trained.
     """
 
     config: Any
@@ -87,6 +90,7 @@ class RunInfo:
     trainer: str | None = None
     stamp: tuple[Any, ...] = ()
     note: str = ""
+    resume_problem: str = ""
 
     @property
     def checkpoint_choices(self) -> list[str]:
@@ -96,6 +100,12 @@ class RunInfo:
             return []
         best = [f"best:{c}" for c in self.criteria if c in self.best]
         return ["latest", *best, *(str(i) for i in reversed(self.checkpoints))]
+
+    def iterations_text(self) -> str:
+        """``"<done>/<total>"``, saying when no checkpoint is left of the iterations done
+        (they cannot be continued)."""
+        gone = self.done and not self.checkpoints
+        return f"{self.done}/{self.total}" + (" (no checkpoint)" if gone else "")
 
     def best_text(self, criterion: str | None = None) -> str:
         """``"<criterion> <value> @ <iteration>"`` for ``criterion`` (default: the main
@@ -143,6 +153,7 @@ def read_run_info(store: FileStore, name: str, curves: bool = False) -> RunInfo:
         higher_is_better={c: bool(evaluation.higher_is_better(c)) for c in criteria},
         trainer=stamp[-1],
         stamp=stamp,
+        resume_problem=store.resume_problem(name),
     )
     if not curves:
         return info

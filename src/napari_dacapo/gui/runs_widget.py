@@ -210,7 +210,7 @@ class RunsWidget(QWidget):
 
     def _fill_row(self, row: int, info: RunInfo | str) -> None:
         name = info.name if isinstance(info, RunInfo) else list(self.runs)[row]
-        cells = (name, f"{info.done}/{info.total}", info.best_text()) if isinstance(
+        cells = (name, info.iterations_text(), info.best_text()) if isinstance(
             info, RunInfo) else (name, "—", info)
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
@@ -286,9 +286,11 @@ class RunsWidget(QWidget):
             reason = not_ours(info, self.store.root,
                               FileStore().root if panel is None else panel.store.root)
         finetune = reason or ("" if info.checkpoints else
-                              f"Run '{name}' has no checkpoint to start from yet.")
+                              f"Run '{name}' has no checkpoint to start from "
+                              f"{'(pruned or deleted)' if info.done else 'yet'}.")
+        resume = reason or info.resume_problem
         for button, why, tip in (
-            (self.continue_button, reason, "Train this run further in the training panel"),
+            (self.continue_button, resume, "Train this run further in the training panel"),
             (self.finetune_button, finetune,
              "A new run in the training panel, starting from this run's weights"),
             (self.open_button, opened, "Open its snapshots, validation outputs and "

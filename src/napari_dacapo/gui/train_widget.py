@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["TrainWidget"]
 
 REFRESH_MS = 150
+#: How often the stored run's checkpoints are looked at, for files deleted or damaged
+#: behind the panel's back (a directory listing and a zip-directory check).
+STORE_POLL_MS = 3000
 
 
 class TrainWidget(QWidget):
@@ -68,6 +71,8 @@ class TrainWidget(QWidget):
         self._config: RunConfig | None = None
         self._continue: RunConfig | None = None
         self._continue_until: int | None = None  # the iteration Continue stops at
+        self._started_total: int | None = None  # num iterations once Continue's run starts
+        self._train_note = ""  # said when Train is pressed (e.g. the run starts over)
         self._selection: DataSelection | None = None
 
         self.data = DataPanel(viewer)
@@ -92,6 +97,11 @@ class TrainWidget(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self._refresh_enabled)
+        self._checkpoints_seen: tuple[Any, ...] | None = None  # as the last refresh saw them
+        self._store_timer = QTimer(self)
+        self._store_timer.setInterval(STORE_POLL_MS)
+        self._store_timer.timeout.connect(self._on_store_timer_timeout)
+        self._store_timer.start()
         self.settings.changed.connect(self._schedule_refresh)
         self.data.changed.connect(self._schedule_refresh)
         self.data.raw.changed.connect(self._on_raw_changed)
@@ -176,8 +186,13 @@ class TrainWidget(QWidget):
                       f"--iterations N'; here, give the run a new name to train these "
                       f"settings on layers.")
             return
-        show_info(f"Loaded run '{name}'. Press Continue to train it further on the current "
-                  f"labels.")
+        if problem := self.store.resume_problem(name):
+            show_warning(f"Loaded run '{name}'. {problem}")
+        elif self.store.latest_iteration(name) is None:
+            show_info(f"Loaded run '{name}', which has no checkpoint yet: press Train.")
+        else:
+            show_info(f"Loaded run '{name}'. Press Continue to train it further on the "
+                      f"current labels.")
 
     def _on_raw_changed(self, layer: Any) -> None:
         if layer is not None:
@@ -195,7 +210,8 @@ class TrainWidget(QWidget):
         if self.state.phase.busy:
             return self.state.reason_disabled
         self._config = self._continue = None
-        self._intensity_note, warnings = "", []
+        self._checkpoints_seen = None
+        self._intensity_note, self._train_note, warnings = "", "", []
         self._image_note = ""
         try:
             self._config, self._selection = self._run_config()
@@ -217,6 +233,17 @@ class TrainWidget(QWidget):
 
     def _schedule_check_refresh(self) -> None:
         self._refresh_timer.start()  # the data did not change: keep the check's result
+
+    def _checkpoints_state(self, name: str) -> tuple[Any, ...]:
+        """What the buttons depend on in the store besides the config (cheap to read)."""
+        return tuple(self.store.checkpoint_iterations(name)), self.store.resume_problem(name)
+
+    def _on_store_timer_timeout(self) -> None:
+        config = self._config
+        if self.state.phase.busy or config is None or self._checkpoints_seen is None:
+            return
+        if self._checkpoints_state(config.name) != self._checkpoints_seen:
+            self._schedule_check_refresh()
 
     def _run_config(self) -> tuple[RunConfig, DataSelection]:
         settings = self.settings.settings()
@@ -301,7 +328,8 @@ class TrainWidget(QWidget):
         name = config.name
         if not self.store.has_run(name):
             return "", f"Run '{name}' is not stored yet: press Train first."
-        done = self.store.latest_iteration(name)
+        self._checkpoints_seen = iterations, problem = self._checkpoints_state(name)
+        done = iterations[-1] if iterations else None
         stored_config = self.store.retrieve_run_config(name)
         stored = stored_config.num_iterations
         self._continue_until = (done or 0) + self.status.more_iterations.value()
@@ -325,6 +353,13 @@ class TrainWidget(QWidget):
                 f"{error} Run '{name}' was made from a config file, not from napari layers: "
                 f"train it further with 'napari-dacapo train --run {name} --iterations N'."
             ) from None
+        # No checkpoint left of a trained run (Train starts over), or the latest cut short
+        # (Train would resume from it too).
+        if problem:
+            if done is None:
+                self._train_note = problem
+                return "", problem
+            return problem, problem
         if done is None:
             return "", f"Run '{name}' has no checkpoint yet: press Train."
         self._continue = config.replace(num_iterations=total)
@@ -344,6 +379,9 @@ class TrainWidget(QWidget):
         if reason or self._config is None:
             show_error(f"Cannot train: {reason}")
             return False
+        self._started_total = None
+        if self._train_note:
+            show_warning(self._train_note)
         return self._start(self._config)
 
     def continue_training(self) -> bool:
@@ -352,8 +390,11 @@ class TrainWidget(QWidget):
         if self._continue is None:
             show_error(f"Cannot continue: {self.status.continue_button.toolTip()}")
             return False
-        self.settings.set_settings({"num_iterations": self._continue.num_iterations})
-        return self._start(self._continue, self._continue_until)
+        started = self._start(self._continue, self._continue_until)
+        # The form shows the stored total once the run stored it (see RunStarted): a
+        # Continue that fails before leaves the form as the user set it.
+        self._started_total = self._continue.num_iterations if started else None
+        return started
 
     def _start(self, config: RunConfig, train_until: int | None = None) -> bool:
         selection = self._selection
@@ -387,9 +428,12 @@ class TrainWidget(QWidget):
             self._schedule_refresh()
 
     def _on_controller_received(self, event: Any) -> None:
-        from napari_dacapo.train import IterationDone, SnapshotTaken, ValidationDone
+        from napari_dacapo.train import IterationDone, RunStarted, SnapshotTaken, ValidationDone
 
         match event:
+            case RunStarted() if self._started_total is not None:
+                self.settings.set_settings({"num_iterations": self._started_total})
+                self._started_total = None
             case IterationDone():
                 self.plots.add_loss(event.iteration, event.loss)
                 self.live.iteration = event.iteration + 1

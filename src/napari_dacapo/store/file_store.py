@@ -81,6 +81,8 @@ DATA_DATASET = "data"
 _CHECKPOINT_FILE = re.compile(r"^(\d+)\.pt$")
 _CHECKPOINT_KEYS = frozenset({"iteration", "model", "optimizer", "scheduler"})
 _FIX_ROOT = f"Set {ROOT_ENV} (or pass --store) to a writable folder."
+#: The longest run name, in UTF-8 bytes: most file systems refuse longer folder names.
+MAX_RUN_NAME_BYTES = 255
 
 
 class StoreError(Exception):
@@ -137,6 +139,13 @@ class FileStore:
             raise StoreError(
                 f"{name!r} cannot be a run name: it names a folder under {self.root}. Use a "
                 f"name without slashes or surrounding spaces that does not start with '.'."
+            )
+        if (size := len(name.encode())) > MAX_RUN_NAME_BYTES:
+            unit = "characters" if name.isascii() else "bytes in UTF-8"
+            raise StoreError(
+                f"Run name '{name[:40]}…' is too long ({size} {unit}): it names a folder "
+                f"under {self.root}, and folder names have at most {MAX_RUN_NAME_BYTES}. "
+                f"Use a shorter name."
             )
         return self.root / name
 
@@ -202,10 +211,13 @@ class FileStore:
         longer = isinstance(stored_n, int) and isinstance(new_n, int) and new_n > stored_n
         if allow_longer and differ == ["num_iterations"] and longer:
             return
-        details = [_describe_change(k, old.get(k), new.get(k)) for k in differ]
+        details = [d for k in differ for d in _differences(old.get(k), new.get(k), k)]
+        if len(details) > _MAX_DIFFERENCES:
+            details[_MAX_DIFFERENCES:] = [f"{len(details) - _MAX_DIFFERENCES} more"]
+        # The rule is news only to a run refused for its num_iterations.
         hint = (
             " A stored run can only be continued with a larger num_iterations."
-            if "num_iterations" in differ and allow_longer
+            if "num_iterations" in differ and allow_longer and not longer
             else ""
         )
         raise StoreError(
@@ -414,11 +426,37 @@ class FileStore:
                 f"(an iteration), or 'best:<criterion>' where a run's best iterations are read."
             )
         if int(iteration) not in stored:
+            fix = (f"stored iterations: {stored}. Pick one of those, or 'latest'." if stored
+                   else f"it has no checkpoint left in {self.run_dir(name) / CHECKPOINTS_DIR}"
+                        f" (deleted?). Train the run again to store new ones.")
             raise CheckpointError(
-                f"Run '{name}' has no checkpoint at iteration {iteration}{why}; stored "
-                f"iterations: {stored or 'none'}. Pick one of those, or 'latest'."
+                f"Run '{name}' has no checkpoint at iteration {iteration}{why}; {fix}"
             )
         return int(iteration)
+
+    def resume_problem(self, name: str) -> str:
+        """Why run ``name`` cannot be continued from its latest checkpoint, with the fix
+        ('' when it can, or it was never trained): it was trained but has no checkpoint
+        left, or its latest one is cut short (:meth:`checkpoint_problem`; found without
+        reading tensors, so a GUI may ask on every refresh)."""
+        stored = self.checkpoint_iterations(name)
+        if not stored:
+            if not (self.run_dir(name) / TRAINING_STATS_FILE).is_file():
+                return ""  # never trained
+            return (
+                f"Run '{name}' has no checkpoint left in {self.run_dir(name) / CHECKPOINTS_DIR}"
+                f" (pruned or deleted), so it cannot continue: training it again starts over "
+                f"from iteration 0 and replaces its stored training stats and scores."
+            )
+        if not self.checkpoint_problem(name, stored[-1]):
+            return ""
+        fix = (f"to continue from the previous checkpoint (iteration {stored[-2]})"
+               if len(stored) > 1 else "to train the run again from iteration 0")
+        return (
+            f"Run '{name}' cannot continue: its latest checkpoint "
+            f"{self.checkpoint_path(name, stored[-1])} is cut short or not a checkpoint. "
+            f"Delete that file {fix}."
+        )
 
     def retrieve_checkpoint(
         self,
@@ -727,11 +765,28 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
-def _describe_change(field: str, old: Any, new: Any) -> str:
-    """``field``, with both values when they are short enough to show."""
-    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)):
-        return field
-    return f"{field} (stored {old!r}, new {new!r})"
+#: How many differing config fields a refusal names.
+_MAX_DIFFERENCES = 6
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    """The innermost differing fields of config data under ``path`` (e.g.
+    ``task_config.clip_distance``), each with both values when they are short enough to
+    show; configs of different types differ as a whole."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict) and (
+        old.get("__type__") == new.get("__type__")
+    ):
+        keys = [k for k in dict.fromkeys([*old, *new]) if k != "__type__"]
+        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{path}.{k}")]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (o, n) in enumerate(zip(old, new))
+                for d in _differences(o, n, f"{path}[{i}]")]
+    shown = [v.get("__type__") if isinstance(v, dict) else v for v in (old, new)]
+    if any(isinstance(v, (dict, list)) or len(repr(v)) > 40 for v in shown):
+        return [path]
+    return [f"{path} (stored {shown[0]!r}, new {shown[1]!r})"]
 
 
 def _comparable(value: Any, data_dir: str) -> Any:
@@ -742,7 +797,7 @@ def _comparable(value: Any, data_dir: str) -> Any:
             value["__type__"] == NumpyArrayConfig.__name__
             or any(isinstance(v, str) and v.startswith(data_dir) for v in value.values())
         ):
-            return {"in-memory array": value.get("name")}
+            return f"in-memory array {value.get('name')!r}"
         return {k: _comparable(v, data_dir) for k, v in value.items()}
     if isinstance(value, list):
         return [_comparable(v, data_dir) for v in value]
