@@ -625,7 +625,8 @@ def test_a_run_trained_on_layers_in_micrometers_exports_in_micrometers(viewer, t
     wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
     assert panel.state.phase is Phase.FINISHED, panel.state.message
     assert read_display(panel.store.run_dir("tiny"))["units"] == ["micrometer"] * 2
-    exported = export_model("tiny", "latest", tmp_path / "export", store=panel.store)
+    with pytest.warns(UserWarning, match="records no post-processing parameters"):
+        exported = export_model("tiny", "latest", tmp_path / "export", store=panel.store)
     metadata = yaml.safe_load(exported.metadata.read_text())
     assert metadata["input"]["voxel_size"] == [0.5, 0.5]
     assert metadata["input"]["units"] == ["micrometer", "micrometer"]

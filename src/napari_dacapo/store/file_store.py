@@ -211,7 +211,11 @@ class FileStore:
         longer = isinstance(stored_n, int) and isinstance(new_n, int) and new_n > stored_n
         if allow_longer and differ == ["num_iterations"] and longer:
             return
-        details = [d for k in differ for d in _differences(old.get(k), new.get(k), k)]
+        # The data differ as a whole: its nested names and paths would crowd out the rest.
+        details = [d for k in differ if k != "datasplit_config"
+                   for d in _differences(old.get(k), new.get(k), k)]
+        if "datasplit_config" in differ:
+            details.append("datasplit_config (the training or validation data)")
         if len(details) > _MAX_DIFFERENCES:
             details[_MAX_DIFFERENCES:] = [f"{len(details) - _MAX_DIFFERENCES} more"]
         # The rule is news only to a run refused for its num_iterations.
