@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,9 @@ from napari_dacapo.train import (
 from .data_check import DATA_PROBLEMS
 from .live_view import LiveSlot, live_prediction
 from .state import Phase, TrainingState
+
+#: Where napari-dacapo's own modules are (warnings raised there are the user's to see).
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
 
 __all__ = [
     "RunPrepared",
@@ -274,6 +278,9 @@ class TrainingController:
         worker.finished.connect(self._done.set, Qt.ConnectionType.DirectConnection)
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
+        # napari's own notification of a worker's warnings is not connected (0.9): shown here
+        # (e.g. a resume that lost iterations, a run that starts over).
+        worker.warned.connect(self._on_worker_warned)
         worker.finished.connect(self._on_worker_finished)
         worker.paused.connect(self._on_worker_paused)
         worker.resumed.connect(self._on_worker_resumed)
@@ -283,6 +290,16 @@ class TrainingController:
         _ACTIVE.add(self)
         worker.start()
         return True
+
+    def _on_worker_warned(self, warning: tuple) -> None:
+        # (message, category, filename, lineno, ...): ours are shown; a library's (torch's
+        # deprecations, say) are only logged, as they tell the user nothing to do.
+        message, category, filename = warning[:3]
+        ours = category.__module__.startswith("napari_dacapo") or _PACKAGE in str(filename)
+        if ours:
+            show_warning(str(message))
+        else:
+            logger.warning("%s: %s", category.__name__, message)
 
     def pause(self) -> None:
         """Pause after the current iteration (the worker stops at its next yield)."""

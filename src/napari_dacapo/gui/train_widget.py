@@ -72,7 +72,6 @@ class TrainWidget(QWidget):
         self._continue: RunConfig | None = None
         self._continue_until: int | None = None  # the iteration Continue stops at
         self._started_total: int | None = None  # num iterations once Continue's run starts
-        self._train_note = ""  # said when Train is pressed (e.g. the run starts over)
         self._selection: DataSelection | None = None
 
         self.data = DataPanel(viewer)
@@ -211,7 +210,7 @@ class TrainWidget(QWidget):
             return self.state.reason_disabled
         self._config = self._continue = None
         self._checkpoints_seen = None
-        self._intensity_note, self._train_note, warnings = "", "", []
+        self._intensity_note, warnings = "", []
         self._image_note = ""
         try:
             self._config, self._selection = self._run_config()
@@ -356,8 +355,7 @@ class TrainWidget(QWidget):
         # No checkpoint left of a trained run (Train starts over), or the latest cut short
         # (Train would resume from it too).
         if problem:
-            if done is None:
-                self._train_note = problem
+            if done is None:  # Train starts over: the run warns of it as it starts
                 return "", problem
             return problem, problem
         if done is None:
@@ -380,8 +378,6 @@ class TrainWidget(QWidget):
             show_error(f"Cannot train: {reason}")
             return False
         self._started_total = None
-        if self._train_note:
-            show_warning(self._train_note)
         return self._start(self._config)
 
     def continue_training(self) -> bool:
