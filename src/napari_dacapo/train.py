@@ -63,6 +63,14 @@ class ValidationDone:
 
 
 @dataclass(frozen=True, slots=True)
+class ValidationStarted:
+    """Validation of ``iteration``'s checkpoint begins (seconds to minutes; a stop waits
+    for it)."""
+
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationSkipped:
     iteration: int
     reason: str
@@ -83,6 +91,7 @@ TrainEvent = (
     | IterationDone
     | SnapshotTaken
     | CheckpointSaved
+    | ValidationStarted
     | ValidationDone
     | ValidationSkipped
     | RunStopped
@@ -193,6 +202,7 @@ def train_run(
                     done, "the run has no validation data (add validate_configs to validate)"
                 )
             else:
+                yield ValidationStarted(done)
                 yield validate_run(run, done, store=store, device=device, plan=plan)
 
         last_write = time.monotonic()

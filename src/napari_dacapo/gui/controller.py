@@ -4,7 +4,7 @@
 read data and load a checkpoint, so it runs off the GUI thread), consumes
 :func:`napari_dacapo.train.train_run` and yields its events, plus a score summary after
 each validation, a live prediction when one is asked for, and markers of what it is about
-to do that the panel shows (:class:`ValidationStarted`, :class:`WorkerFinishing`).
+to do that the panel shows (:class:`WorkerFinishing`).
 :class:`TrainingController` starts it on napari's generator worker, applies the events to
 the :class:`~.state.TrainingState` in the GUI thread and passes them on through
 :attr:`TrainingController.received`.
@@ -31,12 +31,12 @@ from qtpy.QtWidgets import QApplication
 from napari_dacapo.experiments.configs import Config
 from napari_dacapo.store.file_store import FileStore
 from napari_dacapo.train import (
-    CheckpointSaved,
     IterationDone,
     RunStarted,
     RunStopped,
     ValidationDone,
     ValidationSkipped,
+    ValidationStarted,
 )
 
 from .data_check import DATA_PROBLEMS
@@ -50,7 +50,6 @@ __all__ = [
     "RunPrepared",
     "TrainingController",
     "TrainingError",
-    "ValidationStarted",
     "ValidationSummary",
     "WorkerFinishing",
     "training_events",
@@ -92,25 +91,10 @@ class ValidationSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class ValidationStarted:
-    """The worker validates ``iteration`` now (seconds to minutes; a Stop waits for it)."""
-
-    iteration: int
-
-
-@dataclass(frozen=True, slots=True)
 class WorkerFinishing:
     """The run has ended; the worker still does ``what`` before it ends."""
 
     what: str
-
-
-def _validates(run: Any, iteration: int) -> bool:
-    """Whether :func:`~napari_dacapo.train.train_run` validates after the checkpoint of
-    ``iteration`` (its rule: every ``validation_interval`` iterations and at the end, when
-    the run has validation data)."""
-    at = iteration % run.validation_interval == 0 or iteration >= run.train_until
-    return bool(at and run.datasplit.validate)
 
 
 def training_events(
@@ -153,9 +137,7 @@ def training_events(
             if not isinstance(event, IterationDone):
                 gc.freeze()
             yield event
-            if isinstance(event, CheckpointSaved) and _validates(run, event.iteration):
-                yield ValidationStarted(event.iteration)
-            elif isinstance(event, ValidationDone):
+            if isinstance(event, ValidationDone):
                 yield ValidationSummary(event.iteration, _summary(run, event.scores.scores))
             elif isinstance(event, IterationDone) and live is not None:
                 roi = live.take()
