@@ -510,3 +510,14 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
     qtbot.waitUntil(lambda: widget.info is not None and widget.info.name == "tiny_2d",
                     timeout=20_000)
     assert not widget.range_check.enabled
+
+
+def test_a_run_whose_checkpoints_were_deleted_is_not_called_untrained(trained_store):
+    from napari_dacapo.gui.predict_reasons import run_reason
+    from napari_dacapo.gui.run_info import read_run_info
+
+    for iteration in trained_store.checkpoint_iterations("tiny_2d"):
+        trained_store.checkpoint_path("tiny_2d", iteration).unlink()
+    info = read_run_info(trained_store, "tiny_2d")
+    reason = run_reason(trained_store, "tiny_2d", info, "latest")
+    assert "no checkpoint left (pruned or deleted)" in reason and "yet" not in reason

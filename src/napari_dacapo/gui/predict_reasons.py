@@ -25,6 +25,9 @@ def run_reason(store: FileStore, run: str | None, info: RunInfo | None,
     if info is None:
         return f"Reading run '{run}'…"
     if not info.checkpoints:
+        if info.done:  # trained, but its checkpoints are gone
+            return (f"Run '{info.name}' has no checkpoint left (pruned or deleted): train it "
+                    f"again to predict with it.")
         return f"Run '{info.name}' has no checkpoint yet: train it first."
     return checkpoint_reason(store, info, checkpoint) if checkpoint else ""
 
