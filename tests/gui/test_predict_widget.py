@@ -521,3 +521,12 @@ def test_a_run_whose_checkpoints_were_deleted_is_not_called_untrained(trained_st
     info = read_run_info(trained_store, "tiny_2d")
     reason = run_reason(trained_store, "tiny_2d", info, "latest")
     assert "no checkpoint left (pruned or deleted)" in reason and "yet" not in reason
+
+
+def test_a_run_that_cannot_be_read_is_said_not_waited_for(make_napari_viewer, trained_store,
+                                                          qtbot):
+    (trained_store.run_dir("tiny_2d") / "config.yaml").write_text("task_config: [unclosed")
+    widget = PredictWidget(make_napari_viewer(), store=trained_store)
+    qtbot.waitUntil(lambda: "cannot be read" in widget.reason_disabled(), timeout=20_000)
+    assert "Run 'tiny_2d' cannot be read" in widget.reason_disabled()
+    assert not widget.predict_button.enabled

@@ -77,6 +77,7 @@ class PredictWidget(Container):
         self.viewer = viewer
         self.store = store or FileStore()
         self.info: RunInfo | None = None
+        self._info_error = ""  # why the chosen run could not be read
         self._training_scales: list[tuple[float, ...]] = []  # of the run in self.info
         self._image: Any = None  # the chosen image, whose scale the status follows
         self._shapes: Shapes | None = None  # the chosen region's, whose edits it follows
@@ -202,16 +203,25 @@ class PredictWidget(Container):
         self._on_run_choice_changed()
 
     def _on_run_choice_changed(self, _: Any = None) -> None:
-        self.info = None
+        self.info, self._info_error = None, ""
         self.checkpoint_choice.reset_choices()
         name = self.run_choice.value
         if name is not None:
             # Read off the GUI thread: the run may live on a slow (network) disk.
-            self._info_worker = create_worker(read_predict_info, self.store, name,
-                                              _start_thread=False)
+            self._info_worker = create_worker(
+                read_predict_info, self.store, name, _start_thread=False,
+                _connect={"errored": lambda error: self._on_info_worker_errored(name, error)})
             self._info_worker.returned.connect(self._on_info_worker_returned)
             self._info_worker.start()
         self._refresh_enabled()
+
+    def _on_info_worker_errored(self, name: str, error: Exception) -> None:
+        # A run whose files cannot be read (e.g. a damaged config.yaml): said, not stuck
+        # at "Reading run …".
+        if not self._closed.is_set() and name == self.run_choice.value:
+            self._info_error = (f"Run '{name}' cannot be read ({type(error).__name__}: "
+                                f"{error}). Pick another run.")
+            self._refresh_enabled()
 
     def _on_info_worker_returned(self, read: tuple[RunInfo, list]) -> None:
         info, scales = read
@@ -237,8 +247,8 @@ class PredictWidget(Container):
                     "stay)").format(*self.blockwise.done)
         if self.worker is not None:
             return "Predicting… (Cancel stops after the current tile)"
-        reason = run_reason(self.store, self.run_choice.value, self.info,
-                            self.checkpoint_choice.value)
+        reason = self._info_error or run_reason(self.store, self.run_choice.value, self.info,
+                                                self.checkpoint_choice.value)
         if reason:
             return reason
         if image is None:
