@@ -207,7 +207,8 @@ def _free_example_name(config, file_store):
 @main.command()
 @store_option
 def runs(store) -> None:
-    """List stored runs with their progress."""
+    """List stored runs with their progress and best validation score (of the task's first
+    criterion that has one; `validate` prints them all)."""
     from napari_dacapo.store.file_store import FileStore
 
     file_store = FileStore(store)
@@ -221,11 +222,24 @@ def runs(store) -> None:
             config = file_store.retrieve_run_config(name)
             latest = file_store.latest_iteration(name)
             progress = f"{latest or 0}/{config.num_iterations} iterations"
+            if best := _best_score(file_store, name, config):
+                progress += f", {best}"
             if (holder := file_store.lock_holder(name)) is not None:
                 progress += f", training now (pid {holder})"
         except Exception as e:  # a damaged run folder must not hide the others
             progress = f"unreadable ({e})"
         click.echo(f"  {name}: {progress}")
+
+
+def _best_score(store, name: str, config) -> str:
+    """E.g. ``best blob__dice 0.912 at iteration 300``, for the first of the run's criteria
+    with a recorded best ('' before any validation)."""
+    task = config.task_config.task_type(config.task_config)
+    for criterion in task.evaluation_scores.criteria:
+        if (best := store.retrieve_best(name, criterion)) is not None:
+            return (f"best {criterion} {float(best['value']):.3g} at iteration "
+                    f"{best['iteration']}")
+    return ""
 
 
 @main.command()
