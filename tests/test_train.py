@@ -318,7 +318,9 @@ def test_nan_in_a_batch_stops_training_before_its_model_is_stored(store, monkeyp
     assert _stored_weights_are_finite(store, config.name, 3)
 
 
-def test_a_diverging_model_stops_training_naming_the_learning_rate(store, monkeypatch):
+def _loss_turns(monkeypatch, value: float, last: bool) -> None:
+    """The loss of iteration 4 (the 5th computed) becomes ``value``, and with ``last``
+    every loss after it too."""
     from napari_dacapo.experiments.tasks.losses.mse_loss import MSELoss
 
     calls = {"count": 0}
@@ -327,9 +329,14 @@ def test_a_diverging_model_stops_training_naming_the_learning_rate(store, monkey
     def diverging(self, prediction, target, weight=None):
         calls["count"] += 1
         loss = compute(self, prediction, target, weight)
-        return loss * np.inf if calls["count"] == 5 else loss  # iteration 4
+        hit = calls["count"] >= 5 if last else calls["count"] == 5
+        return loss * value if hit else loss
 
     monkeypatch.setattr(MSELoss, "compute", diverging)
+
+
+def test_a_diverging_model_stops_training_naming_the_learning_rate(store, monkeypatch):
+    _loss_turns(monkeypatch, np.inf, last=False)
     config = _in_the_training_thread(tiny_config(2, iterations=6, validation_interval=2))
     trained = _train_until_diverged(
         store, config, r"iteration 4: its loss is inf\. .*finite, so the model diverged: the "
@@ -341,18 +348,9 @@ def test_a_diverging_model_stops_training_naming_the_learning_rate(store, monkey
 def test_a_nan_loss_read_in_a_window_of_iterations_names_both_causes(store, monkeypatch):
     """On accelerators losses are read every few iterations, and their batches are not
     kept (memory): the error names both likely causes."""
-    from napari_dacapo.experiments.tasks.losses.mse_loss import MSELoss
     from napari_dacapo.experiments.trainers import default_trainer
 
-    calls = {"count": 0}
-    compute = MSELoss.compute
-
-    def diverging(self, prediction, target, weight=None):
-        calls["count"] += 1
-        loss = compute(self, prediction, target, weight)
-        return loss * np.nan if calls["count"] >= 5 else loss  # iteration 4 on
-
-    monkeypatch.setattr(MSELoss, "compute", diverging)
+    _loss_turns(monkeypatch, np.nan, last=True)
     monkeypatch.setattr(default_trainer, "_sync_interval", lambda device, every: 2)
     config = _in_the_training_thread(tiny_config(2, iterations=8, validation_interval=2))
     trained = _train_until_diverged(
