@@ -39,7 +39,10 @@ def test_predicts_whole_image_into_layers(predict_panel, qtbot, trained_store):
     assert prediction.data.shape == labels.data.shape == raw.shape
     assert tuple(prediction.translate) == tuple(labels.translate) == (10, 20)
     assert widget.progress.value == widget.progress.max > 1  # several tiles
+    # Which best post-processing made the labels is said.
+    criterion = CHECKPOINT.removeprefix("best:")
     assert widget.status.value.startswith("Predicted")
+    assert f"labels with the parameters best for '{criterion}'" in widget.status.value
     # The same numbers as the library functions (voxel size 1 as in training).
     expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
     np.testing.assert_allclose(prediction.data, expected, atol=1e-5)

@@ -78,6 +78,7 @@ class PredictWidget(Container):
         self.store = store or FileStore()
         self.info: RunInfo | None = None
         self._info_error = ""  # why the chosen run could not be read
+        self._criterion: str | None = None  # whose best post-processing made the labels
         self._training_scales: list[tuple[float, ...]] = []  # of the run in self.info
         self._image: Any = None  # the chosen image, whose scale the status follows
         self._shapes: Shapes | None = None  # the chosen region's, whose edits it follows
@@ -364,6 +365,7 @@ class PredictWidget(Container):
             "prediction": layer_name(job.run, f"prediction {image.name}"),
             "labels": layer_name(job.run, f"labels {image.name}"),
         }, self._factor)
+        self._criterion = job.criterion
         self._cancel = threading.Event()
         # Closing the panel (or napari) ends the prediction at its next tile.
         self.native.destroyed.connect(self._cancel.set)
@@ -415,7 +417,10 @@ class PredictWidget(Container):
             self._outcome = "Cancelled; the tiles done so far are shown."
             show_info("Prediction cancelled.")
         elif not self._outcome:
-            self._outcome = f"Predicted {', '.join(self.layers.names[o] for o in outputs)}."
+            criterion = self._criterion  # which best post-processing made the labels
+            how = f" (labels with the parameters best for '{criterion}')" if criterion else ""
+            self._outcome = (f"Predicted {', '.join(self.layers.names[o] for o in outputs)}"
+                             f"{how}.")
         if not self.layers.finite:
             show_warning(NON_FINITE_PREDICTION)
         self._refresh_enabled()

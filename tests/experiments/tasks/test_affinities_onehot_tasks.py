@@ -520,3 +520,10 @@ def test_configs_round_trip(config, tmp_path):
 def test_configs_refuse_bad_values(make, message):
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def test_the_first_criterion_is_one_that_picks_sensible_post_processing():
+    """Panels default to a task's first criterion: neither half of VOI (voi_split is best
+    for everything merged into one object) nor the background's dice."""
+    assert InstanceEvaluator().score.criteria[0] == "voi"
+    assert OneHotEvaluator(["background", "a", "b"]).score.criteria[0] == "mean_iou"

@@ -30,11 +30,14 @@ from .evaluator import Evaluator
 #: Above 0.5, a ground-truth object can match at most one predicted object and vice versa.
 MATCH_IOU = 0.5
 
-#: criterion -> (higher is better, (lower bound, upper bound)); None = unbounded.
+#: criterion -> (higher is better, (lower bound, upper bound)); None = unbounded. The first
+#: is the main one, which panels default to: ``voi`` weighs splits and merges alike (its
+#: halves alone pick degenerate post-processing: ``voi_split`` is best when everything is
+#: merged into one object).
 INSTANCE_CRITERIA: dict[str, tuple[bool, tuple[float | None, float | None]]] = {
+    "voi": (False, (0.0, None)),
     "voi_split": (False, (0.0, None)),
     "voi_merge": (False, (0.0, None)),
-    "voi": (False, (0.0, None)),
     "adapted_rand_error": (False, (0.0, 1.0)),
     "object_precision": (True, (0.0, 1.0)),
     "object_recall": (True, (0.0, 1.0)),

@@ -37,7 +37,8 @@ class OneHotEvaluator(Evaluator):
     @property
     def criteria(self) -> list[str]:
         per_class = [f"{c}__{m}" for c in self.classes for m in ("dice", "iou")]
-        return per_class + ["mean_iou", "accuracy"]
+        # The first is the main one, which panels default to (not the background's dice).
+        return ["mean_iou", "accuracy", *per_class]
 
     @property
     def score(self) -> EvaluationScores:
