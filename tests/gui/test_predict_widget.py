@@ -533,3 +533,15 @@ def test_a_run_that_cannot_be_read_is_said_not_waited_for(make_napari_viewer, tr
     qtbot.waitUntil(lambda: "cannot be read" in widget.reason_disabled(), timeout=20_000)
     assert "Run 'tiny_2d' cannot be read" in widget.reason_disabled()
     assert not widget.predict_button.enabled
+
+
+def test_a_checkpoint_cut_short_while_the_panel_is_open_disables_predict(predict_panel, qtbot,
+                                                                          trained_store):
+    viewer, widget = predict_panel
+    viewer.add_image(synthetic_blobs((48, 72), seed=5)[0], name="blobs")
+    widget.checkpoint_choice.value = "latest"
+    assert widget.predict_button.enabled
+    latest = trained_store.checkpoint_path("tiny_2d", trained_store.latest_iteration("tiny_2d"))
+    latest.write_bytes(latest.read_bytes()[:100])  # behind the panel's back
+    qtbot.waitUntil(lambda: not widget.predict_button.enabled, timeout=10_000)
+    assert "cut short" in widget.status.value

@@ -475,3 +475,20 @@ def test_a_run_that_cannot_resume_is_not_offered_to_continue(browser, qtbot, tra
     assert "no checkpoint left" in widget.continue_button.toolTip()
     assert widget.finetune_button.toolTip() == (
         "Run 'tiny_2d' has no checkpoint to start from (pruned or deleted).")
+
+
+def test_a_checkpoint_cut_short_in_place_is_noticed_while_following(browser, qtbot,
+                                                                     trained_store):
+    import os
+
+    viewer, widget = browser
+    select(widget, qtbot)
+    widget.follow_check.setChecked(True)
+    assert widget.continue_button.isEnabled()
+    folder = trained_store.run_dir("tiny_2d") / "checkpoints"
+    times = folder.stat()
+    path = trained_store.checkpoint_path("tiny_2d", trained_store.latest_iteration("tiny_2d"))
+    path.write_bytes(path.read_bytes()[:100])  # in place: the folder's time stays
+    os.utime(folder, ns=(times.st_atime_ns, times.st_mtime_ns))
+    qtbot.waitUntil(lambda: not widget.continue_button.isEnabled(), timeout=15_000)
+    assert str(path) in widget.continue_button.toolTip()

@@ -20,6 +20,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, 
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
 
 from napari_dacapo.gui.blockwise_panel import BlockwisePanel
 from napari_dacapo.gui.layer_arrays import (
@@ -42,7 +43,7 @@ from napari_dacapo.gui.prediction_job import (
 )
 from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi, shapes_problem
-from napari_dacapo.gui.run_info import RunInfo
+from napari_dacapo.gui.run_info import STORE_POLL_MS, RunInfo
 from napari_dacapo.predict import (
     NON_FINITE_PREDICTION,
     PredictionStarted,
@@ -79,6 +80,11 @@ class PredictWidget(Container):
         self.info: RunInfo | None = None
         self._info_error = ""  # why the chosen run could not be read
         self._criterion: str | None = None  # whose best post-processing made the labels
+        # Checkpoints deleted or cut short behind the panel's back disable Predict too.
+        self._store_timer = QTimer(self.native)
+        self._store_timer.setInterval(STORE_POLL_MS)
+        self._store_timer.timeout.connect(self._on_store_timer_timeout)
+        self._store_timer.start()
         self._training_scales: list[tuple[float, ...]] = []  # of the run in self.info
         self._image: Any = None  # the chosen image, whose scale the status follows
         self._shapes: Shapes | None = None  # the chosen region's, whose edits it follows
@@ -188,6 +194,12 @@ class PredictWidget(Container):
         # Once per edit: not while a shape is dragged ("changing") or about to change.
         action = getattr(event, "action", None)
         if not self._closed.is_set() and action not in ("adding", "changing", "removing"):
+            self._refresh_enabled()
+
+    def _on_store_timer_timeout(self) -> None:
+        if self._closed.is_set():
+            self._store_timer.stop()
+        elif not self.running and self.info is not None:
             self._refresh_enabled()
 
     def _show_mode(self, _: Any = None) -> None:

@@ -24,6 +24,9 @@ from napari_dacapo.store.file_store import (
 
 #: The files whose change means the run moved on (training stats, scores, checkpoints).
 WATCHED = (TRAINING_STATS_FILE, VALIDATION_SCORES_FILE, BEST_FILE, CHECKPOINTS_DIR)
+#: How often panels look at a run's checkpoints for files deleted or damaged behind their
+#: back (a directory listing and a zip-directory check: cheap on the GUI thread).
+STORE_POLL_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,17 @@ class RunInfo:
 
 def run_stamp(store: FileStore, name: str) -> tuple[Any, ...]:
     """Modification times of a run's stats, scores, bests and checkpoints folder (0 for a
-    missing one), then its trainer's pid (or None): equal stamps mean nothing new to read."""
+    missing one), the latest checkpoint's time and size (a file cut short in place leaves
+    its folder's time as it was), then its trainer's pid (or None): equal stamps mean
+    nothing new to read."""
     folder = store.run_dir(name)
-    return (*(_mtime(folder / entry) for entry in WATCHED), store.lock_holder(name))
+    latest = store.latest_iteration(name)
+    try:
+        file = store.checkpoint_path(name, latest).stat() if latest is not None else None
+    except OSError:
+        file = None
+    checkpoint = (file.st_mtime_ns, file.st_size) if file is not None else None
+    return (*(_mtime(folder / entry) for entry in WATCHED), checkpoint, store.lock_holder(name))
 
 
 def read_run_info(store: FileStore, name: str, curves: bool = False) -> RunInfo:

@@ -35,6 +35,7 @@ from .outputs import OutputLayers
 from .plots import TrainingPlots
 from .presets import fit_to_voxels, is_anisotropic
 from .run_data import add_run_data
+from .run_info import STORE_POLL_MS
 from .settings_panel import SettingsPanel, channels_last, channels_last_problem, image_note
 from .state import TrainingState
 from .train_status import StatusPanel
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["TrainWidget"]
 
 REFRESH_MS = 150
-#: How often the stored run's checkpoints are looked at, for files deleted or damaged
-#: behind the panel's back (a directory listing and a zip-directory check).
-STORE_POLL_MS = 3000
 
 
 class TrainWidget(QWidget):
