@@ -657,3 +657,34 @@ def test_an_in_memory_array_is_refused_with_the_fix(setup, tmp_path):
                                         r"to zarr first.*predict\(\)"):
         predict_blockwise(name, 0, raw, tmp_path / "out.zarr/pred", store=store)
     assert nothing_written(tmp_path / "out.zarr" / "pred")
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_outputs_join_a_container_with_consolidated_metadata(setup, tmp_path, zarr_format):
+    """Such containers (OME-Zarr, CellMap) list only the arrays made before their metadata
+    was consolidated: outputs are written, read back and listed all the same."""
+    from napari_dacapo._reader import get_reader
+
+    store, name, folder, raw = setup
+    container = tmp_path / "consolidated.zarr"
+    group = zarr.open_group(str(container), mode="w", zarr_format=zarr_format)
+    group.create_array("other", shape=(4,), dtype="f4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr: not in format 3's spec
+        zarr.consolidate_metadata(str(container))
+    expected = predict(name, 0, raw, voxel_size=(1, 1), store=store, **FP32)
+    base = ["predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+            "--store", str(store.root), "--device", "cpu", "--precision", "fp32"]
+    for dataset, extra in (("tiles", []), ("blocks", ["--workers", "1"])):
+        result = CliRunner().invoke(main, [*base, f"{container}/{dataset}", *extra])
+        assert result.exit_code == 0, result.output
+        np.testing.assert_allclose(zarr.open_array(str(container), path=dataset, mode="r")[:],
+                                   expected, rtol=1e-6, atol=1e-6)
+    # Readers that go by the consolidated metadata (zarr's default) see them too.
+    assert {"other", "tiles", "blocks"} <= set(zarr.open_group(str(container), mode="r"))
+    names = [layer[1]["name"] for layer in get_reader(str(container))(str(container))]
+    assert {"tiles", "blocks"} <= set(names)
+    # An array the metadata lists with another shape is replaced, not read as it was.
+    result = CliRunner().invoke(main, [*base, f"{container}/other", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert zarr.open_array(str(container), path="other", mode="r").shape == expected.shape

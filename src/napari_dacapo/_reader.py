@@ -55,7 +55,9 @@ def recorded_display(container: str | Path, dataset: str = "") -> dict[str, Any]
     import zarr
 
     try:
-        node = zarr.open(str(container), mode="r")
+        from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import FRESH
+
+        node = zarr.open(str(container), mode="r", **FRESH)
         node = node[dataset] if dataset else node
         recorded = dict(node.attrs.get(NAPARI_ATTR) or {})
     except (KeyError, IndexError, TypeError, OSError, ValueError):
@@ -295,7 +297,9 @@ def _is_zarr_node(path: Path) -> bool:
 def _open(container: Path) -> Any:
     import zarr
 
-    return zarr.open(str(container), mode="r")
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import FRESH
+
+    return zarr.open(str(container), mode="r", **FRESH)
 
 
 def _child_names(group: Any) -> list[str]:

@@ -63,6 +63,7 @@ import numpy as np
 import yaml
 from funlib.geometry import Roi
 
+from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import keep_consolidated
 from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
     INCOMPLETE_ATTR,
 )
@@ -288,6 +289,7 @@ def finish_output(output_file: str | Path, output_dataset: str) -> None:
     attrs = zarr.open_array(str(output_file), path=output_dataset, mode="r+").attrs
     if INCOMPLETE_ATTR in attrs:
         del attrs[INCOMPLETE_ATTR]
+        keep_consolidated(output_file)
 
 
 def incomplete_output(output_file: str | Path, output_dataset: str) -> str | None:

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ZARR3 = int(zarr.__version__.split(".")[0]) >= 3
+#: How containers are opened: from each node's own metadata, not a container's consolidated
+#: metadata (OME-Zarr and CellMap containers often have it), which does not list arrays
+#: written since it was made, and holds their old shapes and attributes.
+FRESH = {"use_consolidated": False} if _ZARR3 else {}
 
 #: zarr-python 3's own codec pipeline spends ~0.3 ms on every chunk it reads (thread
 #: handoffs of its asyncio machinery), more than decompressing it: a 1624^2 image in 256^2
@@ -104,7 +109,7 @@ def _open_node(
 ) -> tuple[Any, ZarrGeometry]:
     try:
         # 'r+' opens an existing container for writing; 'a' would create one.
-        root = zarr.open(str(file_name), mode="r" if mode == "r" else "r+")
+        root = zarr.open(str(file_name), mode="r" if mode == "r" else "r+", **FRESH)
     except (FileNotFoundError, KeyError, ValueError) as e:
         raise FileNotFoundError(
             f"{file_name} is not a zarr container ({e}). Set file_name to the folder that "
@@ -234,7 +239,7 @@ def _writable_root(file_name: Path, zarr_format: int | None) -> Any:
             )
         return zarr.open_group(str(file_name), mode="a")
     try:
-        existing = zarr.open_group(str(file_name), mode="r").metadata.zarr_format
+        existing = zarr.open_group(str(file_name), mode="r", **FRESH).metadata.zarr_format
     except FileNotFoundError:
         existing = zarr_format or 2
     # Unless a format is asked for, arrays join an existing container in its own format.
@@ -244,7 +249,25 @@ def _writable_root(file_name: Path, zarr_format: int | None) -> Any:
             f"{file_name} is a zarr format {existing} container; pass "
             f"zarr_format={existing} to add arrays to it, or write to a new container."
         )
-    return zarr.open_group(str(file_name), mode="a", zarr_format=zarr_format)
+    return zarr.open_group(str(file_name), mode="a", zarr_format=zarr_format, **FRESH)
+
+
+def keep_consolidated(file_name: str | Path) -> None:
+    """Rewrite the consolidated metadata of the container ``file_name``, if it has any, so
+    that readers using it (zarr's default, napari-ome-zarr) see arrays and attributes
+    written since."""
+    try:
+        if _ZARR3:
+            group = zarr.open_group(str(file_name), mode="r")
+            if group.metadata.consolidated_metadata is None:
+                return
+        elif not (Path(file_name) / ".zmetadata").is_file():
+            return
+    except (FileNotFoundError, KeyError, ValueError):
+        return
+    with warnings.catch_warnings():  # zarr: consolidated metadata is not in format 3's spec
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(str(file_name))
 
 
 def _create(
@@ -305,6 +328,7 @@ def _create(
             **(attributes or {}),
         }
     )
+    keep_consolidated(file_name)
     config = ZarrArrayConfig(
         name=name or f"{file_name.stem}_{dataset.replace('/', '_')}",
         file_name=file_name,
