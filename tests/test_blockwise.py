@@ -495,8 +495,9 @@ def test_predict_command_scales_an_image_by_its_own_intensities(setup, tmp_path)
     result = CliRunner().invoke(main, [*unranged, "--workers", "1"])
     assert result.exit_code == 1 and "trained on intensities as stored" in result.output
     assert not (tmp_path / "no.zarr").exists()
-    result = CliRunner().invoke(main, [*base[:-1], "200,100", f"{tmp_path}/bad.zarr/pred"])
-    assert result.exit_code == 2 and "LOW below HIGH" in result.output
+    for bad in ("200,100", "-inf,5"):
+        result = CliRunner().invoke(main, [*base[:-1], bad, f"{tmp_path}/bad.zarr/pred"])
+        assert result.exit_code == 2 and "finite numbers, LOW below HIGH" in result.output
 
 
 def test_an_interrupted_prediction_is_marked_incomplete_until_finished(setup, tmp_path,

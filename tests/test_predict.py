@@ -449,6 +449,14 @@ def test_an_input_can_be_scaled_by_its_own_intensity_range(upsampling, trained):
         predict(name, 0, raw, store=store, rescale=(own.low, own.high), **FP32))
     with pytest.raises(ValueError, match="'own' is not understood"):
         prediction_input(run, raw, rescale="own")
+    for bad in ((float("-inf"), 5), (1000, 4000, 1), (5, 1), (0, float("nan"))):
+        with pytest.raises(ValueError, match=r"is not a range: give \(low, high\), two finite"):
+            prediction_input(run, raw, rescale=bad)
+    # By the stored run's name, as predict takes it.
+    from napari_dacapo.predict import image_intensity_range
+
+    with mock.patch.dict("os.environ", {"NAPARI_DACAPO_ROOT": str(store.root)}):
+        assert image_intensity_range(name, raw) == own
     as_stored, _ = load_run(trained[1], trained[0])  # trained without a range
     with pytest.raises(ValueError, match="trained on intensities as stored"):
         prediction_input(as_stored, raw, rescale="image")

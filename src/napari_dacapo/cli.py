@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -663,10 +664,10 @@ def _intensities(value: str) -> bool | str | tuple[float, float]:
         low, high = (float(v) for v in value.split(","))
     except ValueError:
         low = high = None
-    if low is None or not high > low:
+    if low is None or not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise click.BadParameter(
-            f"{value!r} is not a mode: give training, {OWN_RANGE}, stored, or LOW,HIGH with "
-            f"LOW below HIGH (e.g. 100,4000).", param_hint="--intensities",
+            f"{value!r} is not a mode: give training, {OWN_RANGE}, stored, or LOW,HIGH: two "
+            f"finite numbers, LOW below HIGH (e.g. 100,4000).", param_hint="--intensities",
         )
     return low, high
 

@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import dataclasses
 import itertools
+import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -532,7 +533,7 @@ def training_intensity_range(run: Run) -> tuple[float, float] | None:
 OWN_RANGE = "image"
 
 
-def image_intensity_range(run: Run, raw: Any) -> IntensityRange:
+def image_intensity_range(run: Run | str, raw: Any) -> IntensityRange:
     """The intensities of ``raw`` (a numpy, dask or zarr array, or an ArrayConfig) that
     become 0 and 1 when it is predicted with its own range instead of the training data's:
     its 1st-99.8th percentiles over the whole array (every block or region of it is then
@@ -548,18 +549,21 @@ def image_intensity_range(run: Run, raw: Any) -> IntensityRange:
         If the run was trained on intensities as stored, or ``raw`` holds no range (a
         constant image, or no finite value).
     """
+    from napari_dacapo.checkpoints import load_run
     from napari_dacapo.experiments.datasplits.datasets.arrays.array import SourceArray
     from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import ArrayConfig
     from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
         intensity_range,
     )
 
+    run = load_run(run)[0]  # or a stored run's name, as predict takes
     if training_intensity_range(run) is None:
         raise ValueError(
             f"Run '{run.name}' was trained on intensities as stored (integers divided by "
             f"their dtype's maximum), not on a range of them, so there is no range to "
             f"replace with the image's own: predict with the training scaling (rescale=True,"
-            f" --intensities training), or give the range as rescale=(low, high)."
+            f" --intensities training), or give the range (rescale=(low, high), "
+            f"--intensities LOW,HIGH)."
         )
     if isinstance(raw, ArrayConfig):
         array = raw.array()
@@ -788,7 +792,7 @@ def prediction_input(
         measured = image_intensity_range(run, config)
         bounds = (measured.low, measured.high)
     else:
-        bounds = (float(rescale[0]), float(rescale[1]))
+        bounds = _bounds(rescale)
     if bounds is not None:
         config = IntensitiesArrayConfig(
             name=f"{config.name}_rescaled", source_array_config=config,
@@ -821,6 +825,21 @@ def prediction_input(
         if mismatch:
             warnings.warn(mismatch, VoxelSizeWarning, stacklevel=2)
     return array
+
+
+def _bounds(rescale: Any) -> tuple[float, float]:
+    """``rescale=(low, high)`` checked: two finite numbers, low below high."""
+    try:
+        low, high = (float(v) for v in rescale)
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"rescale={rescale!r} is not a range: give (low, high), two finite numbers with "
+            f"low below high (the intensities that become 0 and 1), or True (the training "
+            f"data's scaling), False (none) or {OWN_RANGE!r} (the input's own range)."
+        )
+    return low, high
 
 
 def prediction_device_plan(

@@ -58,7 +58,7 @@ def intensity_range(data: Any) -> IntensityRange:
     if not high > low:
         raise ValueError(
             f"The image holds the single value {_shown(low)} (in the {values.size} values "
-            f"read), so there is nothing to learn from: pick the image layer with the data."
+            f"read), so it has no range of intensities to scale: pick the image with the data."
         )
     return IntensityRange(low, high, how)
 
