@@ -100,3 +100,29 @@ def test_stop_during_validation_says_it_waits_for_the_validation(
     qtbot.waitUntil(lambda: state.phase is Phase.STOPPED, timeout=WAIT_MS)
     assert state.iteration == 3 and "validated iteration 3" in messages
     assert status.train_button.isEnabled()
+
+
+def test_a_diverged_run_shows_its_nan_loss_and_no_advice_to_resume(panel, qtbot, monkeypatch):
+    """A diverged run's error says what to do (a new run, a lower learning rate): the
+    panel does not add 'press Train again, the run resumes', which would diverge again."""
+    import math
+
+    from napari_dacapo.experiments.trainers import TrainingDiverged
+    from napari_dacapo.gui import controller as controller_module
+
+    status, controller = panel
+    state = status.state
+
+    def events(config, store, stop, live, display, train_until):
+        yield RunStarted("run", 0, 100, "cpu (fp32)")
+        yield IterationDone(0, 0.5, 0.01, 10.0)
+        raise TrainingDiverged("Training stopped at iteration 1: its loss is nan. Fix: train "
+                               "a new run with a lower learning_rate.")
+
+    shown = []
+    monkeypatch.setattr(controller_module, "show_error", shown.append)
+    monkeypatch.setattr("napari_dacapo.gui.controller.training_events", events)
+    assert controller.start(SimpleNamespace(name="run", num_iterations=100))
+    qtbot.waitUntil(lambda: not controller.running, timeout=WAIT_MS)
+    assert state.phase is Phase.CRASHED and math.isnan(state.last_loss)
+    assert shown and "train a new run" in shown[0] and "press Train again" not in shown[0]

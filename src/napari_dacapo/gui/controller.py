@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_dacapo.experiments.configs import Config
+from napari_dacapo.experiments.trainers import TrainingDiverged
 from napari_dacapo.store.file_store import FileStore
 from napari_dacapo.train import (
     IterationDone,
@@ -384,12 +386,15 @@ class TrainingController:
                            f"Train again.")
             return
         self.state.message = f"crashed: {error}"
+        if isinstance(error, TrainingDiverged):  # its loss, never sent as an iteration
+            self.state.last_loss = math.nan
         if not self._closed:
-            show_error(
-                f"Training run '{self.state.run}' failed: {error}\nNext step: fix the cause "
-                f"named above and press Train again; the run resumes from its latest "
-                f"checkpoint, if one was saved."
-            )
+            # A diverged run's message says what to do (a new run, where the learning rate
+            # is the cause): resuming it as it is would diverge again.
+            next_step = "" if isinstance(error, TrainingDiverged) else (
+                "\nNext step: fix the cause named above and press Train again; the run "
+                "resumes from its latest checkpoint, if one was saved.")
+            show_error(f"Training run '{self.state.run}' failed: {error}{next_step}")
 
     def _on_worker_finished(self) -> None:
         _ACTIVE.discard(self)
