@@ -709,6 +709,9 @@ def test_a_run_without_checkpoints_left_says_continue_cannot_and_train_starts_ov
     assert not panel.continue_button.isEnabled()
     assert "(pruned or deleted)" in panel.continue_button.toolTip()
     assert panel.train_button.isEnabled()
+    # Said before Train is pressed, under the data.
+    assert "Train: Run 'tiny' has no checkpoint left" in panel.state.data_status
+    assert "starts over from iteration 0" in panel.state.data_status
 
     from napari_dacapo.gui import controller as controller_module
 

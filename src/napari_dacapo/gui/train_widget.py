@@ -78,7 +78,7 @@ class TrainWidget(QWidget):
         self.destroyed.connect(self.data_check.close)
         self.intensities = IntensityMeasure()
         self.destroyed.connect(self.intensities.close)
-        self._intensity_note = ""
+        self._intensity_note = self._starts_over = ""
         self.settings = SettingsPanel(self.store)
         self.status = StatusPanel(self.state)
         status = self.status
@@ -209,7 +209,7 @@ class TrainWidget(QWidget):
         self._config = self._continue = None
         self._checkpoints_seen = None
         self._intensity_note, warnings = "", []
-        self._image_note = ""
+        self._image_note = self._starts_over = ""
         try:
             self._config, self._selection = self._run_config()
             reason, continue_reason = self._store_reasons(self._config)
@@ -223,7 +223,8 @@ class TrainWidget(QWidget):
         except (FormError, ConfigError, DataProblem, StoreError) as error:
             reason = continue_reason = str(error)
         self.state.data_status = "\n".join(
-            filter(None, [self._image_note, self._intensity_note, *warnings]))
+            filter(None, [self._image_note, self._intensity_note, self._starts_over,
+                          *warnings]))
         self.state.reason_disabled = reason
         self.status.set_continue_reason(continue_reason)
         return reason
@@ -353,7 +354,8 @@ class TrainWidget(QWidget):
         # No checkpoint left of a trained run (Train starts over), or the latest cut short
         # (Train would resume from it too).
         if problem:
-            if done is None:  # Train starts over: the run warns of it as it starts
+            if done is None:  # Train starts over: said before it is pressed, and as it starts
+                self._starts_over = f"Train: {problem}"
                 return "", problem
             return problem, problem
         if done is None:
