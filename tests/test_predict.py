@@ -522,6 +522,7 @@ def test_export_round_trip(trained, tmp_path):
     post = metadata["post_processing"]
     assert post["criterion"] == "blob__f1_score"
     assert post["parameters"]["id"] == best["parameters_id"]
+    assert post["validated_iteration"] == best["iteration"]
     with pytest.warns(UserWarning, match="records no post-processing parameters"):
         latest = export_model(name, "latest", tmp_path / "latest", store=store)
     assert yaml.safe_load(latest.metadata.read_text())["post_processing"]["parameters"] is None

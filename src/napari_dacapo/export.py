@@ -206,6 +206,12 @@ def export_model(
             "parameters": None if parameters is None else _plain(
                 {f.name: getattr(parameters, f.name) for f in dataclasses.fields(parameters)}
             ),
+            # The parameters are the best over all validated iterations (as apply uses
+            # them), which need not be the exported iteration: said, not hidden.
+            "validated_iteration": (
+                int(best["iteration"])
+                if criterion and (best := store.retrieve_best(run.name, criterion)) else None
+            ),
         },
     }
     exported.metadata.write_text(
