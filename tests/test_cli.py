@@ -47,6 +47,13 @@ def test_example_runs_and_continue(tmp_path):
     with FileStore(store).lock("example_2d"):  # as a trainer holds it
         result = runner.invoke(main, ["runs", "--store", store])
     assert f", training now (pid {os.getpid()})" in result.output
+    assert "missing" not in result.output
+    for path in (tmp_path / "runs" / "example_2d" / "checkpoints").glob("*.pt"):
+        path.rename(path.with_suffix(".moved"))
+    result = runner.invoke(main, ["runs", "--store", store])
+    assert "(its checkpoint is missing: pruned or deleted)" in result.output
+    for path in (tmp_path / "runs" / "example_2d" / "checkpoints").glob("*.moved"):
+        path.rename(path.with_suffix(".pt"))
 
     result = runner.invoke(
         main, ["train", "--run", "example_2d", "--iterations", "3", "--store", store,

@@ -238,8 +238,10 @@ def _best_score(store, name: str, config) -> str:
     task = config.task_config.task_type(config.task_config)
     for criterion in task.evaluation_scores.criteria:
         if (best := store.retrieve_best(name, criterion)) is not None:
+            gone = ("" if int(best["iteration"]) in store.checkpoint_iterations(name)
+                    else " (its checkpoint is missing: pruned or deleted)")
             return (f"best {criterion} {float(best['value']):.3g} at iteration "
-                    f"{best['iteration']}")
+                    f"{best['iteration']}{gone}")
     return ""
 
 
