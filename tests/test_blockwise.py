@@ -689,3 +689,14 @@ def test_outputs_join_a_container_with_consolidated_metadata(setup, tmp_path, za
     result = CliRunner().invoke(main, [*base, f"{container}/other", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert zarr.open_array(str(container), path="other", mode="r").shape == expected.shape
+
+
+def test_ctrl_c_ends_a_worker_at_once_without_a_traceback():
+    """Ctrl-C reaches every process of the terminal's group: a worker ends quietly (each
+    worker's traceback buried the job's own message under hundreds of lines)."""
+    code = ("import os, signal, time; "
+            "from napari_dacapo.blockwise.scheduler import _quiet_on_interrupt; "
+            "_quiet_on_interrupt(); os.kill(os.getpid(), signal.SIGINT); time.sleep(30)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130 and done.stderr == ""

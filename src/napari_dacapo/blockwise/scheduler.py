@@ -50,8 +50,10 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -540,6 +542,7 @@ def _work(job_path: str | Path, step: str, context: Any = None) -> None:
     left, leaving a done marker after each."""
     import daisy
 
+    _quiet_on_interrupt()
     job = BlockwiseJob.load(job_path)
     if job.threads is not None:
         _limit_threads(job.threads)
@@ -561,6 +564,15 @@ def _work(job_path: str | Path, step: str, context: Any = None) -> None:
                 raise
             # The client has reported the failure (with its traceback) and daisy retries
             # the block; this worker keeps what it opened for the next one.
+
+
+def _quiet_on_interrupt() -> None:
+    """Make Ctrl-C end this worker process at once and quietly (exit code 130): its block,
+    without a marker, is redone when the job is rerun. Ctrl-C in a terminal reaches every
+    process of its group, and each worker's KeyboardInterrupt traceback, printed by daisy,
+    buried the job's own 'Aborted!' under a couple of hundred lines."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def _limit_threads(threads: int) -> None:
