@@ -700,3 +700,17 @@ def test_ctrl_c_ends_a_worker_at_once_without_a_traceback():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 130 and done.stderr == ""
+
+
+def test_ctrl_c_during_a_blockwise_command_says_how_to_finish(setup, tmp_path, monkeypatch):
+    store, name, folder, _ = setup
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("napari_dacapo.blockwise.predict_blockwise", interrupted)
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+        f"{tmp_path}/out.zarr/p", "--store", str(store.root), "--workers", "1"])
+    assert result.exit_code == 1
+    assert "Stopped (Ctrl-C). Run the same command again to finish" in result.output

@@ -615,6 +615,11 @@ def _segmentation_parameters(run_name, criterion, store):
     return segmentation_parameters(run, criterion, file_store)
 
 
+#: What Ctrl-C during a blockwise job leaves (the output is marked incomplete meanwhile).
+_STOPPED = ("Stopped (Ctrl-C). Run the same command again to finish the output: the blocks "
+            "already written are kept.")
+
+
 def _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, roi,
                        block_shape, worker_command, threads, overwrite, store) -> None:
     from napari_dacapo.blockwise import BlockwiseSegmentationError, segment_blockwise
@@ -632,6 +637,8 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
             )
         except BlockwiseSegmentationError as e:
             raise click.ClickException(str(e)) from e
+        except KeyboardInterrupt:
+            raise click.ClickException(_STOPPED) from None
     click.echo(f"Wrote segmentation to {written}")
 
 
@@ -652,6 +659,8 @@ def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, r
             )
         except BlockwisePredictionError as e:
             raise click.ClickException(str(e)) from e
+        except KeyboardInterrupt:
+            raise click.ClickException(_STOPPED) from None
     click.echo(f"Wrote prediction to {written}")
 
 
