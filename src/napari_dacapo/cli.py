@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import sys
 import threading
@@ -666,21 +665,18 @@ def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, r
 
 def _intensities(value: str) -> bool | str | tuple[float, float]:
     """``--intensities`` as ``predict``'s ``rescale``."""
-    from napari_dacapo.predict import OWN_RANGE
+    from napari_dacapo.predict import OWN_RANGE, rescale_bounds
 
     modes = {"training": True, "stored": False, OWN_RANGE: OWN_RANGE}
     if value in modes:
         return modes[value]
-    try:
-        low, high = (float(v) for v in value.split(","))
+    try:  # the API's check of a range, said in the CLI's words
+        return rescale_bounds(value.split(","))
     except ValueError:
-        low = high = None
-    if low is None or not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise click.BadParameter(
             f"{value!r} is not a mode: give training, {OWN_RANGE}, stored, or LOW,HIGH: two "
             f"finite numbers, LOW below HIGH (e.g. 100,4000).", param_hint="--intensities",
-        )
-    return low, high
+        ) from None
 
 
 def _measured_range(run, in_file, in_dataset, rescale, store):

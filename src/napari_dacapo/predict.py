@@ -67,6 +67,7 @@ __all__ = [
     "training_intensity_range",
     "OWN_RANGE",
     "image_intensity_range",
+    "rescale_bounds",
     "predict_tiles",
     "predict",
     "apply",
@@ -792,7 +793,7 @@ def prediction_input(
         measured = image_intensity_range(run, config)
         bounds = (measured.low, measured.high)
     else:
-        bounds = _bounds(rescale)
+        bounds = rescale_bounds(rescale)
     if bounds is not None:
         config = IntensitiesArrayConfig(
             name=f"{config.name}_rescaled", source_array_config=config,
@@ -827,7 +828,7 @@ def prediction_input(
     return array
 
 
-def _bounds(rescale: Any) -> tuple[float, float]:
+def rescale_bounds(rescale: Any) -> tuple[float, float]:
     """``rescale=(low, high)`` checked: two finite numbers, low below high."""
     try:
         low, high = (float(v) for v in rescale)
