@@ -41,6 +41,24 @@ def tiny_config(dims: int = 2, **overrides):
     return example_run_config(dims, **kwargs)
 
 
+def store_random_weights(store: FileStore, config, iteration: int = 0) -> str:
+    """Store ``config`` with a checkpoint at ``iteration`` of large random weights (seeded):
+    their output varies strongly in space, which a barely trained tiny model's, or a
+    random init's, may not. Returns the run's name."""
+    import torch
+
+    from napari_dacapo.experiments.run import Run
+
+    run = Run(config, store=store)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in run.model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    config = store.store_run_config(config)
+    store.store_checkpoint(config.name, iteration, run.model, run.optimizer)
+    return config.name
+
+
 FIXTURES = Path(__file__).parent / "fixtures" / "dacapo"
 
 

@@ -17,7 +17,7 @@ import torch
 import yaml
 import zarr
 from click.testing import CliRunner
-from conftest import tiny_config
+from conftest import store_random_weights, tiny_config
 from funlib.geometry import Coordinate, Roi
 
 from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
@@ -52,13 +52,7 @@ def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("blockwise")
     store = FileStore(folder / "runs")
     config = tiny_config(2, name="blockwise")
-    run = Run(config, store=store)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in run.model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    store.store_run_config(config)
-    store.store_checkpoint(config.name, 0, run.model, run.optimizer)
+    store_random_weights(store, config)
     raw = synthetic_blobs((50, 44), seed=3)[0]
     write_zarr_array(folder / "in.zarr", "raw", raw, voxel_size=(1, 1))
     return store, config.name, folder, raw

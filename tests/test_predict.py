@@ -14,7 +14,7 @@ import torch
 import yaml
 import zarr
 from click.testing import CliRunner
-from conftest import tiny_config
+from conftest import store_random_weights, tiny_config
 from funlib.geometry import Coordinate, Roi
 
 import napari_dacapo.predict as predict_module
@@ -81,19 +81,6 @@ def trained(tmp_path_factory):
     return store, config.name
 
 
-def store_untrained(store: FileStore, config) -> str:
-    """Store ``config`` with a checkpoint at iteration 0 of large random weights (their
-    output varies strongly in space, which a barely trained tiny model's does not)."""
-    run = Run(config, store=store)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in run.model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    config = store.store_run_config(config)
-    store.store_checkpoint(config.name, 0, run.model, run.optimizer)
-    return config.name
-
-
 @pytest.fixture(scope="module")
 def random_weights(trained):
     """``random_weights(dims)``: the store and the name of a tiny run with random weights."""
@@ -102,7 +89,7 @@ def random_weights(trained):
 
     def run_with_random_weights(dims: int) -> tuple[FileStore, str]:
         if dims not in names:
-            names[dims] = store_untrained(store, tiny_config(dims, name=f"random_{dims}d"))
+            names[dims] = store_random_weights(store, tiny_config(dims, name=f"random_{dims}d"))
         return store, names[dims]
 
     return run_with_random_weights
@@ -125,7 +112,7 @@ def upsampling(trained):
             validate_configs=[],
         ),
     )
-    return store, store_untrained(store, config)
+    return store, store_random_weights(store, config)
 
 
 def blobs(shape, seed=3):
@@ -314,7 +301,7 @@ def test_voxel_sizes_of_every_training_dataset_and_of_datasplits_without_raw_con
         datasplit_config=split.replace(train_configs=[gone]))) == []
     # A datasplit that names no raw array config (DaCapo's DummyDataSplitConfig): the
     # voxel size of its training dataset's raw data, stored with the run.
-    dummy = store_untrained(store, config.replace(
+    dummy = store_random_weights(store, config.replace(
         name="dummy_split", datasplit_config=DummyDataSplitConfig(name="one", train_config=coarse)))
     with pytest.warns(VoxelSizeWarning, match=r"\(1, 1\) differs from the voxel size of the "
                       r"data run 'dummy_split' was trained on, \(2, 2\)"):
@@ -330,7 +317,8 @@ def test_a_dummy_datasplit_rescales_prediction_input_as_it_trained(upsampling):
     dummy = run.config.replace(datasplit_config=DummyDataSplitConfig(name="one",
                                                                      train_config=train))
     assert training_raw_configs(dummy) == [train.raw_config]
-    dummy_run = load_run(store_untrained(store, dummy.replace(name="dummy_rescaled")), store)[0]
+    dummy_name = store_random_weights(store, dummy.replace(name="dummy_rescaled"))
+    dummy_run = load_run(dummy_name, store)[0]
     assert training_intensity_range(dummy_run) == (0.0, 100.0)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from conftest import store_random_weights
 
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.gui.layers import layer_name
@@ -437,7 +437,6 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
     from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
         intensity_range,
     )
-    from napari_dacapo.experiments.run import Run
 
     config = trained_store.retrieve_run_config("tiny_2d")
     split = config.datasplit_config
@@ -446,14 +445,8 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
         name="scaled", source_array_config=train.raw_config, min=0, max=200))
     config = config.replace(name="ranged", datasplit_config=split.replace(
         train_configs=[scaled], validate_configs=[]))
-    run = Run(config, store=trained_store)
     # Weights whose output varies with the input (a random init may give a constant one).
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in run.model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    trained_store.store_run_config(config)
-    trained_store.store_checkpoint("ranged", 1, run.model, run.optimizer)
+    store_random_weights(trained_store, config, iteration=1)
 
     viewer = make_napari_viewer()
     widget = PredictWidget(viewer, store=trained_store)
