@@ -123,6 +123,9 @@ def test_a_diverged_run_shows_its_nan_loss_and_no_advice_to_resume(panel, qtbot,
     monkeypatch.setattr(controller_module, "show_error", shown.append)
     monkeypatch.setattr("napari_dacapo.gui.controller.training_events", events)
     assert controller.start(SimpleNamespace(name="run", num_iterations=100))
-    qtbot.waitUntil(lambda: not controller.running, timeout=WAIT_MS)
-    assert state.phase is Phase.CRASHED and math.isnan(state.last_loss)
+    # `running` ends in the worker thread (finished, direct connection) before the GUI
+    # thread has handled the queued events: wait for the GUI's own end of the run.
+    qtbot.waitUntil(lambda: state.phase is Phase.CRASHED and not controller.running,
+                    timeout=WAIT_MS)
+    assert math.isnan(state.last_loss)
     assert shown and "train a new run" in shown[0] and "press Train again" not in shown[0]
