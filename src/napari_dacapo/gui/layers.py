@@ -111,6 +111,12 @@ def warm_up_layer_types() -> None:
     if _warmed_up.is_set():
         return
     _warmed_up.set()
+    # Except pint's unit registry (napari's layer units: 0.1 s), filled here: it fills itself
+    # on first use without a lock, and a layer made on the GUI thread meanwhile found it
+    # half-filled ("'pixel' is not defined in the unit registry").
+    import pint
+
+    pint.get_application_registry().pixel  # noqa: B018 (the lookup fills the registry)
 
     def make_layers() -> None:
         import numpy as np
