@@ -155,6 +155,8 @@ def test_predict_command_with_workers(setup):
             "--precision", "fp32", "--workers", "2", "--roi", "16,0:32,44"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert f"Predicting the input {folder}/in.zarr/raw block by block with 2 worker(s)" in (
+        result.output)
     np.testing.assert_allclose(zarr.open_array(f"{folder}/cli.zarr/pred", mode="r")[:],
                                expected[:, 16:48], rtol=1e-6, atol=1e-6)
     result = CliRunner().invoke(main, [*args[:-2], "--roi", "16:32"])
@@ -348,6 +350,7 @@ def test_regions_must_lie_inside_the_input(setup, tmp_path):
         result = CliRunner().invoke(main, [*args, roi])
         assert result.exit_code == code and message in result.output, result.output
         assert "Traceback" not in result.output
+        assert "block by block" not in result.output  # refused alone, nothing started
     assert nothing_written(output)
 
 

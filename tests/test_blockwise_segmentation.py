@@ -159,6 +159,8 @@ def test_segment_command_thresholds_blocks_as_in_memory(runs):
         f"{folder}/hot.zarr/masks", "--workers", "1", "--store", str(store.root),
     ])
     assert result.exit_code == 0, result.output
+    assert (f"Post-processing {folder}/hot.zarr/pred block by block with 1 worker(s)"
+            in result.output)
     masks = zarr.open_array(folder / "hot.zarr" / "masks", mode="r")
     expected = in_memory(store, "hot", "a__f1_score", prediction)
     assert masks.shape == expected.shape == (2, *SHAPE) and masks.chunks == (2, BLOCK, BLOCK)

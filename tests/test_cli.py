@@ -278,3 +278,63 @@ def test_example_with_other_iterations_names_the_command_that_continues_it(tmp_p
 def test_validate_help_names_every_checkpoint_it_takes():
     result = CliRunner().invoke(main, ["validate", "--help"])
     assert result.exit_code == 0 and "'best:<criterion>'" in result.output
+
+
+def test_segment_refuses_an_incomplete_prediction_before_saying_it_starts(tmp_path):
+    """Its missing blocks hold zeros: the refusal is the first thing said, no
+    'Post-processing ...' line as if work had started."""
+    import numpy as np
+    from conftest import tiny_config
+
+    from napari_dacapo.blockwise.scheduler import fresh_stamp
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    store.store_run_config(tiny_config(2, name="tiny"))
+    unfinished = "the predict command writing it was interrupted; predict it again"
+    write_zarr_array(tmp_path / "pred.zarr", "pred", np.zeros((1, 16, 16), np.float32),
+                     voxel_size=(1, 1), axis_names=["c^", "y", "x"],
+                     attributes=fresh_stamp(unfinished))  # as an interrupted predict leaves it
+    result = CliRunner().invoke(main, [
+        "segment", "--run", "tiny", f"{tmp_path}/pred.zarr/pred", f"{tmp_path}/seg.zarr/labels",
+        "--workers", "1", "--store", str(store.root)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: The prediction {tmp_path}/pred.zarr/pred is "
+                                    f"incomplete: {unfinished}."), result.output
+    assert "Post-processing" not in result.output
+    assert not (tmp_path / "seg.zarr").exists()
+
+
+def test_export_of_a_cut_short_checkpoint_says_so_first(tmp_path):
+    """An unusable checkpoint is the error, said before any warning about the criterion
+    (there is nothing to record post-processing parameters for)."""
+    import warnings
+
+    from conftest import store_random_weights, tiny_config
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    name = store_random_weights(store, tiny_config(2, name="tiny"), iteration=3)
+    checkpoint = store.checkpoint_path(name, 3)
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[:200])  # a copy stopped halfway
+    args = ["export", "--run", name, "--store", str(store.root), str(tmp_path / "exported")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)  # shown as by default, not an error
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: Checkpoint {checkpoint} cannot be read"), (
+        result.output)
+    assert "Warning" not in result.output and not (tmp_path / "exported").exists()
+    assert "another iteration" not in result.output  # there is none
+
+    checkpoint.write_bytes(whole)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Warning: No criterion given"), result.output

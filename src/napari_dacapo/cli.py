@@ -624,8 +624,6 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
     from napari_dacapo.blockwise import BlockwiseSegmentationError, segment_blockwise
     from napari_dacapo.store.file_store import FileStore
 
-    click.echo(f"Post-processing {prediction_path} block by block with {workers} worker(s)",
-               err=True)
     with _user_errors():
         try:
             written = segment_blockwise(
@@ -647,7 +645,6 @@ def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, r
     from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
     from napari_dacapo.store.file_store import FileStore
 
-    click.echo(f"Predicting {input_path} block by block with {workers} worker(s)", err=True)
     with _user_errors():
         try:
             written = predict_blockwise(

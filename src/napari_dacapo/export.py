@@ -132,6 +132,9 @@ def export_model(
     # Recorded by its full name (f1_score: the channel's <channel>__f1_score).
     criterion = resolve_criterion(run, criterion or implied) if criterion or implied else None
     parameters = best_parameters(run, criterion, store) if criterion else None
+    # Read before any warning about the criterion: a checkpoint cut short is the problem
+    # to fix, and no parameters are recorded for a model that cannot be exported.
+    model = load_model(run, iteration, store).float().eval()
     if parameters is None and len(list(run.task.parameters)) > 1:
         warnings.warn(
             f"No criterion given: the export records no post-processing parameters (run "
@@ -142,7 +145,6 @@ def export_model(
     raw = training_raw(run, "its voxel size", _RESTORE_DATA)
     intensity_range = training_intensity_range(run)
     factor = world_factor_of(store.run_dir(run.name)) if store is not None else 1.0
-    model = load_model(run, iteration, store).float().eval()
 
     input_shape = Coordinate(model.eval_input_shape)
     channels_out, output_shape = model.compute_output_shape(input_shape)

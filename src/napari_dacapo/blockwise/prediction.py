@@ -26,6 +26,7 @@ or infinite values says so in its done marker, and the parent warns once after t
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,7 +401,8 @@ def predict_blockwise(
     overwrite
         Replace an existing output that another job wrote (the same job resumes).
     progress
-        Show daisy's progress bar.
+        Say on stderr what starts, once every check has passed, and show daisy's progress
+        bar.
 
     Returns
     -------
@@ -465,8 +467,8 @@ def predict_blockwise(
         measured = image_intensity_range(run, input_config)
         rescale = (measured.low, measured.high)
     raw = prediction_input(run, input_config, rescale=rescale)
+    where = f"input {sources[0][0]}/{sources[0][1]}" if len(sources) == 1 else "input"
     if roi is not None:
-        where = (f"input {sources[0][0]}/{sources[0][1]}" if len(sources) == 1 else "input")
         # On the input's grid; BlockLayout grows it to the output's where a model changes
         # the voxel size, as it does the whole input.
         roi = check_roi(roi, raw.roi, raw.voxel_size, where, raw.axis_names[raw.channel_dims:])
@@ -492,6 +494,9 @@ def predict_blockwise(
         display_from=(input_config.file_name, input_config.dataset)
         if isinstance(input_config, ZarrArrayConfig) else None,
     )
+    if progress:  # after every check: a refusal is said alone, not after a start
+        print(f"Predicting the {where} block by block with {workers} worker(s)",
+              file=sys.stderr)
     run_step(job, layout.step(), workers=workers, worker_command=worker_command,
              max_retries=max_retries, progress=progress)
     finish_output(out_file, out_dataset)

@@ -44,6 +44,7 @@ with each block's fragments and pairs) and ``relabel.npz`` (fragment -> label).
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -518,6 +519,9 @@ def segment_blockwise(
         # pairs its own with: segment everything anew.
         shutil.rmtree(job.marker_dir("segment"), ignore_errors=True)
         shutil.rmtree(job.marker_dir("relabel"), ignore_errors=True)
+    if progress:  # after every check: a refusal is said alone, not after a start
+        print(f"Post-processing {pred_file}/{pred_dataset} block by block with {workers} "
+              f"worker(s)", file=sys.stderr)
     run_step(job, segment, **options)
     if method != VOXELWISE and missing_blocks(job, relabelling):
         _merge(job, method, parameters)
