@@ -721,3 +721,25 @@ def test_a_run_without_checkpoints_left_says_continue_cannot_and_train_starts_ov
     wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
     assert any("starts over from iteration 0" in s for s in said)
     assert panel.state.phase is Phase.FINISHED
+
+
+def test_the_layer_warm_up_leaves_no_unit_registry_half_filled():
+    """The warm-up thread made the first layer of the process, and with it filled pint's
+    unit registry, which has no lock: a layer made on the GUI thread meanwhile (a stored
+    run's data, loaded at once) failed with "'pixel' is not defined". The registry is
+    filled before the thread starts. In a fresh process: this one's is filled already."""
+    import subprocess
+    import sys
+
+    script = (
+        "import pint\n"
+        "from napari_dacapo.gui.layers import warm_up_layer_types\n"
+        "registry = pint.get_application_registry()\n"
+        "assert type(registry._registry).__name__ == 'LazyRegistry'  # not filled yet\n"
+        "warm_up_layer_types()\n"
+        "print(type(registry._registry).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "UnitRegistry"
