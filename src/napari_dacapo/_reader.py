@@ -9,9 +9,12 @@
   multiscale group opens as one multiscale layer.
 
 Geometry is read by :class:`ZarrArray` (DaCapo attributes or OME-Zarr transformations), so
-layers land where training and prediction see the data: ``scale`` is the voxel size and
-``translate`` the offset. Arrays stay on disk and are read lazily. Integer arrays of 32
-bits or more, and arrays the plugin's writer marked as labels, open as Labels layers.
+layers land where training and prediction see the data: ``scale`` is the voxel size,
+``translate`` the offset and ``units`` the array's units (fractional OME-Zarr micrometres are
+whole nanometres, as for training). napari converts between layers' units, so a layer lines
+up with the same data opened by another reader in micrometres. Arrays stay on disk and are
+read lazily. Integer arrays of 32 bits or more, and arrays the plugin's writer marked as
+labels, open as Labels layers.
 A layer's metadata records the array's ``source``, ``dataset`` and the ``axis_names`` of
 the layer's axes (a channel axis as ``'c^'``), which the writer saves it by again.
 """
@@ -269,6 +272,10 @@ def array_layer(container: Path, dataset: str, name: str, factor: float = 1.0) -
     }
     if len(napari.get("units") or ()) == len(scale):
         meta["units"] = tuple(napari["units"])
+    elif factor == 1 and (units := _length_units(array.units)):
+        # Without units napari shows the nanometre numbers as pixels, and cannot line the
+        # layer up with a micrometre layer. A channel axis kept as an axis has no unit.
+        meta["units"] = (NO_UNIT,) * (len(scale) - len(units)) + tuple(units)
     if multiscale is not None:
         meta["multiscale"] = True
     if rgb:
@@ -285,6 +292,23 @@ def layer_kind(name: str, dtype: Any) -> str:
     if dtype.kind in "iub" and (LABEL_NAMES.search(name) or dtype.itemsize >= 4):
         return "labels"
     return "image"
+
+
+def _length_units(units: Sequence[str]) -> list[str]:
+    """``units`` when each is a unit of length (as napari reads units, with pint), else
+    ``[]``: napari refuses a layer whose unit it cannot read, and '' means unknown."""
+    import pint
+
+    registry = pint.get_application_registry()
+    length = registry.meter.dimensionality
+    try:
+        if units and all(
+            u and registry.parse_expression(u).dimensionality == length for u in units
+        ):
+            return list(units)
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError):
+        pass  # not a unit pint knows: the layer keeps napari's default
+    return []
 
 
 # -- zarr helpers -----------------------------------------------------------------------------

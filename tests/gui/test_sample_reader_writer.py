@@ -211,3 +211,59 @@ def test_a_volume_the_reader_opened_is_saved_as_a_volume(make_napari_viewer, tmp
     array = ZarrArrayConfig(name="a", file_name=tmp_path / "out.zarr", dataset="in").array()
     assert array.axis_names == ["z", "y", "x"] and array.dims == 3
     assert layer.metadata["axis_names"] == ["z", "y", "x"]
+
+
+def test_an_ome_zarr_in_micrometres_lines_up_with_micrometre_layers(make_napari_viewer,
+                                                                     tmp_path):
+    """0.5 µm voxels open at the whole nanometres training uses (scale 500), with units
+    'nanometer' so napari converts: the layer covers the same region as the same data in
+    micrometres (as another OME-Zarr reader opens it), and saves and reopens alike."""
+    import pint
+
+    container = tmp_path / "cells.zarr"
+    root = zarr.open_group(str(container), mode="w", zarr_format=2)
+    data = np.random.default_rng(0).integers(0, 255, (20, 30), dtype=np.uint8)
+    root.create_array("raw/0", data=data)
+    root["raw"].attrs["multiscales"] = [{
+        "version": "0.4",
+        "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
+                 {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [0.5, 0.5]},
+            {"type": "translation", "translation": [1.5, -2.0]}]}],
+    }]
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(container), plugin="napari-dacapo")
+    nm = pint.get_application_registry().nanometer
+    assert tuple(layer.units) == (nm, nm)
+    np.testing.assert_allclose(layer.scale, [500, 500])  # the voxel size training sees
+    np.testing.assert_allclose(layer.translate, [1500, -2000])
+    alone = viewer.layers.extent.world.copy()
+    viewer.add_image(data, name="other reader", scale=(0.5, 0.5), translate=(1.5, -2.0),
+                     units=("micrometer", "micrometer"))
+    assert tuple(viewer.layers.extent.units) == (nm, nm)
+    np.testing.assert_allclose(viewer.layers.extent.world, alone)  # one region, not two
+
+    viewer.layers.remove("other reader")
+    viewer.layers.save(str(tmp_path / "saved.zarr"), plugin="napari-dacapo")
+    array = ZarrArrayConfig(name="a", file_name=tmp_path / "saved.zarr", dataset="cells").array()
+    assert tuple(array.voxel_size) == (500, 500) and tuple(array.offset) == (1500, -2000)
+    reopened = make_napari_viewer()
+    (again,) = reopened.open(str(tmp_path / "saved.zarr"), plugin="napari-dacapo")
+    assert tuple(again.units) == (nm, nm)
+    np.testing.assert_allclose(again.scale, layer.scale)
+    np.testing.assert_allclose(again.translate, layer.translate)
+
+
+def test_units_napari_cannot_read_are_left_unknown(tmp_path):
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    write_zarr_array(tmp_path / "a.zarr", "raw", np.zeros((4, 4), np.uint8), voxel_size=(2, 2),
+                     units=["voxel", "voxel"])
+    write_zarr_array(tmp_path / "a.zarr", "channels", np.zeros((2, 4, 4), np.uint8),
+                     voxel_size=(2, 2), axis_names=["c^", "y", "x"], units=["nm", "nm"])
+    layers = {meta["name"]: meta for _, meta, _ in read_zarr(tmp_path / "a.zarr")}
+    assert "units" not in layers["raw"]  # napari would refuse the layer
+    assert layers["channels"]["units"] == ("pixel", "nm", "nm")  # channels: no unit
