@@ -310,6 +310,7 @@ def test_missing_and_corrupt_checkpoints_are_explained(store):
 def test_why_a_run_cannot_resume_is_found_before_reading_its_checkpoints(store):
     assert store.resume_problem("run") == ""  # never trained: nothing to continue
     store.store_training_stats("run", TrainingStats())
+    store.store_best("run", None, "dice", 4, None, 0.5)  # validated: it had a checkpoint
     problem = store.resume_problem("run")
     assert "no checkpoint left" in problem and "pruned or deleted" in problem
     assert "starts over from iteration 0" in problem
@@ -323,6 +324,28 @@ def test_why_a_run_cannot_resume_is_found_before_reading_its_checkpoints(store):
     store.store_checkpoint("run", 2, model, optimizer)
     assert "Delete that file to continue from the previous checkpoint (iteration 2)" in (
         store.resume_problem("run"))
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_said_to_have_lost_one(store):
+    """Stats are written while training, checkpoints at validation intervals: a trainer
+    killed before the first one leaves stats alone, and nothing was pruned or deleted."""
+    from conftest import tiny_config
+
+    store.store_run_config(tiny_config(2, name="run", iterations=10, validation_interval=4))
+    stats = TrainingStats()
+    for iteration in range(3):
+        stats.add_iteration_stats(TrainingIterationStats(iteration, 1.0))
+    store.store_training_stats("run", stats)
+    problem = store.resume_problem("run")
+    assert ("its training ended at iteration 3, before the first checkpoint (due at "
+            "iteration 4), e.g. the trainer was killed") in problem
+    assert "starts over from iteration 0" in problem
+    assert "pruned" not in problem and "deleted" not in problem
+    # Stats past iteration 4 were written after its checkpoint: that one was deleted.
+    stats.add_iteration_stats(TrainingIterationStats(3, 1.0))
+    store.store_training_stats("run", stats)
+    problem = store.resume_problem("run")
+    assert "no checkpoint left" in problem and "(pruned or deleted)" in problem
 
 
 def test_a_run_without_checkpoints_says_to_train_it_not_to_pick_one(store):

@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any
 
@@ -438,19 +438,32 @@ class FileStore:
             )
         return int(iteration)
 
-    def resume_problem(self, name: str) -> str:
+    def resume_problem(self, name: str, stored: Sequence[int] | None = None) -> str:
         """Why run ``name`` cannot be continued from its latest checkpoint, with the fix
         ('' when it can, or it was never trained): it was trained but has no checkpoint
         left, or its latest one is cut short (:meth:`checkpoint_problem`; found without
-        reading tensors, so a GUI may ask on every refresh)."""
-        stored = self.checkpoint_iterations(name)
+        reading tensors, so a GUI may ask on every refresh). ``stored``: its
+        :meth:`checkpoint_iterations`, when the caller has just listed them."""
+        stored = list(self.checkpoint_iterations(name) if stored is None else stored)
         if not stored:
             if not (self.run_dir(name) / TRAINING_STATS_FILE).is_file():
                 return ""  # never trained
+            folder = self.run_dir(name) / CHECKPOINTS_DIR
+            if self._stored_a_checkpoint(name):
+                return (
+                    f"Run '{name}' has no checkpoint left in {folder} (pruned or deleted), so "
+                    f"it cannot continue: training it again starts over from iteration 0 and "
+                    f"replaces its stored training stats and scores."
+                )
+            # Stats are written while training, checkpoints only at validation intervals
+            # (and at a stop): a trainer killed before the first left stats alone.
+            reached, first = self._trained_until(name), self._first_checkpoint(name)
+            due = f" (due at iteration {first})" if first else ""
             return (
-                f"Run '{name}' has no checkpoint left in {self.run_dir(name) / CHECKPOINTS_DIR}"
-                f" (pruned or deleted), so it cannot continue: training it again starts over "
-                f"from iteration 0 and replaces its stored training stats and scores."
+                f"Run '{name}' has no checkpoint in {folder}: its training ended at iteration "
+                f"{reached}, before the first checkpoint{due}, e.g. the trainer was killed. "
+                f"It cannot continue: training it again starts over from iteration 0 and "
+                f"replaces its stored training stats."
             )
         if not self.checkpoint_problem(name, stored[-1]):
             return ""
@@ -461,6 +474,34 @@ class FileStore:
             f"{self.checkpoint_path(name, stored[-1])} is cut short or not a checkpoint. "
             f"Delete that file {fix}."
         )
+
+    def _stored_a_checkpoint(self, name: str) -> bool:
+        """Whether run ``name`` is known to have stored a checkpoint once (it may be gone):
+        it was validated (validation follows a checkpoint), or its stats reach its first
+        checkpoint (stored there before the stats go past it). A checkpoint stored at a
+        stop before that leaves no trace of its own."""
+        run_dir = self.run_dir(name)
+        if (run_dir / BEST_FILE).is_file() or (run_dir / VALIDATION_SCORES_FILE).is_file():
+            return True
+        first = self._first_checkpoint(name)
+        return first is not None and self._trained_until(name) >= first
+
+    def _trained_until(self, name: str) -> int:
+        """How far run ``name``'s stored stats reach (0 if they cannot be read)."""
+        try:
+            return self.retrieve_training_stats(name).trained_until()
+        except StoreError:
+            return 0
+
+    def _first_checkpoint(self, name: str) -> int | None:
+        """The iteration of run ``name``'s first checkpoint: its validation interval, or
+        its end if sooner (None if its config cannot be read). Training that stopped short
+        of its end (``train --iterations``) stored one there, sooner still."""
+        try:
+            config = self.retrieve_run_config(name)
+            return min(int(config.validation_interval), int(config.num_iterations))
+        except (StoreError, OSError, ValueError, TypeError, AttributeError):
+            return None
 
     def retrieve_checkpoint(
         self,
@@ -502,8 +543,8 @@ class FileStore:
         except Exception as e:  # torch raises many types for truncated or foreign files
             others = [i for i in self.checkpoint_iterations(name) if i != iteration]
             raise CheckpointError(
-                f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}). Delete that file,"
-                f" or load another iteration ({others})."
+                f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}). Delete that file"
+                f"{f', or load another iteration ({others})' if others else ''}."
             ) from e
         if not isinstance(checkpoint, dict) or not {"model", "optimizer"} <= checkpoint.keys():
             raise CheckpointError(
