@@ -492,3 +492,25 @@ def test_a_checkpoint_cut_short_in_place_is_noticed_while_following(browser, qtb
     os.utime(folder, ns=(times.st_atime_ns, times.st_mtime_ns))
     qtbot.waitUntil(lambda: not widget.continue_button.isEnabled(), timeout=15_000)
     assert str(path) in widget.continue_button.toolTip()
+
+
+def test_a_failed_read_is_said_in_the_status_not_raised(make_napari_viewer, qtbot, tmp_path,
+                                                        monkeypatch, capfd):
+    from napari.utils.notifications import notification_manager
+
+    from napari_dacapo.store.file_store import FileStore
+
+    def broken(store):
+        raise PermissionError(f"cannot list {store.root}")
+
+    monkeypatch.setattr(runs_widget, "read_runs", broken)
+    shown = len(notification_manager.records)
+    with qtbot.capture_exceptions() as raised:
+        widget = RunsWidget(make_napari_viewer(), store=FileStore(tmp_path / "runs"))
+        qtbot.waitUntil(lambda: not widget.workers, timeout=10_000)
+    assert not raised  # not re-raised by napari's worker: a traceback on stderr
+    assert "Traceback" not in capfd.readouterr().err
+    assert widget.status.text() == (
+        f"Cannot read the runs in {tmp_path / 'runs'} (PermissionError: cannot list "
+        f"{tmp_path / 'runs'}). Check that the store folder is readable, then press Refresh.")
+    assert len(notification_manager.records) == shown  # said once, in the status

@@ -93,14 +93,32 @@ def test_picking_an_anisotropic_stack_fits_the_network(make_napari_viewer, tmp_p
     assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
     panel.match_image(stack)
     assert panel.settings()["architecture_config"].input_shape == (9, 60, 60)
-    # A preset chosen by the user applies as it is.
+    # A preset chosen by the user is fitted as the first automatic fit was: flat kernels
+    # until z's voxel size is reached, not the isotropic preset.
+    fitted = panel.settings()["architecture_config"]
+    assert fitted.kernel_size_down[0] == [(1, 3, 3)] * 2
     panel.presets.setCurrentText("3D large")
+    assert panel.settings()["architecture_config"].downsample_factors[0] == (1, 2, 2)
     panel.presets.setCurrentText("3D small")
-    assert panel.settings()["architecture_config"] == PRESETS["3D small"].architecture()
+    assert panel.settings()["architecture_config"] == fitted
     # A network the user changed is theirs: picking another image keeps it.
     panel.architecture_form.set_value({"input_shape": (44, 44, 44)})
     panel.match_image(stack)
     assert panel.settings()["architecture_config"].input_shape == (44, 44, 44)
+
+
+def test_picking_the_preset_shown_again_fits_an_edited_network(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    panel = SettingsPanel(FileStore(tmp_path / "runs"))
+    panel.match_image(viewer.add_image(np.zeros((24, 128, 128), np.uint8), scale=(4, 1, 1)))
+    fitted = panel.settings()["architecture_config"]
+    panel.architecture_form.set_value(PRESETS["3D small"].architecture())  # edited
+    assert panel.presets.currentText() == "3D small"
+    panel.presets.textActivated.emit("3D small")  # picked again: no currentTextChanged
+    assert panel.settings()["architecture_config"] == fitted
+    assert panel.preset_network("3D small") == fitted
+    panel.match_image(None)  # no image picked: presets are as they are
+    assert panel.preset_network("3D small") == PRESETS["3D small"].architecture()
 
 
 def test_loaded_settings_are_not_fitted_to_the_image(make_napari_viewer, tmp_path):

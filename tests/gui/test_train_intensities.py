@@ -298,3 +298,42 @@ def test_intensity_range_reads_a_bounded_sample_of_chunked_data(tmp_path):
     assert (found.low, found.high) == (0, 1000) and "minimum–maximum" in found.how
     with pytest.raises(ValueError, match="no finite value"):
         intensities.intensity_range(np.full((4, 4), np.nan, np.float32))
+
+
+def _broken(*_):
+    raise OSError("the store is gone")
+
+
+def test_a_failing_data_check_is_warned_about_once_not_raised(qtbot, monkeypatch, capfd):
+    """A check that fails other than with a data problem (the data unreadable): one
+    warning in the data section, nothing re-raised by napari's worker (a traceback)."""
+    from napari_dacapo.gui.data_check import DataCheck
+
+    warnings: list[str] = []
+    monkeypatch.setattr(data_check_module, "show_warning", warnings.append)
+    monkeypatch.setattr(data_check_module, "data_problem", _broken)
+    check = DataCheck()
+    with qtbot.capture_exceptions() as raised:
+        assert check.problem(None, lambda: None) == ""
+        qtbot.waitUntil(lambda: check._checking is None, timeout=WAIT_MS)
+    assert not raised
+    assert "Traceback" not in capfd.readouterr().err
+    note = ("The data could not be checked (OSError: the store is gone); Train checks it "
+            "again as the run starts.")
+    assert check.problem(None, lambda: None) == "" and check.warnings() == [note]
+    assert warnings == [note]
+
+
+def test_a_failing_intensity_measure_is_the_answer_not_raised(qtbot, monkeypatch, capfd):
+    from napari_dacapo.gui import intensities
+    from napari_dacapo.gui.intensities import IntensityMeasure
+
+    monkeypatch.setattr(intensities, "_measured", _broken)
+    measure, data = IntensityMeasure(), np.zeros((8, 8), np.float32)
+    with qtbot.capture_exceptions() as raised:
+        assert measure.range(data, lambda: None) is None
+        qtbot.waitUntil(lambda: measure._measuring is None, timeout=WAIT_MS)
+    assert not raised
+    assert "Traceback" not in capfd.readouterr().err
+    assert measure.range(data, lambda: None) == (
+        "The image's intensities could not be read (OSError: the store is gone).")

@@ -15,6 +15,7 @@ from napari_dacapo.gui import controller as controller_module
 from napari_dacapo.gui import data_check as data_check_module
 from napari_dacapo.gui import train_widget as train_widget_module
 from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.presets import PRESETS
 from napari_dacapo.gui.state import Phase
 from napari_dacapo.gui.train_widget import TrainWidget
 from napari_dacapo.store.file_store import FileStore
@@ -546,20 +547,23 @@ def test_anisotropic_stack_gets_an_anisotropic_network(make_napari_viewer, tmp_p
     assert network.input_shape == (9, 60, 60)
     assert network.kernel_size_down[0] == [(1, 3, 3)] * 2
     assert _reason(panel, qtbot) == ""
-    # The isotropic preset, chosen by the user, does not fit 24 slices: the reason names
-    # the anisotropic network first (in the layers' units), which then fits.
+    # A preset picked again is fitted alike (it was applied isotropically).
     panel.settings.presets.setCurrentText("3D large")
     panel.settings.presets.setCurrentText("3D small")
+    assert panel.settings.settings()["architecture_config"] == network
+    assert _reason(panel, qtbot) == ""
+    # An isotropic network (loaded, or edited) does not fit 24 slices: the reason says, in
+    # a line, which preset to pick to fit it (in the layers' units).
+    panel.settings.architecture_form.set_value(PRESETS["3D small"].architecture())
     reason = _reason(panel, qtbot)
-    flat, full = [(1, 3, 3)] * 2, [(3, 3, 3)] * 2
-    assert re.search(
-        r"larger than the annotated region \(24, 128, 128\).*voxel size \(0.4, 0.1, 0.1\)\) "
-        r"use downsample factors \[\(1, 2, 2\), \(1, 2, 2\)\], kernel_size_down "
-        + re.escape(str([flat, flat, full])) + ", kernel_size_up " + re.escape(str([flat, flat]))
-        + r" with input shape \(9, 60, 60\).*, or use fewer downsampling levels", reason)
-    panel.settings.architecture_form.set_value(
-        {"downsample_factors": [(1, 2, 2), (1, 2, 2)], "input_shape": (9, 60, 60),
-         "kernel_size_down": [flat, flat, full], "kernel_size_up": [flat, flat]})
+    assert reason == (
+        "The network input (60, 60, 60) is larger than the annotated region (24, 128, 128) "
+        "(voxels where image and labels overlap): pick the preset '3D small' again to fit "
+        "the network to these anisotropic voxels (voxel size (0.4, 0.1, 0.1)), or use fewer "
+        "downsampling levels, or annotate a larger region.")
+    assert panel.state.reason_disabled == reason
+    panel.settings.presets.textActivated.emit("3D small")
+    assert panel.settings.settings()["architecture_config"] == network
     assert _reason(panel, qtbot) == ""
 
 
@@ -721,6 +725,20 @@ def test_a_run_without_checkpoints_left_says_continue_cannot_and_train_starts_ov
     wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
     assert any("starts over from iteration 0" in s for s in said)
     assert panel.state.phase is Phase.FINISHED
+
+
+def test_a_refresh_lists_the_checkpoints_once(viewer, tmp_path, qtbot, monkeypatch):
+    """The buttons' refresh (and the store poll) read the checkpoints folder once: it was
+    listed again to find whether the run can continue (a slow network disk pays each)."""
+    panel = _trained_panel(viewer, tmp_path, qtbot)
+    listed, listing = [], panel.store.checkpoint_iterations
+    monkeypatch.setattr(panel.store, "checkpoint_iterations",
+                        lambda name: listed.append(name) or listing(name))
+    panel._refresh_enabled()
+    assert listed == ["tiny"] and panel.continue_button.isEnabled()
+    listed.clear()
+    panel._on_store_timer_timeout()
+    assert listed == ["tiny"]
 
 
 def test_the_layer_warm_up_leaves_no_unit_registry_half_filled():

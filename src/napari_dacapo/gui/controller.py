@@ -406,7 +406,9 @@ class TrainingController:
             self.worker.resume()  # stop was pressed while the pause took effect
         elif self.state.phase is Phase.TRAINING:
             self.state.phase = Phase.PAUSED
-            self.state.message = f"paused at iteration {self.state.iteration}"
+            where = ("before its first iteration" if self.state.preparing
+                     else f"at iteration {self.state.iteration}")
+            self.state.message = f"paused {where}"
 
     def _on_worker_resumed(self) -> None:
         if self.state.phase is Phase.PAUSED:

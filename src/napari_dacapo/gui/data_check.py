@@ -100,9 +100,11 @@ class DataCheck:
             return self._checked[1]
         if self._checking is None and not self._closed:
             version = self._version
-            worker = create_worker(_checked, config, _start_thread=False)
+            # Errors are shown by _on_errored, not re-raised (a traceback on stderr).
+            worker = create_worker(
+                _checked, config, _start_thread=False,
+                _connect={"errored": lambda error: self._on_errored(version, error)})
             worker.returned.connect(lambda answer: self._on_returned(version, *answer))
-            worker.errored.connect(lambda error: self._on_errored(version, error))
             worker.finished.connect(lambda: self._on_finished(on_checked))
             self._checking = worker
             worker.start()
@@ -133,9 +135,12 @@ class DataCheck:
                 show_warning(warning)
 
     def _on_errored(self, version: int, error: Exception) -> None:
-        # Not a data problem the check knows; training's own checks will name it.
-        logger.warning("The data check failed: %s", error)
-        self._checked = (version, "", [])
+        # Not a data problem the check knows (e.g. the data could not be read): said once as
+        # a warning, not a refusal; training's own checks name it if it persists.
+        logger.debug("The data check failed", exc_info=error)
+        self._on_returned(version, "", [
+            f"The data could not be checked ({type(error).__name__}: {error}); Train checks "
+            f"it again as the run starts."])
 
     def _on_finished(self, on_checked: Callable[[], None]) -> None:
         self._checking = None

@@ -127,7 +127,10 @@ class IntensityMeasure:
             return self._known[1]
         if self._measuring is None and not self._closed:
             ref = _reference(data)
-            worker = create_worker(_measured, data, _start_thread=False)
+            # Errors are answers (why there is no range), not re-raised (a traceback).
+            worker = create_worker(
+                _measured, data, _start_thread=False,
+                _connect={"errored": lambda error: self._on_returned(ref, _unreadable(error))})
             worker.returned.connect(lambda answer: self._on_returned(ref, answer))
             worker.finished.connect(lambda: self._on_finished(on_measured))
             self._measuring = worker
@@ -154,7 +157,11 @@ def _measured(data: Any) -> IntensityRange | str:
     except ValueError as error:
         return str(error)
     except Exception as error:  # reading failed (a zarr store gone, a dask graph failing)
-        return f"The image's intensities could not be read ({type(error).__name__}: {error})."
+        return _unreadable(error)
+
+
+def _unreadable(error: Exception) -> str:
+    return f"The image's intensities could not be read ({type(error).__name__}: {error})."
 
 
 def _reference(data: Any) -> Callable[[], Any]:

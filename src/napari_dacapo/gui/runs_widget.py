@@ -151,17 +151,23 @@ class RunsWidget(QWidget):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _read(self, function: Any, *args: Any, done: Any) -> Any:
-        """Run ``function(*args)`` in a worker; ``done`` gets its result in the GUI thread."""
-        worker = create_worker(function, *args, _start_thread=False)
+    def _read(self, function: Any, *args: Any, done: Any, what: str) -> Any:
+        """Run ``function(*args)`` in a worker; ``done`` gets its result in the GUI thread.
+        A failure is shown in the status, saying it could not read ``what``."""
+        # Errors are shown by _on_read_errored, not re-raised (a traceback on stderr).
+        worker = create_worker(function, *args, _start_thread=False,
+                               _connect={"errored": lambda e: self._on_read_errored(what, e)})
         self.workers.add(worker)
         worker.returned.connect(lambda result: None if self._closed.is_set() else done(result))
-        # napari notifies the error itself; the status keeps it next to the table.
-        worker.errored.connect(lambda error: None if self._closed.is_set() else
-                               self.status.setText(f"Reading failed: {error}"))
         worker.finished.connect(lambda: self.workers.discard(worker))
         worker.start()
         return worker
+
+    def _on_read_errored(self, what: str, error: Exception) -> None:
+        if not self._closed.is_set():  # kept next to the table, where it is read
+            self.status.setText(f"Cannot read {what} ({type(error).__name__}: {error}). "
+                                f"Check that the store folder is readable, then press "
+                                f"Refresh.")
 
     def set_store(self, store: FileStore) -> None:
         """Show the runs of ``store`` instead (opening it creates nothing there)."""
@@ -185,7 +191,8 @@ class RunsWidget(QWidget):
         """Re-list the stored runs (in a worker)."""
         self.status.setText(f"Reading runs in {self.store.root}…")
         store = self.store
-        self._read(read_runs, store, done=lambda runs: self._on_runs_read(store, runs))
+        self._read(read_runs, store, done=lambda runs: self._on_runs_read(store, runs),
+                   what=f"the runs in {store.root}")
 
     def _on_runs_read(self, store: FileStore, runs: dict[str, RunInfo | str]) -> None:
         if store is not self.store:
@@ -247,7 +254,8 @@ class RunsWidget(QWidget):
         """Read what changed in run ``name`` since ``stamp`` (in a worker)."""
         store = self.store
         self._read(poll_run, store, name, stamp, self.snapshot, self.follow_check.isChecked(),
-                   first, done=lambda update: self._on_run_polled(store, name, update))
+                   first, done=lambda update: self._on_run_polled(store, name, update),
+                   what=f"run '{name}'")
 
     def _on_follow_check_toggled(self, checked: bool) -> None:
         (self.timer.start if checked else self.timer.stop)()
@@ -320,8 +328,9 @@ class RunsWidget(QWidget):
         from napari_dacapo._reader import read_run
 
         if self.selected is not None:
-            self._read(read_run, self.store.run_dir(self.selected.name),
-                       done=self._on_outputs_read)
+            name = self.selected.name
+            self._read(read_run, self.store.run_dir(name), done=self._on_outputs_read,
+                       what=f"the outputs of run '{name}'")
 
     def _on_outputs_read(self, layers: list[tuple[Any, dict[str, Any], str]]) -> None:
         if not layers:

@@ -106,6 +106,9 @@ class SettingsPanel(QWidget):
         # a network still so is fitted again to the next image picked.
         self._automatic: tuple[str, CNNectomeUNetConfig] | None = (
             "2D small", preset.architecture())
+        # The picked image's spatial voxel size and shape (see match_image): a preset picked
+        # later is fitted to them as the first automatic fit was.
+        self._image: tuple[tuple[float, ...], tuple[int, ...]] | None = None
         self.trainer_form = ConfigForm(DefaultTrainerConfig, preset.trainer())
         self.run_form = ConfigForm(RunConfig, fields=RUN_FIELDS, hidden=())
         self.run_form.set_value({
@@ -138,9 +141,16 @@ class SettingsPanel(QWidget):
         for form in (self.task_form, self.architecture_form, self.trainer_form, self.run_form):
             form.changed.connect(self._on_form_changed)
         self.presets.currentTextChanged.connect(self.apply_preset)
+        # Picking the preset shown (after the network was edited) applies it again, which
+        # currentTextChanged does not say.
+        self.presets.textActivated.connect(self._on_presets_text_activated)
 
     def _on_form_changed(self, *_: Any) -> None:
         self.changed.emit()
+
+    def _on_presets_text_activated(self, name: str) -> None:
+        if self._automatic_preset() != name:  # else currentTextChanged has just applied it
+            self.apply_preset(name)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -185,7 +195,7 @@ class SettingsPanel(QWidget):
         except (FormError, ConfigError):
             task = None
         self.set_settings({
-            "architecture_config": preset.architecture(fmaps_in),
+            "architecture_config": self.preset_network(name, fmaps_in),
             "trainer_config": preset.trainer(),
             "num_iterations": preset.num_iterations,
             "validation_interval": preset.validation_interval,
@@ -193,6 +203,17 @@ class SettingsPanel(QWidget):
         if isinstance(task, TaskConfig):
             self.task_form.set_value(task_for_dims(task, preset.dims))
         self._automatic = (name, self.architecture_form.value())
+
+    def preset_network(self, name: str, fmaps_in: int = 1) -> CNNectomeUNetConfig:
+        """The network the preset ``name`` sets: its own, fitted to the voxels and extent of
+        the image picked last (see :meth:`match_image` and
+        :func:`~.presets.fit_to_voxels`; unchanged for isotropic voxels)."""
+        preset = PRESETS[name]
+        network = preset.architecture(fmaps_in)
+        if self._image is None or len(self._image[0]) < preset.dims:
+            return network
+        voxel_size, shape = self._image
+        return fit_to_voxels(network, voxel_size[-preset.dims:], shape[-preset.dims:])
 
     def _automatic_preset(self) -> str | None:
         """The preset the network was set from, by the panel, if it is still unchanged
@@ -213,12 +234,18 @@ class SettingsPanel(QWidget):
         the network has another, and ``fmaps_in`` = its channels. A preset's network (one
         the panel set and nobody changed) is fitted to anisotropic voxels (see
         :func:`~.presets.fit_to_voxels`); a channels-last image changes no preset (the
-        Train reason says to move its channels first)."""
+        Train reason says to move its channels first). None: no image is picked."""
+        self._image = None
+        if layer is None:
+            return
+        shape = layer_data(layer).shape
+        spatial = shape[:-1] if layer.rgb else shape
+        if not channels_last(layer):
+            self._image = tuple(float(v) for v in layer.scale), tuple(int(n) for n in spatial)
         try:
             dims = len(self.architecture_form.values()["input_shape"])
         except (FormError, TypeError):
             return
-        shape = layer_data(layer).shape
         channels = shape[-1] if layer.rgb else 1
         if channels_last(layer):
             self.architecture_form.set_value({"fmaps_in": shape[-1]})
@@ -237,9 +264,7 @@ class SettingsPanel(QWidget):
             dims = layer.ndim
         preset = self._automatic_preset()
         if preset is not None and PRESETS[preset].dims == dims:
-            spatial = shape[:-1] if layer.rgb else shape
-            fitted = fit_to_voxels(PRESETS[preset].architecture(channels),
-                                   layer.scale[-dims:], spatial[-dims:])
+            fitted = self.preset_network(preset, channels)
             self.architecture_form.set_value(fitted)
             self._automatic = (preset, fitted)
         self.architecture_form.set_value({"fmaps_in": channels})

@@ -83,6 +83,9 @@ class TrainingState:
     outcome
         How the run ended (FINISHED or STOPPED) while its worker still finishes (a last
         live prediction): :meth:`worker_ended` makes it the phase. None otherwise.
+    preparing
+        Whether the run is being prepared (data read, checkpoint loaded): from
+        :meth:`begin` until its :class:`RunStarted`, which says the iteration it starts at.
     """
 
     events: ClassVar[SignalGroupDescriptor] = SignalGroupDescriptor()
@@ -102,10 +105,14 @@ class TrainingState:
     message: str = ""
     finishing: str = ""
     outcome: Phase | None = None
+    preparing: bool = False
 
     def begin(self, run: str, total: int) -> None:
-        """Reset the per-run fields for a new training of ``run``."""
+        """Reset the per-run fields for a new training of ``run``: nothing of the run
+        trained before is shown while this one is prepared."""
+        self.preparing = True
         self.run = run
+        self.start_iteration = self.iteration = 0  # unknown until RunStarted
         self.total = total
         self.last_loss = None
         self.iterations_per_second = 0.0
@@ -125,6 +132,7 @@ class TrainingState:
         live view, and a new training cannot start before it has ended."""
         match event:
             case RunStarted():
+                self.preparing = False
                 self.start_iteration = self.iteration = event.start_iteration
                 self.total = event.train_until
                 self.device = event.device
@@ -168,5 +176,6 @@ class TrainingState:
         ended without one, e.g. given up while closing; CRASHED stays)."""
         outcome, self.outcome = self.outcome, None
         self.finishing = ""
+        self.preparing = False  # e.g. refused before it started
         if self.phase.busy:
             self.phase = outcome or Phase.STOPPED

@@ -95,7 +95,7 @@ class StatusPanel(QWidget):
         # redraw of the panel costs the GUI thread a frame).
         self._progress_changed = False
         for name in ("iteration", "total", "start_iteration", "iterations_per_second",
-                     "eta_seconds", "last_loss"):
+                     "eta_seconds", "last_loss", "preparing"):
             getattr(events, name).connect(self._on_progress_changed)
         events.phase.connect(self._render_progress)
         self._timer = QTimer(self)
@@ -160,7 +160,9 @@ class StatusPanel(QWidget):
         s = self.state
         self.progress.setRange(0, max(s.total, 1))
         self.progress.setValue(min(s.iteration, max(s.total, 1)))
-        self.progress.setFormat(f"iteration {s.iteration} / {s.total}")
+        # The iteration a run resumes from is known only once it has started.
+        self.progress.setFormat("preparing ..." if s.preparing
+                                else f"iteration {s.iteration} / {s.total}")
         parts = []
         if s.iterations_per_second:
             parts.append(f"{s.iterations_per_second:.1f} it/s")

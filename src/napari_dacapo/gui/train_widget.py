@@ -33,7 +33,7 @@ from .intensities import IntensityMeasure, scaled_datasplit
 from .live_view import LivePredictionReady, LiveView
 from .outputs import OutputLayers
 from .plots import TrainingPlots
-from .presets import fit_to_voxels, is_anisotropic
+from .presets import PRESETS, is_anisotropic
 from .run_data import add_run_data
 from .run_info import STORE_POLL_MS
 from .settings_panel import SettingsPanel, channels_last, channels_last_problem, image_note
@@ -192,8 +192,7 @@ class TrainWidget(QWidget):
                       f"current labels.")
 
     def _on_raw_changed(self, layer: Any) -> None:
-        if layer is not None:
-            self.settings.match_image(layer)
+        self.settings.match_image(layer)  # None too: presets are then fitted to no image
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -233,8 +232,10 @@ class TrainWidget(QWidget):
         self._refresh_timer.start()  # the data did not change: keep the check's result
 
     def _checkpoints_state(self, name: str) -> tuple[Any, ...]:
-        """What the buttons depend on in the store besides the config (cheap to read)."""
-        return tuple(self.store.checkpoint_iterations(name)), self.store.resume_problem(name)
+        """What the buttons depend on in the store besides the config (cheap to read): the
+        checkpoints, listed once, and why the run cannot continue from them."""
+        iterations = tuple(self.store.checkpoint_iterations(name))
+        return iterations, self.store.resume_problem(name, iterations)
 
     def _on_store_timer_timeout(self) -> None:
         config = self._config
@@ -269,8 +270,8 @@ class TrainWidget(QWidget):
                 [min(r, i) for r, i in zip(region, architecture.input_shape)])
             fixes = [f"use input shape {tuple(below)} or smaller" if below is not None
                      else "use fewer downsampling levels"]
-            anisotropic = self._anisotropic_fix(
-                architecture, selection.voxel_size, selection.factor, region)
+            anisotropic = self._anisotropic_fix(selection.voxel_size, selection.factor,
+                                                region, clip_raw)
             if anisotropic:
                 fixes.insert(0, anisotropic)
             raise DataProblem(
@@ -287,35 +288,28 @@ class TrainWidget(QWidget):
         )
         return RunConfig(datasplit_config=datasplit, **settings), selection
 
-    @staticmethod
-    def _anisotropic_fix(architecture: Any, voxel_size: Any, factor: int, region: Any) -> str:
-        """For anisotropic voxels, the downsampling, kernel sizes and input shape that fit
-        ``region`` (see :func:`~.presets.fit_to_voxels`) when the network has others (empty
-        if none fits or it has them). ``voxel_size`` is in the run's units, ``factor``
-        times the layers'."""
+    def _anisotropic_fix(self, voxel_size: Any, factor: int, region: Any,
+                         clip_raw: bool) -> str:
+        """For anisotropic voxels, the preset to pick whose network, fitted to them (see
+        :meth:`SettingsPanel.preset_network`), fits ``region`` (empty if none does): the
+        one shown first. ``voxel_size`` is in the run's units, ``factor`` times the
+        layers'."""
         if not is_anisotropic(voxel_size):
             return ""
-        fitted = fit_to_voxels(architecture, voxel_size, region)
-        fields = ("downsample_factors", "kernel_size_down", "kernel_size_up")
-        if all(getattr(fitted, f) == getattr(architecture, f) for f in fields) or any(
-            s > r for s, r in zip(fitted.input_shape, region)
-        ):
-            return ""
-        sizes = tuple(round(v / factor, 6) for v in voxel_size)
-        sizes = tuple(int(v) if v == int(v) else v for v in sizes)
-        coarse = max(range(len(sizes)), key=lambda axis: sizes[axis])
-        axis = "zyx"[3 - len(sizes) + coarse]
-        factors = [tuple(f) for f in fitted.downsample_factors]
-        kernels = "".join(
-            f", {f} {[[tuple(k) for k in level] for level in getattr(fitted, f)]}"
-            for f in fields[1:]
-            if getattr(fitted, f) != getattr(architecture, f) and getattr(fitted, f)
-        )
-        return (
-            f"for these anisotropic voxels (voxel size {sizes}) use downsample factors "
-            f"{factors}{kernels} with input shape {tuple(fitted.input_shape)}: {axis} is "
-            f"downsampled, and convolved, only once the other axes' voxels reach its size"
-        )
+        shown = self.settings.presets.currentText()
+        for name in sorted(PRESETS, key=lambda name: name != shown):
+            if PRESETS[name].dims != len(region):
+                continue
+            network = self.settings.preset_network(name)
+            needed = network.input_shape if clip_raw else network.geometry().output_shape(
+                network.input_shape)
+            if all(n <= r for n, r in zip(needed, region)):
+                sizes = tuple(round(v / factor, 6) for v in voxel_size)
+                sizes = tuple(int(v) if v == int(v) else v for v in sizes)
+                again = " again" if name == shown else ""
+                return (f"pick the preset '{name}'{again} to fit the network to these "
+                        f"anisotropic voxels (voxel size {sizes})")
+        return ""
 
     def _store_reasons(self, config: RunConfig) -> tuple[str, str]:
         """Why Train and why Continue cannot run ``config`` given the stored run of its
