@@ -336,7 +336,7 @@ def test_cli_predict_warns_of_another_voxel_size_before_predicting(trained, tmp_
         "'tiny_2d' was trained on, (1, 1)")]
     assert len(warned) == 1 and "Resample the image" in lines[warned[0]]
     assert warned[0] < next(i for i, line in enumerate(lines) if line.startswith("Predicting"))
-    assert "VoxelSizeWarning" not in result.output and "predict.py" not in result.output
+    assert "VoxelSizeWarning" not in result.output and ".py:" not in result.output
 
 
 def test_tile_groups_cut_each_tile_input_from_the_group_and_cover_the_roi_once(random_weights):
@@ -375,8 +375,8 @@ def test_tiles_predicted_in_runs_and_batches_equal_tiles_predicted_one_by_one(
     # predict() has the tiles written straight into its array (assemble answers
     # PredictionStarted with it); a consumer that only iterates gets copies: same values.
     written, _, _ = assemble(predict_tiles(name, 6, raw, store=store, **FP32))
-    monkeypatch.setattr(predict_module, "RUN_VOXELS", 1)
-    monkeypatch.setattr(predict_module, "BATCH_VOXELS", 1)
+    monkeypatch.setattr("napari_dacapo.predict.blocks.RUN_VOXELS", 1)  # where read
+    monkeypatch.setattr("napari_dacapo.predict.blocks.BATCH_VOXELS", 1)
     one_by_one = list(predict_tiles(name, 6, raw, store=store, **FP32))
 
     tiles = [e for e in together if isinstance(e, TilePredicted)]
@@ -580,7 +580,7 @@ def test_cli_validate_predict_and_export(trained, tmp_path):
         result = runner.invoke(main, [*first, str(tmp_path / "out.zarr/first"), "--labels"])
     assert result.exit_code == 0, result.output
     assert "Warning: No criterion given: post-processing with the first" in result.output
-    assert "UserWarning" not in result.output and "predict.py" not in result.output
+    assert "UserWarning" not in result.output and ".py:" not in result.output
     result = runner.invoke(main, [*args, str(tmp_path / "data.zarr/pred")])
     assert result.exit_code != 0 and "--overwrite" in result.output
     holes = (raw / 255).astype(np.float32)

@@ -340,13 +340,12 @@ def test_provisional_tile_labels_never_share_an_id(trained_store, monkeypatch):
 
 def test_an_image_of_another_voxel_size_is_noted_and_warned_of(predict_panel, qtbot,
                                                                monkeypatch):
-    import napari_dacapo.predict as predict_module
     from napari_dacapo.gui import predict_widget
 
     warned: list[str] = []
     monkeypatch.setattr(predict_widget, "show_warning", warned.append)
     compared: list[tuple] = []  # by the prediction itself, in the worker
-    monkeypatch.setattr(predict_module, "voxel_size_mismatch",
+    monkeypatch.setattr("napari_dacapo.predict.inputs.voxel_size_mismatch",  # where read
                         lambda *args, **kwargs: compared.append(args) or "")
     viewer, widget = predict_panel
     raw, _ = synthetic_blobs((48, 72), seed=5)
