@@ -93,4 +93,16 @@ __all__ = [
     "voxel_size_mismatch",
     "voxel_size_text",
     "unchecked_voxel_size",
+    # Building blocks of the above, for blockwise workers, export and the benchmarks.
+    "GROUP_READ_VOXELS",
+    "RUN_VOXELS",
+    "BATCH_VOXELS",
+    "batch_size",
+    "inference_context",
+    "model_input",
+    "read_input",
+    "tile_dtype",
+    "prediction_device_plan",
+    "training_raw_configs",
+    "VOXEL_SIZE_FIX",
 ]
