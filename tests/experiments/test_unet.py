@@ -277,6 +277,15 @@ BASE = {"name": "unet", "fmaps_in": 1, "fmaps_out": 2, "num_fmaps": 2, "fmap_inc
             },
             "kernel_size_down has 1 entries but the network has 2 levels",
         ),
+        (  # the example fits the network: three 3D levels, not two 2D ones
+            {
+                "input_shape": (44, 44, 44),
+                "downsample_factors": [(2, 2, 2), (2, 2, 2)],
+                "kernel_size_down": [[(3, 3, 3)]],
+            },
+            r"e\.g\. \[\[\[3, 3, 3\], \[3, 3, 3\]\], \[\[3, 3, 3\], \[3, 3, 3\]\], "
+            r"\[\[3, 3, 3\], \[3, 3, 3\]\]\] for 3 3D levels\.",
+        ),
         (
             {
                 "input_shape": (44, 44),
@@ -351,6 +360,7 @@ BASE = {"name": "unet", "fmaps_in": 1, "fmaps_out": 2, "num_fmaps": 2, "fmap_inc
         "zero-shape",
         "zero-factor",
         "kernel-levels",
+        "kernel-example-3d",
         "kernel-dims",
         "kernel-int",
         "kernel-empty",

@@ -17,10 +17,14 @@ from .unet_geometry import PADDINGS, InputShapeError, UNetGeometry
 
 __all__ = ["CNNectomeUNetConfig"]
 
-_KERNELS_FORMAT = (
-    "Give a list with one entry per level (top first), each a list of per-axis kernel "
-    "sizes, one per convolution, e.g. [[[3, 3], [3, 3]], [[3, 3], [3, 3]]] for two 2D levels"
-)
+def _kernels_format(levels: int, dims: int) -> str:
+    """How to give kernel sizes, with an example for this network's levels and axes."""
+    level = [[3] * dims] * 2  # two convolutions per level
+    return (
+        f"Give a list with one entry per level (top first), each a list of per-axis kernel "
+        f"sizes, one per convolution, e.g. {[level] * levels} for {levels} {dims}D "
+        f"level{'s' if levels != 1 else ''}."
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -167,15 +171,17 @@ class CNNectomeUNetConfig(ArchitectureConfig):
                 f"has {count} entries but the network has {levels} "
                 f"{'levels' if field.endswith('down') else 'levels above the bottom'} "
                 f"(from {len(self.downsample_factors)} downsample_factors)",
-                _KERNELS_FORMAT + ".",
+                _kernels_format(levels, dims),
             )
         for level, sizes in enumerate(kernels):
             if not isinstance(sizes, (list, tuple)) or not sizes:
-                raise self.error(f"{field}[{level}]", f"is {sizes!r}", _KERNELS_FORMAT + ".")
+                raise self.error(
+                    f"{field}[{level}]", f"is {sizes!r}", _kernels_format(levels, dims)
+                )
             for i, size in enumerate(sizes):
                 if not isinstance(size, Coordinate):
                     raise self.error(
-                        f"{field}[{level}][{i}]", f"is {size!r}", _KERNELS_FORMAT + "."
+                        f"{field}[{level}][{i}]", f"is {size!r}", _kernels_format(levels, dims)
                     )
                 self._coordinate(f"{field}[{level}][{i}]", size, 1, dims)
                 if self.padding == "same" and any(k % 2 == 0 for k in size):
