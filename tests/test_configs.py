@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from click.testing import CliRunner
+from conftest import dacapo_yaml
 from funlib.geometry import Coordinate, Roi
 
 from napari_dacapo.experiments.configs import (
+    DACAPO_ONLY_FIELDS,
     Config,
     ConfigError,
     config_class,
@@ -93,7 +96,10 @@ def test_tagged_round_trip_keeps_subclasses(tmp_path):
     assert not list(tmp_path.glob(".*tmp")), "atomic write left a temporary file"
 
 
-def test_dacapo_yaml_loads_with_python_tags_aliases_and_reported_extras(tmp_path, caplog):
+def test_dacapo_yaml_loads_with_python_tags_aliases_and_reported_extras(
+    tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setitem(DACAPO_ONLY_FIELDS, "_DaCapoOtherPart", frozenset({"num_data_fetchers"}))
     (tmp_path / "run.yaml").write_text(
         """
 __type__: _Whole
@@ -133,3 +139,66 @@ def test_bad_files_and_data_are_refused_clearly(tmp_path):
         from_dict({"name": "x"})
     with pytest.raises(ConfigError, match="must be a _OtherPart, got _Part"):
         from_dict({"__type__": "_Part", "name": "p", "size": [1]}, _OtherPart)
+
+
+def test_unknown_fields_are_refused_each_named_with_the_closest_field():
+    data = {
+        "__type__": "_Whole",
+        "name": "w",
+        "part": {"__type__": "_Part", "name": "p", "size": [1], "factr": 4},
+        "parts": [{"__type__": "_OtherPart", "name": "q", "size": [1], "colour": "red"}],
+        "paht": "/data/x.zarr",
+    }
+    with pytest.raises(ConfigError) as error:
+        from_dict(data)
+    assert str(error.value) == (
+        "Unknown fields: part.factr (_Part has no such field; did you mean factor?); "
+        "parts[0].colour (_OtherPart has no such field; its fields are name, size, factor, "
+        "mode); paht (_Whole has no such field; did you mean path?). Correct or remove them."
+    )
+    # A misspelt required field is named as such, not as a missing one.
+    with pytest.raises(ConfigError, match=r"^Unknown field: sise \(.*did you mean size\?\)"):
+        from_dict({"__type__": "_Part", "name": "p", "sise": [1]})
+
+
+def test_dacapo_fields_are_ignored_only_in_the_dacapo_class_that_has_them():
+    dacapo = {"name": "t", "batch_size": 4, "num_data_fetchers": 8, "gt_min_reject": None}
+    ignored: list[str] = []
+    trainer = from_dict({"__type__": "GunpowderTrainerConfig", **dacapo}, ignored=ignored)
+    assert trainer.batch_size == 4 and ignored == ["num_data_fetchers", "gt_min_reject"]
+    # Our own class has no such fields: there they are unknown like any other.
+    with pytest.raises(ConfigError, match="Unknown fields: num_data_fetchers .*gt_min_reject"):
+        from_dict({"__type__": "DefaultTrainerConfig", **dacapo})
+
+
+def test_dacapo_only_fields_name_dacapo_classes_and_fields_we_lack():
+    for dacapo_name, names in DACAPO_ONLY_FIELDS.items():
+        cls = config_class(dacapo_name)
+        ours = {f.name for f in dataclasses.fields(cls)} | set(cls.field_aliases)
+        assert names and not names & ours, (dacapo_name, names & ours)
+        assert dacapo_name in (cls.__name__, *cls.__dict__.get("aliases", ()))
+
+
+def test_dacapo_run_yamls_ignore_exactly_the_dacapo_only_fields(tmp_path):
+    for name in ("run_distance_2d.yaml", "run_affinities_3d.yaml"):
+        ignored: list[str] = []
+        load_config(dacapo_yaml(tmp_path, name), ignored=ignored)
+        assert ignored == ["trainer_config.gt_min_reject", "trainer_config.num_data_fetchers"]
+
+
+def test_train_refuses_a_run_yaml_with_misspelt_fields_before_storing_anything(tmp_path):
+    from napari_dacapo.cli import main
+
+    path = dacapo_yaml(
+        tmp_path, "run_distance_2d.yaml",
+        {"  batch_size: 2": "  batch_sise: 4", "validation_interval: 5": "validation_intervall: 5"},
+    )
+    store = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["train", str(path), "--store", str(store)])
+    assert result.exit_code == 1, result.output
+    assert (
+        "Unknown fields: trainer_config.batch_sise (DefaultTrainerConfig has no such field; "
+        "did you mean batch_size?); validation_intervall (RunConfig has no such field; did you "
+        "mean validation_interval?). Correct or remove them."
+    ) in " ".join(result.output.split())
+    assert not (store / "distance_2d").exists()

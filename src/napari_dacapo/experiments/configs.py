@@ -2,15 +2,18 @@
 config classes by name (so polymorphic fields survive a YAML round trip through a
 ``__type__`` tag, as in DaCapo's config store), and lenient loading of DaCapo's own YAML.
 
-Written by hand rather than with cattrs or pydantic because loading must *report* fields
-that only DaCapo knows (``num_data_fetchers``, ``_axes`` ...) instead of either crashing on
-them or dropping them silently, and because configs stay plain frozen dataclasses that the
-GUI can turn into forms without a third-party schema layer.
+Written by hand rather than with cattrs or pydantic because loading must tell two kinds of
+unknown field apart: fields of DaCapo's own configs that napari-dacapo does not use
+(``num_data_fetchers`` ...; listed in :data:`DACAPO_ONLY_FIELDS`) are reported and ignored,
+any other is refused with the closest known field (a misspelt field must not train with its
+default); and because configs stay plain frozen dataclasses that the GUI can turn into
+forms without a third-party schema layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import functools
 import logging
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Config",
     "ConfigError",
+    "DACAPO_ONLY_FIELDS",
     "option",
     "config_class",
     "replace_configs",
@@ -69,6 +73,20 @@ def option(
 
 
 _REGISTRY: dict[str, type[Config]] = {}
+
+#: Fields of DaCapo's own config classes (releases 0.2.0 to 0.3.5), by DaCapo class name,
+#: that napari-dacapo does not use. Loading data tagged with that class (or untagged data
+#: expected as the class it loads into) ignores them and lists them in ``ignored``. Every
+#: other field that a config class does not have is refused: a misspelt field would
+#: otherwise be dropped and the run trained with the field's default. DaCapo fields that we
+#: use under another name are ``field_aliases`` of the class instead.
+DACAPO_ONLY_FIELDS: dict[str, frozenset[str]] = {
+    # Number of gunpowder PreCache workers; our trainer prepares batches as ``prefetch`` says.
+    # Rejection of samples with too little ground truth; ours is ``min_masked``.
+    "GunpowderTrainerConfig": frozenset({"num_data_fetchers", "gt_min_reject"}),
+    # Kernel size of the prediction head (DaCapo 0.3.5).
+    "HotDistanceTaskConfig": frozenset({"kernel_size"}),
+}
 
 C = TypeVar("C", bound="Config")
 
@@ -317,9 +335,37 @@ def from_dict(
     """Build a config from plain data.
 
     ``__type__`` picks the class (DaCapo aliases included); without a tag, ``expected`` is
-    used. Fields the class does not know are not an error: they are listed in ``ignored``
-    (as ``path.field``) and logged, so DaCapo YAML with DaCapo-only fields still loads.
+    used. Fields of DaCapo's configs that napari-dacapo does not use
+    (:data:`DACAPO_ONLY_FIELDS`) are listed in ``ignored`` (as ``path.field``) and logged,
+    so DaCapo's YAML still loads.
+
+    Raises
+    ------
+    ConfigError
+        Naming every other field that its config class does not have, each with the
+        closest field it has, before any config is made; or naming the first other problem.
     """
+    unknown: list[str] = []
+    config = _from_dict(data, expected, ignored, _path, unknown)
+    if unknown:
+        many = len(unknown) > 1
+        raise ConfigError(
+            f"Unknown field{'s' if many else ''}: {'; '.join(unknown)}. Correct or remove "
+            f"{'them' if many else 'it'}."
+        )
+    assert config is not None
+    return config
+
+
+def _from_dict(
+    data: Mapping[str, Any],
+    expected: type[Config] | None,
+    ignored: list[str] | None,
+    path: str,
+    unknown: list[str],
+) -> Config | None:
+    """:func:`from_dict`, with the unknown fields found so far in ``unknown``: once there is
+    one, nothing more is made (None is returned), only the remaining fields checked."""
     data = dict(data)
     type_name = data.pop("__type__", None)
     if type_name is not None:
@@ -328,26 +374,34 @@ def from_dict(
         cls = expected
     else:
         raise ConfigError(
-            f"Config at '{_path or 'top level'}' has no __type__ tag; add "
+            f"Config at '{path or 'top level'}' has no __type__ tag; add "
             f"'__type__: <ConfigClassName>' to it."
         )
     if expected is not None and not issubclass(cls, expected):
         raise ConfigError(
-            f"'{_path or 'top level'}' must be a {expected.__name__}, got {cls.__name__}."
+            f"'{path or 'top level'}' must be a {expected.__name__}, got {cls.__name__}."
         )
     hints = _hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    dacapo_names = (
+        (type_name,) if type_name is not None else (cls.__name__, *cls.__dict__.get("aliases", ()))
+    )
+    dacapo_only = set().union(*(DACAPO_ONLY_FIELDS.get(n, ()) for n in dacapo_names))
     kwargs: dict[str, Any] = {}
-    here = f"{_path}." if _path else ""
+    here = f"{path}." if path else ""
     for key, value in data.items():
         key = cls.field_aliases.get(key, key)
-        if key not in known:
+        if key in known:
+            kwargs[key] = _structure(value, hints.get(key, Any), ignored, f"{here}{key}", unknown)
+        elif key in dacapo_only:
             if ignored is not None:
                 ignored.append(f"{here}{key}")
-            logger.warning("%s: ignoring field '%s' that napari-dacapo does not use",
+            logger.warning("%s: ignoring DaCapo's field '%s', which napari-dacapo does not use",
                            cls.__name__, f"{here}{key}")
-            continue
-        kwargs[key] = _structure(value, hints.get(key, Any), ignored, f"{here}{key}")
+        else:
+            unknown.append(f"{here}{key} ({_unknown_field_hint(cls, str(key), list(known))})")
+    if unknown:
+        return None
     missing = [
         name
         for name, f in known.items()
@@ -355,13 +409,22 @@ def from_dict(
     ]
     if missing:
         raise ConfigError(
-            f"{cls.__name__} at '{_path or 'top level'}' is missing required field(s): "
+            f"{cls.__name__} at '{path or 'top level'}' is missing required field(s): "
             f"{', '.join(missing)}."
         )
     return cls(**kwargs)
 
 
-def _structure(value: Any, tp: Any, ignored: list[str] | None, path: str) -> Any:
+def _unknown_field_hint(cls: type[Config], key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"{cls.__name__} has no such field; did you mean {close[0]}?"
+    return f"{cls.__name__} has no such field; its fields are {', '.join(known)}"
+
+
+def _structure(
+    value: Any, tp: Any, ignored: list[str] | None, path: str, unknown: list[str]
+) -> Any:
     if value is None:
         return None
     tp, _ = _strip_optional(tp)
@@ -369,15 +432,19 @@ def _structure(value: Any, tp: Any, ignored: list[str] | None, path: str) -> Any
     if isinstance(value, Mapping):
         target = tp if isinstance(tp, type) and issubclass(tp, Config) else None
         if target is not None or "__type__" in value:
-            return from_dict(value, target, ignored=ignored, _path=path)
+            return _from_dict(value, target, ignored, path, unknown)
         if origin in (dict, Mapping):
             _, vt = (typing.get_args(tp) + (Any, Any))[:2]
-            return {k: _structure(v, vt, ignored, f"{path}.{k}") for k, v in value.items()}
+            return {
+                k: _structure(v, vt, ignored, f"{path}.{k}", unknown) for k, v in value.items()
+            }
         return dict(value)
     if isinstance(value, (list, tuple)) and origin in (list, tuple, Sequence):
         args = typing.get_args(tp)
         inner = args[0] if args else Any
-        return [_structure(v, inner, ignored, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [
+            _structure(v, inner, ignored, f"{path}[{i}]", unknown) for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -432,7 +499,8 @@ def load_config(
 ) -> C:
     """Read a config YAML written by :func:`save_config` or by DaCapo's file config store.
 
-    Fields that only DaCapo knows are accepted, logged and listed in ``ignored``.
+    Fields of DaCapo's configs that napari-dacapo does not use are accepted, logged and
+    listed in ``ignored``; other unknown fields are refused (see :func:`from_dict`).
     """
     import yaml
 

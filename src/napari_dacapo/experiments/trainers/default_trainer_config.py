@@ -41,8 +41,8 @@ class DefaultTrainerConfig(TrainerConfig):
     )
     snapshot_interval: int | None = option(
         None,
-        help="Keep (and store) raw, labels, target, weight and prediction of one sample every "
-        "this many iterations; empty for no snapshots.",
+        help="Keep (and store) raw, labels, mask, target, weight and prediction of one sample "
+        "every this many iterations; empty for no snapshots.",
         min=1,
     )
     min_masked: float = option(
