@@ -117,6 +117,27 @@ def test_settings_yaml_round_trip_and_full_run_configs(tmp_path):
         load_settings(tmp_path / "bad.yaml")
 
 
+def test_settings_with_a_misspelt_field_are_refused_not_trained_with_defaults(tmp_path):
+    """A settings file has no datasplit, so it is read part by part: a misspelt run field
+    was dropped there (and the run trained with its default), and a part's error did not
+    say which part."""
+    config = tiny_config(2)
+    settings = {"task_config": config.task_config,
+                "architecture_config": config.architecture_config,
+                "trainer_config": config.trainer_config, "name": "saved",
+                "num_iterations": 40, "validation_interval": 20}
+    path = save_settings(tmp_path / "settings.yaml", settings)
+    text = path.read_text()
+    path.write_text(text.replace("validation_interval:", "validation_intervall:"))
+    with pytest.raises(ConfigError, match=r"validation_intervall \(RunConfig has no such "
+                       r"field; did you mean validation_interval\?\)"):
+        load_settings(path)
+    path.write_text(text.replace("batch_size:", "batch_sise:"))
+    with pytest.raises(ConfigError, match=r"trainer_config\.batch_sise .*did you mean "
+                       r"batch_size\?"):
+        load_settings(path)
+
+
 def test_settings_panel_presets_files_and_images(make_napari_viewer, tmp_path):
     from napari_dacapo.gui.settings_panel import SettingsPanel
     from napari_dacapo.store.file_store import FileStore

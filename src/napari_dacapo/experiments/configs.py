@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DACAPO_ONLY_FIELDS",
+    "unknown_field_hint",
     "option",
     "config_class",
     "replace_configs",
@@ -399,7 +400,7 @@ def _from_dict(
             logger.warning("%s: ignoring DaCapo's field '%s', which napari-dacapo does not use",
                            cls.__name__, f"{here}{key}")
         else:
-            unknown.append(f"{here}{key} ({_unknown_field_hint(cls, str(key), list(known))})")
+            unknown.append(f"{here}{key} ({unknown_field_hint(cls, str(key), list(known))})")
     if unknown:
         return None
     missing = [
@@ -415,7 +416,8 @@ def _from_dict(
     return cls(**kwargs)
 
 
-def _unknown_field_hint(cls: type[Config], key: str, known: list[str]) -> str:
+def unknown_field_hint(cls: type[Config], key: str, known: list[str]) -> str:
+    """Why ``key`` is refused for ``cls`` (whose fields are ``known``), with the closest."""
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"{cls.__name__} has no such field; did you mean {close[0]}?"

@@ -7,6 +7,7 @@ run configs (napari-dacapo's or DaCapo's own YAML), whose data are then ignored.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from napari_dacapo.experiments.configs import (
     load_config,
     scale_world_lengths,
     to_dict,
+    unknown_field_hint,
 )
+from napari_dacapo.experiments.run_config import RunConfig
 from napari_dacapo.experiments.starts.start_config import StartConfig
 from napari_dacapo.experiments.tasks.task_config import TaskConfig
 from napari_dacapo.experiments.trainers.trainer_config import TrainerConfig
@@ -66,10 +69,18 @@ def load_settings(path: str | Path) -> dict[str, Any]:
             raise error from None
         if not isinstance(data, dict) or not set(PARTS) <= set(data):
             raise error from None
-        settings = {key: from_dict(data[key], cls) for key, cls in PARTS.items()}
+        # A misspelt run field is refused here too, as load_config refuses it: dropped, the
+        # run would train with its default.
+        known = [f.name for f in dataclasses.fields(RunConfig)]
+        unknown = [f"{key} ({unknown_field_hint(RunConfig, key, known)})" for key in data
+                   if key != "__type__" and RunConfig.field_aliases.get(key, key) not in known]
+        if unknown:
+            raise ConfigError(f"Unknown field(s) in {path}: {'; '.join(unknown)}. Correct or "
+                              f"remove them.")
+        settings = {key: from_dict(data[key], cls, _path=key) for key, cls in PARTS.items()}
         for key in RUN_FIELDS:
             if isinstance(data.get(key), dict):
-                settings[key] = from_dict(data[key], StartConfig)
+                settings[key] = from_dict(data[key], StartConfig, _path=key)
             elif key in data:
                 settings[key] = data[key]
         return settings
