@@ -171,6 +171,12 @@ def test_dacapo_fields_are_ignored_only_in_the_dacapo_class_that_has_them():
         from_dict({"__type__": "DefaultTrainerConfig", **dacapo})
 
 
+def test_dacapo_02_names_of_fields_load_as_ours():
+    task = from_dict({"__type__": "AffinitiesTaskConfig", "name": "a", "lsds": True,
+                      "neighborhood": [[1, 0], [0, 1]], "num_voxels": 20})
+    assert task.num_lsd_voxels == 20
+
+
 def test_dacapo_only_fields_name_dacapo_classes_and_fields_we_lack():
     for dacapo_name, names in DACAPO_ONLY_FIELDS.items():
         cls = config_class(dacapo_name)

@@ -26,6 +26,8 @@ class AffinitiesTaskConfig(TaskConfig):
     """
 
     task_type: ClassVar[type[Task]] = AffinitiesTask
+    # DaCapo 0.2's name of num_lsd_voxels.
+    field_aliases: ClassVar[dict[str, str]] = {"num_voxels": "num_lsd_voxels"}
 
     neighborhood: list[Coordinate] = option(
         help="Offsets (in voxels, one entry per spatial axis) to predict affinities for; "
