@@ -81,7 +81,10 @@ def test_follows_a_run_training_in_another_process(make_napari_viewer, qtbot, tm
         widget.timer.setInterval(100)
         qtbot.waitUntil(lambda: widget.table.rowCount() == 1, timeout=20_000)
         select(widget, qtbot)
-        assert widget.selected.done == 0 and widget.continue_button.isEnabled()
+        assert widget.selected.done == 0 and not widget.finetune_button.isEnabled()
+        # Made from a config file, as on a cluster: continued with the CLI only.
+        assert not widget.continue_button.isEnabled()
+        assert "napari-dacapo train --run tiny_2d" in widget.continue_button.toolTip()
         with open(tmp_path / "train.log", "w") as log:
             trainer = subprocess.Popen(
                 [sys.executable, "-m", "napari_dacapo.cli", "train", "--run", "tiny_2d",
@@ -107,7 +110,10 @@ def test_follows_a_run_training_in_another_process(make_napari_viewer, qtbot, tm
         qtbot.waitUntil(lambda: widget.snapshot == latest_snapshot(store, "tiny_2d"),
                         timeout=20_000)
         written = listing(root)
-        assert widget.continue_button.isEnabled() and widget.finetune_button.isEnabled()
+        assert widget.finetune_button.isEnabled() and not widget.continue_button.isEnabled()
+        assert widget.continue_button.toolTip().startswith(
+            "Run 'tiny_2d' was made from a config file, not from napari layers: train it "
+            f"further with 'napari-dacapo train --run tiny_2d --store {root} --iterations N'.")
         widget.plots.redraw()
         xs, _ = widget.plots.loss_curve.getData()
         np.testing.assert_array_equal(xs, np.arange(60))
@@ -156,7 +162,7 @@ def test_continue_is_off_while_another_process_trains_the_run(make_napari_viewer
         holder.kill()
         holder.wait()
         holder.stdout.close()
-    qtbot.waitUntil(widget.continue_button.isEnabled, timeout=10_000)  # the lock died with it
+    qtbot.waitUntil(widget.finetune_button.isEnabled, timeout=10_000)  # the lock died with it
     assert widget.selected.trainer is None
 
 
@@ -183,6 +189,37 @@ def test_another_store_folder_is_listed_and_only_followed(make_napari_viewer, qt
         assert widget.open_button.isEnabled()
         assert "Iteration 6 of 6 (not training)" in widget.follow_label.text()
     assert changes == [] and listing(other) == before
+
+
+def test_listing_the_runs_again_reads_only_those_that_changed(trained_store, monkeypatch):
+    """What the browser's timer does every few seconds: list the store folder, and read
+    only the runs that appeared or whose files changed (not the one it follows)."""
+    from napari_dacapo.gui import run_info
+    from napari_dacapo.gui.run_info import read_runs
+
+    config = trained_store.retrieve_run_config("tiny_2d")
+    for i in range(19):
+        trained_store.store_run_config(config.replace(name=f"run_{i:02}"))
+    reads = []
+    read_run_info = run_info.read_run_info
+    monkeypatch.setattr(run_info, "read_run_info",
+                        lambda store, name, **kw: reads.append(name) or read_run_info(
+                            store, name, **kw))
+    first = read_runs(trained_store)
+    assert len(first.names) == len(first.runs) == len(reads) == 20
+
+    reads.clear()
+    again = read_runs(trained_store, first.stamps)
+    assert again.names == first.names and again.stamps == first.stamps
+    assert reads == [] and again.runs == {}
+
+    stats = trained_store.retrieve_training_stats("tiny_2d")
+    trained_store.store_training_stats("run_03", stats)  # trained elsewhere meanwhile
+    (trained_store.run_dir("run_05") / "config.yaml").write_text("name: run_05\n")  # damaged
+    later = read_runs(trained_store, again.stamps, skip="tiny_2d")
+    assert reads == ["run_03", "run_05"] and "tiny_2d" not in later.stamps
+    assert later.runs["run_03"].done == 6 and later.runs["run_05"].startswith("unreadable: ")
+    assert later.names == first.names
 
 
 def test_the_write_audit_sees_writes(tmp_path):

@@ -33,8 +33,22 @@ def row_texts(widget, row=0):
     return [widget.table.item(row, c).text() for c in range(widget.table.columnCount())]
 
 
-def test_lists_runs_and_plots_the_selected_one(browser, qtbot):
+def as_made_from_layers(store, name="tiny_2d"):
+    """Store run ``name`` again as if the training panel had made it from layers: only
+    such a run is continued in the panel (``tiny_2d`` is made from a config, as by
+    ``napari-dacapo train run.yaml``)."""
+    from napari_dacapo.gui.data_panel import LAYERS_DATASPLIT
+    from napari_dacapo.store.file_store import CONFIG_FILE
+
+    config = store.retrieve_run_config(name)
+    (store.run_dir(name) / CONFIG_FILE).unlink()
+    store.store_run_config(config.replace(
+        datasplit_config=config.datasplit_config.replace(name=LAYERS_DATASPLIT)))
+
+
+def test_lists_runs_and_plots_the_selected_one(browser, qtbot, trained_store):
     viewer, widget = browser
+    as_made_from_layers(trained_store)
     name, iterations, best = row_texts(widget)
     assert (name, iterations) == ("tiny_2d", "6/6")
     assert best.startswith("blob__dice ") and best.endswith("@ 3")
@@ -103,8 +117,10 @@ class FakePanel:
         self.calls.append(("set_config", config))
 
 
-def test_continue_and_fine_tune_fill_the_training_panel(browser, qtbot, monkeypatch):
+def test_continue_and_fine_tune_fill_the_training_panel(browser, qtbot, monkeypatch,
+                                                        trained_store):
     viewer, widget = browser
+    as_made_from_layers(trained_store)
     panel = FakePanel()
     monkeypatch.setattr(runs_widget, "training_panel", lambda v: panel)
     select(widget, qtbot)
@@ -123,6 +139,37 @@ def test_continue_and_fine_tune_fill_the_training_panel(browser, qtbot, monkeypa
     assert config.architecture_config == stored.architecture_config
 
 
+def test_a_run_made_from_a_config_file_is_continued_with_the_cli_and_fine_tuned_here(
+    browser, qtbot, trained_store
+):
+    """``tiny_2d`` was made from a config (as by ``napari-dacapo train run.yaml``): the
+    panel cannot make its datasplit again from layers, so Continue is off from the start
+    and names the command that continues it; Fine-tune makes a new run on the layers of
+    its data, which the panel trains."""
+    from napari_dacapo.gui.data_panel import made_from_layers
+
+    viewer, widget = browser
+    select(widget, qtbot)
+    assert not made_from_layers(widget.selected.config)
+    assert not widget.continue_button.isEnabled()
+    assert widget.continue_button.toolTip() == (
+        f"Run 'tiny_2d' was made from a config file, not from napari layers: train it further "
+        f"with 'napari-dacapo train --run tiny_2d --store {trained_store.root} --iterations "
+        f"N'. Fine-tune trains a new run from its weights here.")
+    widget.continue_run()  # refused when called directly too: no panel docked
+    assert runs_widget.docked_training_panel(viewer) is None
+
+    assert widget.finetune_button.isEnabled()
+    widget.finetune_button.click()
+    panel = runs_widget.docked_training_panel(viewer)
+    assert panel.data.raw.value is not None  # the data of tiny_2d, opened as layers
+    qtbot.waitUntil(lambda: panel._config is not None and panel.state.reason_disabled == "",
+                    timeout=20_000)
+    assert panel.train_button.isEnabled()
+    assert panel._config.name == "tiny_2d_finetune" and made_from_layers(panel._config)
+    assert panel._config.start_config.run == "tiny_2d"
+
+
 def test_empty_store(make_napari_viewer, qtbot, tmp_path):
     from napari_dacapo.store.file_store import FileStore
 
@@ -131,10 +178,11 @@ def test_empty_store(make_napari_viewer, qtbot, tmp_path):
     assert widget.table.rowCount() == 0 and not widget.open_button.isEnabled()
 
 
-def test_continue_docks_the_training_panel_once(browser, qtbot, monkeypatch):
+def test_continue_docks_the_training_panel_once(browser, qtbot, monkeypatch, trained_store):
     from napari_dacapo.gui.train_widget import TrainWidget
 
     viewer, widget = browser
+    as_made_from_layers(trained_store)
     calls = []  # the panel's own tests cover what load_run does with the run
     monkeypatch.setattr(TrainWidget, "load_run", lambda panel, name: calls.append((panel, name)))
     select(widget, qtbot)
@@ -161,6 +209,15 @@ def test_an_unreadable_run_is_listed_with_its_problem(browser, qtbot, trained_st
     assert not widget.open_button.isEnabled()
     assert widget.open_button.toolTip().startswith("Run 'broken' is unreadable: ")
     assert row_texts(widget, 1)[:2] == ["tiny_2d", "6/6"]  # the others still show
+
+    # Written whole meanwhile (e.g. listed while its trainer wrote it): read while followed.
+    widget.timer.setInterval(50)
+    (broken / "config.yaml").unlink()
+    trained_store.store_run_config(trained_store.retrieve_run_config("tiny_2d").replace(
+        name="broken"))
+    qtbot.waitUntil(lambda: widget.selected is not None, timeout=10_000)
+    assert widget.selected.name == "broken" and row_texts(widget, 0)[1] == "0/6"
+    assert widget.open_button.isEnabled()
 
 
 def test_a_loaded_runs_data_is_never_written_by_outputs_nor_replaced_by_them(
@@ -366,11 +423,46 @@ def test_a_followed_run_deleted_meanwhile_is_dropped_once(browser, qtbot, traine
     widget.status.setText("")
     shutil.rmtree(trained_store.run_dir("tiny_2d"))
     qtbot.waitUntil(lambda: widget.table.rowCount() == 0, timeout=20_000)
-    qtbot.wait(300)  # more ticks: nothing left to poll
-    assert widget.selected is None and not widget.workers
+    qtbot.wait(300)  # more ticks: they list the store, nothing left to poll
+    qtbot.waitUntil(lambda: not widget.workers, timeout=5_000)
+    assert widget.selected is None
     assert widget.status.text() == f"Run 'tiny_2d' is no longer in {trained_store.root}."
     assert "Reading failed" not in widget.status.text()
     assert not widget.open_button.isEnabled()
+
+
+def test_following_lists_runs_that_appear_or_go_and_the_progress_of_the_others(
+    browser, qtbot, trained_store
+):
+    """Another process starts a run in the store folder, trains it and deletes it: the
+    table follows without Refresh, and the selected run stays selected (not read again)."""
+    import shutil
+
+    viewer, widget = browser
+    select(widget, qtbot)
+    selected = widget.selected
+    widget.timer.setInterval(50)
+    selections = []
+    widget.table.itemSelectionChanged.connect(lambda: selections.append(1))
+
+    config = trained_store.retrieve_run_config("tiny_2d")
+    trained_store.store_run_config(config.replace(name="another"))  # listed before tiny_2d
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 2, timeout=10_000)
+    assert row_texts(widget, 0)[:2] == ["another", "0/6"]
+    assert widget.selected_name() == "tiny_2d" and widget.selected is selected
+
+    stats = trained_store.retrieve_training_stats("tiny_2d")
+    stats.iteration_stats[:] = stats.iteration_stats[:3]
+    trained_store.store_training_stats("another", stats)
+    qtbot.waitUntil(lambda: row_texts(widget, 0)[1].startswith("3/6"), timeout=10_000)
+    assert widget.selected_name() == "tiny_2d" and widget.selected is selected
+
+    shutil.rmtree(trained_store.run_dir("another"))
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 1, timeout=10_000)
+    assert row_texts(widget)[:2] == ["tiny_2d", "6/6"]
+    assert widget.selected_name() == "tiny_2d" and widget.selected is selected
+    assert selections == [] and widget.status.text() == ""
+    assert widget.continue_button.toolTip().startswith("Run 'tiny_2d' was made from a config")
 
 
 def test_a_selected_run_deleted_meanwhile_leaves_no_other_run_selected(browser, qtbot,
@@ -408,6 +500,7 @@ def test_continue_of_a_run_whose_data_moved_loads_its_settings_and_says_why(
 
     viewer, widget = browser
     trained_store.store_run_config(tiny_config(2, name="moved"))  # its data in its folder
+    as_made_from_layers(trained_store, "moved")
     shutil.rmtree(trained_store.run_dir("moved") / "data")
     widget.refresh()
     qtbot.waitUntil(lambda: widget.table.rowCount() == 2, timeout=20_000)
@@ -473,6 +566,8 @@ def test_a_run_that_cannot_resume_is_not_offered_to_continue(browser, qtbot, tra
     assert row_texts(widget)[1] == "6/6 (no checkpoint)"
     assert not widget.continue_button.isEnabled()
     assert "no checkpoint left" in widget.continue_button.toolTip()
+    # Made from a config file: the way to continue it is said too, not Fine-tune.
+    assert widget.continue_button.toolTip().endswith("--iterations N'.")
     assert widget.finetune_button.toolTip() == (
         "Run 'tiny_2d' has no checkpoint to start from (pruned or deleted).")
 
@@ -482,6 +577,7 @@ def test_a_checkpoint_cut_short_in_place_is_noticed_while_following(browser, qtb
     import os
 
     viewer, widget = browser
+    as_made_from_layers(trained_store)
     select(widget, qtbot)
     widget.follow_check.setChecked(True)
     assert widget.continue_button.isEnabled()
@@ -500,7 +596,7 @@ def test_a_failed_read_is_said_in_the_status_not_raised(make_napari_viewer, qtbo
 
     from napari_dacapo.store.file_store import FileStore
 
-    def broken(store):
+    def broken(store, *_):
         raise PermissionError(f"cannot list {store.root}")
 
     monkeypatch.setattr(runs_widget, "read_runs", broken)

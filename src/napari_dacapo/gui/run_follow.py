@@ -22,8 +22,8 @@ from napari_dacapo.store.file_store import ROOT_ENV, FileStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FollowUpdate", "SnapshotKey", "follow_text", "latest_snapshot", "not_ours",
-           "poll_run"]
+__all__ = ["FollowUpdate", "SnapshotKey", "follow_text", "latest_snapshot", "made_from_file",
+           "not_ours", "poll_run"]
 
 #: The latest snapshot of a run: its iteration and the names of the arrays written so far.
 SnapshotKey = tuple[int, tuple[str, ...]]
@@ -126,6 +126,16 @@ def not_ours(info: RunInfo, store_root: Path, training_root: Path) -> str:
                 f"train --run {info.name} --store {store_root}), or start napari with "
                 f"{ROOT_ENV} set to that folder.")
     return ""
+
+
+def made_from_file(info: RunInfo, store_root: Path, fine_tune: bool) -> str:
+    """Why the training panel cannot continue run ``info`` of the store at ``store_root``,
+    made from a config file (its datasplit cannot be made again from layers), and how to
+    continue it instead; ``fine_tune``: whether Fine-tune is offered for it."""
+    also = " Fine-tune trains a new run from its weights here." if fine_tune else ""
+    return (f"Run '{info.name}' was made from a config file, not from napari layers: train "
+            f"it further with 'napari-dacapo train --run {info.name} --store {store_root} "
+            f"--iterations N'.{also}")
 
 
 def _snapshot_layers(store: FileStore, name: str) -> list[tuple[Any, dict[str, Any], str]]:

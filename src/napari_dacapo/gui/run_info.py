@@ -16,6 +16,7 @@ import numpy as np
 from napari_dacapo.store.file_store import (
     BEST_FILE,
     CHECKPOINTS_DIR,
+    CONFIG_FILE,
     TRAINING_STATS_FILE,
     VALIDATION_SCORES_FILE,
     FileStore,
@@ -180,16 +181,56 @@ def read_run_info(store: FileStore, name: str, curves: bool = False) -> RunInfo:
     return dataclasses.replace(info, loss=loss, scores=scores, note=note)
 
 
-def read_runs(store: FileStore) -> dict[str, RunInfo | str]:
-    """Every stored run's :class:`RunInfo` (without curves), or why it cannot be read: a
-    damaged run folder must not hide the others."""
+@dataclass(frozen=True)
+class RunsRead:
+    """What :func:`read_runs` found.
+
+    Attributes
+    ----------
+    names
+        Every run stored now, sorted.
+    stamps
+        ``{name: stamp}`` of the runs it looked at (see :func:`listing_stamp`).
+    runs
+        The runs read (their stamp was not the one given), each a :class:`RunInfo`
+        without curves, or why it cannot be read.
+    """
+
+    names: list[str]
+    stamps: dict[str, tuple[Any, ...]]
+    runs: dict[str, RunInfo | str]
+
+
+def listing_stamp(store: FileStore, name: str) -> tuple[Any, ...]:
+    """:func:`run_stamp`, after the modification time of the run's config (a run listed
+    while its config is being written reads as unreadable until it is written)."""
+    return (_mtime(store.run_dir(name) / CONFIG_FILE), *run_stamp(store, name))
+
+
+def read_runs(
+    store: FileStore, stamps: dict[str, tuple[Any, ...]] | None = None, skip: str | None = None
+) -> RunsRead:
+    """List the stored runs and read those whose stamp is not in ``stamps`` (all of them
+    by default), except ``skip``, whose stamp is not taken either (it is read elsewhere).
+    Looking at unchanged runs costs a few file stats each; a damaged run folder must not
+    hide the others."""
+    names = store.list_runs()
+    found: dict[str, tuple[Any, ...]] = {}
     runs: dict[str, RunInfo | str] = {}
-    for name in store.list_runs():
+    for name in names:
+        if name == skip:
+            continue
+        try:
+            found[name] = listing_stamp(store, name)
+        except (StoreError, OSError):
+            found[name] = ()  # read below, which says why
+        if stamps is not None and name in stamps and stamps[name] == found[name]:
+            continue
         try:
             runs[name] = read_run_info(store, name)
         except (StoreError, ValueError, OSError) as e:
             runs[name] = f"unreadable: {e}"
-    return runs
+    return RunsRead(names, found, runs)
 
 
 def read_if_changed(

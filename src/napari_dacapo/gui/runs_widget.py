@@ -1,11 +1,12 @@
 """The runs browser: the runs of a store folder (e.g. a cluster's shared one), their loss
 and validation curves, and what to do next (continue, fine-tune, open outputs as layers).
 
-Every read runs in a worker; a timer re-reads the selected run every few seconds (when its
-files or its trainer changed) and shows the latest snapshot of a run that trains, so a run
-training in another process can be followed (:mod:`.run_follow`). Nothing here writes to
-a store; a run another process trains, or of another store than the training panel's,
-cannot be continued from here.
+Every read runs in a worker; every few seconds a timer lists the store folder (runs that
+appeared or went, and the progress of the runs whose files or trainer changed) and
+re-reads the selected run, showing the latest snapshot of a run that trains, so runs
+training in other processes can be followed (:mod:`.run_follow`). Nothing here writes to
+a store; a run another process trains, of another store than the training panel's, or
+made from a config file (not from layers) cannot be continued from here.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_dacapo.gui.data_panel import made_from_layers
 from napari_dacapo.gui.layers import show
 from napari_dacapo.gui.plots import TrainingPlots
 from napari_dacapo.gui.run_follow import (
     FollowUpdate,
     SnapshotKey,
     follow_text,
+    made_from_file,
     not_ours,
     poll_run,
 )
-from napari_dacapo.gui.run_info import RunInfo, fine_tune_config, read_runs
+from napari_dacapo.gui.run_info import RunInfo, RunsRead, fine_tune_config, read_runs
 from napari_dacapo.store.file_store import FileStore
 
 if TYPE_CHECKING:
@@ -81,7 +84,7 @@ class RunsWidget(QWidget):
         folder field opens another one.
     """
 
-    #: How often a followed run's files are checked, in milliseconds.
+    #: How often the store folder and the followed run are checked, in milliseconds.
     FOLLOW_MS = 3000
     #: How long the store folder's text must stay unchanged before it is opened.
     TYPING_MS = 500
@@ -91,6 +94,7 @@ class RunsWidget(QWidget):
         self.viewer = viewer
         self.store = store or FileStore()
         self.runs: dict[str, RunInfo | str] = {}
+        self.stamps: dict[str, tuple[Any, ...]] = {}  # per run, as last listed
         self.selected: RunInfo | None = None
         self.snapshot: SnapshotKey | None = None  # the latest snapshot of the selected run
         self.workers: set[Any] = set()
@@ -109,11 +113,13 @@ class RunsWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.refresh_button = QPushButton("Refresh")
-        self.follow_check = QCheckBox("Follow the selected run")
+        self.follow_check = QCheckBox("Follow the runs")
         self.follow_check.setChecked(True)
-        self.follow_check.setToolTip("Re-read its curves and best checkpoint every few "
-                                     "seconds and, while it trains (e.g. in another process),"
-                                     " show its latest snapshot as layers")
+        self.follow_check.setToolTip("Every few seconds, list runs that appeared or went and "
+                                     "update the progress of the others; re-read the selected"
+                                     " run's curves and best checkpoint and, while it trains "
+                                     "(e.g. in another process), show its latest snapshot as "
+                                     "layers")
         self.follow_label = QLabel()
         self.follow_label.setWordWrap(True)
         self.plots = TrainingPlots()
@@ -174,7 +180,7 @@ class RunsWidget(QWidget):
         self.store = store
         if Path(self.store_edit.value) != store.root:
             self.store_edit.value = store.root
-        self.runs, self.selected, self.snapshot = {}, None, None
+        self.runs, self.stamps, self.selected, self.snapshot = {}, {}, None, None
         self.table.setRowCount(0)
         self.follow_label.clear()
         self.plots.reset()
@@ -188,32 +194,73 @@ class RunsWidget(QWidget):
             self.set_store(FileStore(self.store_edit.value))
 
     def refresh(self) -> None:
-        """Re-list the stored runs (in a worker)."""
+        """Re-list the stored runs and re-read them all (in a worker)."""
         self.status.setText(f"Reading runs in {self.store.root}…")
+        self._list(None)
+
+    def _list(self, stamps: dict[str, tuple[Any, ...]] | None) -> None:
+        """List the runs, reading those whose stamp is not in ``stamps`` (None: all), but
+        the selected run, which :meth:`_poll` reads."""
         store = self.store
-        self._read(read_runs, store, done=lambda runs: self._on_runs_read(store, runs),
+        skip = None if stamps is None or self.selected is None else self.selected.name
+        self._read(read_runs, store, stamps, skip,
+                   done=lambda read: self._on_runs_read(store, read, full=stamps is None),
                    what=f"the runs in {store.root}")
 
-    def _on_runs_read(self, store: FileStore, runs: dict[str, RunInfo | str]) -> None:
+    def _on_runs_read(self, store: FileStore, read: RunsRead, full: bool) -> None:
         if store is not self.store:
             return  # another store was opened meanwhile
         current = self.selected_name()
-        if current is not None and current not in runs and not self._gone:
+        gone = current is not None and current not in read.names
+        if gone and not self._gone:
             self._gone = f"Run '{current}' is no longer in {self.store.root}."
-        self.runs = runs
-        self.table.setRowCount(len(runs))
-        # Rows are refilled in place, and removing a selected last row selects the row
-        # above: a selection left would name another run, so it is made again below.
-        self.table.setCurrentCell(-1, -1)
-        self.table.clearSelection()
-        for row, name in enumerate(runs):
-            self._fill_row(row, runs[name])
-        self.status.setText(self._gone or ("" if runs else
-                                           f"No runs stored in {self.store.root} yet."))
+        previous = {} if full else self.runs
+        runs = {n: read.runs[n] if n in read.runs else previous[n]
+                for n in read.names if n in read.runs or n in previous}
+        # A run not read now (the selected one) keeps its stamp: read again once it changed.
+        stamps = {n: read.stamps.get(n, self.stamps.get(n)) for n in runs}
+        self.stamps = {n: stamp for n, stamp in stamps.items() if stamp is not None}
+        listed, self.runs = list(self.runs) != list(runs), runs
+        if full or listed:
+            self._fill_table(current, quiet=not full)
+        else:
+            for name in read.runs:  # progress of the other runs, selection kept
+                self._fill_row(list(runs).index(name), runs[name])
+        empty = f"No runs stored in {self.store.root} yet."
+        text = self.status.text()
+        # Said once: a later listing replaces only what a listing said.
+        if full or self._gone or (listed and (not runs or text == empty)) or text.startswith(
+                f"Cannot read the runs in {self.store.root}"):
+            self.status.setText(self._gone or ("" if runs else empty))
         self._gone = ""
-        if current in runs:
-            self.table.selectRow(list(runs).index(current))
+        if gone:
+            self.plots.reset()
+        name = self.selected_name()
+        if not full and name is not None:  # (a full listing selects it again: read then)
+            if self.selected is not None:
+                self._poll(name, self.selected.stamp, first=False)
+            elif name in read.runs:
+                self._on_table_selection_changed()  # it was unreadable
         self._refresh_enabled()
+
+    def _fill_table(self, current: str | None, quiet: bool) -> None:
+        """Fill the table with :attr:`runs`, ``current`` selected if still listed; when
+        ``quiet``, a run kept selected is not read again from scratch."""
+        self.table.blockSignals(quiet)
+        try:
+            self.table.setRowCount(len(self.runs))
+            # Rows are refilled in place, and removing a selected last row selects the row
+            # above: a selection left would name another run, so it is made again below.
+            self.table.setCurrentCell(-1, -1)
+            self.table.clearSelection()
+            for row, name in enumerate(self.runs):
+                self._fill_row(row, self.runs[name])
+            if current in self.runs:
+                self.table.selectRow(list(self.runs).index(current))
+        finally:
+            self.table.blockSignals(False)
+        if quiet and current is not None and current not in self.runs:
+            self._on_table_selection_changed()  # it went
 
     def _fill_row(self, row: int, info: RunInfo | str) -> None:
         name = info.name if isinstance(info, RunInfo) else list(self.runs)[row]
@@ -239,16 +286,8 @@ class RunsWidget(QWidget):
 
     def _on_timer_timeout(self) -> None:
         # One read at a time: a slow disk must not pile up workers.
-        if self.selected is None or self.workers:
-            return
-        name = self.selected.name
-        if not self.store.has_run(name):  # deleted: say so once, not at every poll
-            self._gone = f"Run '{name}' is no longer in {self.store.root}."
-            self.table.clearSelection()
-            self.plots.reset()
-            self.refresh()
-            return
-        self._poll(name, self.selected.stamp, first=False)
+        if not self.workers:
+            self._list(dict(self.stamps))
 
     def _poll(self, name: str, stamp: tuple[Any, ...], first: bool) -> None:
         """Read what changed in run ``name`` since ``stamp`` (in a worker)."""
@@ -296,7 +335,9 @@ class RunsWidget(QWidget):
         finetune = reason or ("" if info.checkpoints else
                               f"Run '{name}' has no checkpoint to start from "
                               f"{'(pruned or deleted)' if info.done else 'yet'}.")
-        resume = reason or info.resume_problem
+        resume = reason or " ".join(filter(None, (
+            info.resume_problem, "" if made_from_layers(info.config) else
+            made_from_file(info, self.store.root, fine_tune=not finetune))))
         for button, why, tip in (
             (self.continue_button, resume, "Train this run further in the training panel"),
             (self.finetune_button, finetune,
@@ -341,4 +382,3 @@ class RunsWidget(QWidget):
         for data, meta, kind in layers:
             meta = dict(meta)
             show(self.viewer, meta.pop("name"), data, kind, **meta)
-
