@@ -63,7 +63,7 @@ def test_example_runs_and_continue(tmp_path):
     assert "from iteration 2 to 3" in result.output
 
     result = runner.invoke(main, ["train", "--run", "nope", "--store", store])
-    assert result.exit_code != 0 and "no stored run 'nope'" in result.output
+    assert result.exit_code != 0 and "No run named 'nope' in the store" in result.output
 
 
 def test_dacapo_run_yaml_loads_reports_extras_and_trains(tmp_path):
@@ -338,3 +338,263 @@ def test_export_of_a_cut_short_checkpoint_says_so_first(tmp_path):
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Warning: No criterion given"), result.output
+
+
+# -- stopping, finished runs, messages ---------------------------------------------------------
+
+
+def test_sigterm_stops_training_after_an_iteration_with_a_checkpoint_and_exit_143(tmp_path):
+    """Batch systems (SLURM, LSF) end a job at its time limit with SIGTERM, sent to all its
+    processes (a forked batch worker too, which the trainer stops): training stops like
+    with Ctrl-C, and the exit code tells a job script that the run did not finish."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    # The example's data are in memory, so its batch worker (one torch thread leaves a
+    # core for it) is forked from the trainer, with the trainer's signal handlers.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_dacapo.cli", "example", "--iterations", "100000",
+         "--name", "ex", "--store", str(store.root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    errors: list[str] = []  # the progress bar, read as it comes
+    reader = threading.Thread(target=lambda: errors.extend(iter(
+        lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
+    try:
+        assert process.stdout.readline().startswith("Training 'ex' on cpu"), "".join(errors)
+        deadline = time.monotonic() + 60
+        while not re.search(r"\| [1-9]\d*/100000", "".join(errors)):  # an iteration is done
+            assert process.poll() is None and time.monotonic() < deadline, "".join(errors)
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)  # every process of the job, as SLURM does
+        output = process.stdout.read()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        reader.join(timeout=10)
+    errors_text = "".join(errors)
+    assert process.returncode == 128 + signal.SIGTERM, output + errors_text
+    assert errors_text.count("SIGTERM received: stopping after this iteration") == 1
+    stopped = store.latest_iteration("ex")
+    assert stopped and f"checkpoint saved at iteration {stopped}\n" in output
+    assert output.endswith(
+        f"Run 'ex' stopped at iteration {stopped} of 100000 (SIGTERM); stored in "
+        f"{store.run_dir('ex')}. To continue it, run: napari-dacapo train --run ex "
+        f"--store {store.root}\n"), output
+    assert "Run 'ex' stored in" not in output  # as a finished run says
+
+
+@pytest.mark.parametrize("number", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_stop_signal_exits_with_128_plus_its_number_and_a_second_aborts(
+    tmp_path, monkeypatch, number, twice
+):
+    """A stopped run is no finished run to a job script; a user who insists is obeyed at
+    once, told how to continue from the latest checkpoint."""
+    import signal
+
+    from conftest import tiny_config
+
+    from napari_dacapo import cli, train
+    from napari_dacapo.store.file_store import FileStore
+
+    number = getattr(signal, number)
+
+    def stopped_by_signals(run, store, stop, device, validate):
+        yield train.RunStarted(run.name, 0, 6, "cpu")
+        # Without a handler SIGTERM would end pytest itself.
+        assert signal.getsignal(number) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        signal.raise_signal(number)
+        assert stop.is_set()
+        yield train.IterationDone(0, 0.5, 0.1, 1.0)
+        if twice:
+            signal.raise_signal(number)
+            pytest.fail("a second signal must abort at once")
+        yield train.CheckpointSaved(1)
+        yield train.RunStopped(1)
+
+    monkeypatch.setattr(train, "train_run", stopped_by_signals)
+    monkeypatch.setattr(cli, "_SAME_SIGTERM_S", 0.0)  # the second comes at once here
+    store = FileStore(tmp_path / "runs")
+    store.store_run_config(tiny_config(2, name="tiny"))
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+    result = CliRunner().invoke(main, ["train", "--run", "tiny", "--store", str(store.root)])
+    assert result.exit_code == 128 + number, result.output
+    name = "Ctrl-C" if number == signal.SIGINT else "SIGTERM"
+    command = f"napari-dacapo train --run tiny --store {store.root}"
+    if twice:
+        assert f"Aborted by a second signal ({name}). To train the run on from iteration 0, " \
+               f"run: {command}\n" in result.output
+    else:
+        assert (f"\nRun 'tiny' stopped at iteration 1 of 6 ({name}); stored in "
+                f"{store.run_dir('tiny')}. To continue it, run: {command}\n") in result.output
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers
+
+
+def test_a_sigterm_that_arrives_twice_at_once_stops_the_run_once(tmp_path, monkeypatch):
+    """SLURM signals every process of a job and srun forwards what it gets: one time limit
+    must not abort the run it asks to stop."""
+    import signal
+
+    from conftest import tiny_config
+
+    from napari_dacapo import train
+    from napari_dacapo.store.file_store import FileStore
+
+    def stopped_twice_at_once(run, store, stop, device, validate):
+        yield train.RunStarted(run.name, 0, 6, "cpu")
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        yield train.IterationDone(0, 0.5, 0.1, 1.0)
+        yield train.CheckpointSaved(1)
+        yield train.RunStopped(1)
+
+    monkeypatch.setattr(train, "train_run", stopped_twice_at_once)
+    store = FileStore(tmp_path / "runs")
+    store.store_run_config(tiny_config(2, name="tiny"))
+    result = CliRunner().invoke(main, ["train", "--run", "tiny", "--store", str(store.root)])
+    assert result.exit_code == 143, result.output
+    assert "stopped at iteration 1 of 6 (SIGTERM)" in result.output
+    assert result.output.count("SIGTERM received") == 1 and "Aborted" not in result.output
+
+
+def test_a_complete_run_says_so_and_how_to_train_it_further_touching_nothing(tmp_path):
+    from conftest import store_random_weights, tiny_config
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    name = store_random_weights(store, tiny_config(2, name="tiny", iterations=6), iteration=6)
+    before = {p: p.stat().st_mtime_ns for p in store.run_dir(name).rglob("*")}
+    result = CliRunner().invoke(main, ["train", "--run", name, "--store", str(store.root)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Run 'tiny' is complete at iteration 6 (stored in {store.run_dir(name)}). To train "
+        f"it further, run: napari-dacapo train --run tiny --store {store.root} --iterations "
+        f"M, with M above 6.\n")
+    assert {p: p.stat().st_mtime_ns for p in store.run_dir(name).rglob("*")} == before
+
+
+def test_train_of_an_unknown_run_names_the_store_and_how_to_point_at_another(tmp_path):
+    from conftest import tiny_config
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    store.store_run_config(tiny_config(2, name="tiny"))
+    result = CliRunner().invoke(main, ["train", "--run", "nope", "--store", str(store.root)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: No run named 'nope' in the store {store.root} (stored runs: tiny). Check the "
+        f"name, or point NAPARI_DACAPO_ROOT (or --store) at the store that holds it.\n")
+    missing = tmp_path / "mistyped"
+    result = CliRunner().invoke(main, ["train", "--run", "tiny", "--store", str(missing)])
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: No run named 'tiny': the store {missing} does not exist. Check that path")
+    assert not missing.exists()
+
+
+def test_runs_of_a_store_that_does_not_exist_says_so(tmp_path, monkeypatch):
+    import platformdirs
+
+    missing = tmp_path / "mistyped"
+    result = CliRunner().invoke(main, ["runs", "--store", str(missing)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: The store {missing} does not exist. Check the path given by --store (or "
+        f"NAPARI_DACAPO_ROOT); runs are stored there when one is first trained.\n")
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(main, ["runs", "--store", str(tmp_path / "file")])
+    assert result.exit_code == 2 and "is a file" in result.output
+    # The default store is missing until a run is trained: nothing wrong.
+    monkeypatch.delenv("NAPARI_DACAPO_ROOT", raising=False)
+    monkeypatch.setattr(platformdirs, "user_data_path", lambda app: tmp_path / "data")
+    result = CliRunner().invoke(main, ["runs"])
+    assert result.exit_code == 0
+    assert result.output == f"No runs stored in {tmp_path / 'data' / 'runs'}.\n"
+
+
+def test_validate_while_the_run_trains_says_to_wait_not_to_rename(tmp_path):
+    from conftest import store_random_weights, tiny_config
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    name = store_random_weights(store, tiny_config(2, name="tiny"), iteration=3)
+    with store.lock(name, to_train=True):  # as a trainer holds it
+        result = CliRunner().invoke(main, ["validate", "--run", name, "--iteration", "3",
+                                           "--store", str(store.root)])
+    assert result.exit_code == 1
+    assert (f"Error: Run 'tiny' is being trained by another process (pid {os.getpid()}). Wait "
+            f"for the training to finish, or stop it, then try again.") in result.output
+    assert "another run name" not in result.output
+
+
+def _never_validated_run(tmp_path) -> tuple[str, str]:
+    """A stored run with a checkpoint but no validation, and its store's root."""
+    from conftest import store_random_weights, tiny_config
+
+    from napari_dacapo.store.file_store import FileStore
+
+    store = FileStore(tmp_path / "runs")
+    return store_random_weights(store, tiny_config(2, name="tiny"), iteration=3), str(store.root)
+
+
+def test_an_unknown_criterion_is_explained_in_the_form_its_option_takes(tmp_path):
+    """--criterion takes a criterion; a checkpoint takes best:<criterion>."""
+    import numpy as np
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    name, root = _never_validated_run(tmp_path)
+    write_zarr_array(tmp_path / "in.zarr", "raw", np.zeros((32, 32), np.float32),
+                     voxel_size=(1, 1), axis_names=["y", "x"])
+    result = CliRunner().invoke(main, ["predict", "--store", root, "--run", name, "--criterion",
+                                       "nope", f"{tmp_path}/in.zarr/raw",
+                                       f"{tmp_path}/out.zarr/labels"])
+    assert result.exit_code == 1, result.output
+    assert "'nope' is not a criterion of its task" in result.output
+    assert re.search(r"Name one of those, e.g. '\w+'\.\n$", result.output), result.output
+    assert "best:" not in result.output
+    result = CliRunner().invoke(main, ["predict", "--store", root, "--run", name,
+                                       "--checkpoint", "best:nope", f"{tmp_path}/in.zarr/raw",
+                                       f"{tmp_path}/out.zarr/pred"])
+    assert result.exit_code == 1, result.output
+    assert re.search(r"Name one of those, e.g. 'best:\w+'\.\n$", result.output), result.output
+
+
+def test_segment_with_a_criterion_never_validated_says_to_validate_the_run(tmp_path):
+    """Only validation finds a criterion's best parameters, and segment takes no checkpoint:
+    no 'or use latest or an iteration'."""
+    import numpy as np
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+
+    name, root = _never_validated_run(tmp_path)
+    write_zarr_array(tmp_path / "pred.zarr", "pred", np.zeros((1, 32, 32), np.float32),
+                     voxel_size=(1, 1), axis_names=["c^", "y", "x"])
+    result = CliRunner().invoke(main, ["segment", "--store", root, "--run", name, "--criterion",
+                                       "dice", f"{tmp_path}/pred.zarr/pred",
+                                       f"{tmp_path}/seg.zarr/labels", "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert re.search(
+        rf"has no best post-processing parameters for '\w*dice' yet: it has not been "
+        rf"validated. Validate it first: napari-dacapo validate --run {name} --iteration "
+        rf"latest.\n$", result.output), result.output
+    assert "'latest' or an iteration" not in result.output  # segment takes no checkpoint

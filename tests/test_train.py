@@ -408,3 +408,22 @@ def test_labels_stored_as_whole_floats_train_and_validate_as_label_ids(store, fl
     assert isinstance(events[-1], RunFinished)
     validation = next(e for e in events if isinstance(e, ValidationDone))
     assert np.isfinite(validation.scores.scores[0][0]).any()
+
+
+def test_a_run_folder_deleted_while_training_stops_it_at_the_next_write(store):
+    """The trainer must not make the folder anew without its config (a run that no list
+    of runs shows, and that says it was stored)."""
+    import shutil
+
+    from napari_dacapo.store import RunDeletedError
+
+    config = tiny_config(2, snapshot_interval=None)
+    events = train_run(Run(config, store=store), store=store)
+    for event in events:
+        if isinstance(event, IterationDone):
+            shutil.rmtree(store.run_dir(config.name))
+            break
+    with pytest.raises(RunDeletedError, match=r"The run folder .* was deleted while run "
+                       r"'tiny_2d' was being trained or stored .* Train it again"):
+        list(events)
+    assert not store.run_dir(config.name).exists()

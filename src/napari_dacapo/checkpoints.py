@@ -62,10 +62,11 @@ def load_run(run: Run | str, store: FileStore | None = None) -> tuple[Run, FileS
     return Run(config, load_starter_model=False, store=store, resume=False), store
 
 
-def resolve_criterion(run: Run, criterion: str) -> str:
+def resolve_criterion(run: Run, criterion: str, *, in_checkpoint: bool = False) -> str:
     """The run's criterion named ``criterion``: an exact name, or the unique criterion
     ending in ``__<criterion>`` (``"f1_score"`` for a single channel's
-    ``"<channel>__f1_score"``).
+    ``"<channel>__f1_score"``). ``in_checkpoint``: it was given in a checkpoint
+    ``"best:<criterion>"``, so the error's example takes that form.
 
     Raises
     ------
@@ -84,20 +85,32 @@ def resolve_criterion(run: Run, criterion: str) -> str:
     )
     raise ValueError(
         f"'{criterion}' {problem}. Run '{run.name}' is scored by: {', '.join(criteria)}. "
-        f"Name one of those, e.g. 'best:{criteria[0] if criteria else '<criterion>'}'."
+        f"Name one of those, e.g. "
+        f"'{BEST_PREFIX if in_checkpoint else ''}{criteria[0] if criteria else '<criterion>'}'."
     )
 
 
-def _best_record(run: Run, store: FileStore, criterion: str) -> dict:
-    """The stored best for ``criterion`` (resolved), or a clear error if none is stored."""
-    criterion = resolve_criterion(run, criterion)
+def _best_record(run: Run, store: FileStore, criterion: str, *, in_checkpoint: bool) -> dict:
+    """The stored best for ``criterion`` (resolved), or a clear error if none is stored.
+    ``in_checkpoint``: it names a checkpoint (``"best:<criterion>"``), which another
+    checkpoint can replace; else it picks post-processing parameters, which only
+    validation finds."""
+    criterion = resolve_criterion(run, criterion, in_checkpoint=in_checkpoint)
     best = store.retrieve_best(run.name, criterion)
     if best is None:
+        stored = store.checkpoint_iterations(run.name)
+        if in_checkpoint:
+            raise CheckpointError(
+                f"Run '{run.name}' has no best iteration for '{criterion}' yet: it has not "
+                f"been validated. Validate a checkpoint first (napari-dacapo validate --run "
+                f"{run.name} --iteration N), or use 'latest' or an iteration "
+                f"({stored or 'none stored'})."
+            )
+        fix = (f"Validate it first: napari-dacapo validate --run {run.name} --iteration latest."
+               if stored else "It has no checkpoint yet: train it, then validate it.")
         raise CheckpointError(
-            f"Run '{run.name}' has no best iteration for '{criterion}' yet: it has not been "
-            f"validated. Validate a checkpoint first (napari-dacapo validate --run {run.name} "
-            f"--iteration N), or use 'latest' or an iteration "
-            f"({store.checkpoint_iterations(run.name) or 'none stored'})."
+            f"Run '{run.name}' has no best post-processing parameters for '{criterion}' yet: "
+            f"it has not been validated. {fix}"
         )
     return best
 
@@ -118,7 +131,7 @@ def resolve_checkpoint(
     """
     if (named := criterion_of(checkpoint)) is None:
         return store.stored_iteration(run.name, checkpoint), None
-    best = _best_record(run, store, named)
+    best = _best_record(run, store, named, in_checkpoint=True)
     criterion = best["criterion"]
     # Retention keeps every best: a best without its file was deleted (or pruned by hand).
     why = f" (the best for '{criterion}'; that checkpoint is missing: pruned or deleted)"
@@ -171,7 +184,7 @@ def best_parameters(
             stacklevel=2,
         )
         return parameters[0]
-    best = _best_record(run, store, criterion)
+    best = _best_record(run, store, criterion, in_checkpoint=False)
     by_id = {p.id: p for p in parameters}
     if best.get("parameters_id") not in by_id:
         raise ValueError(

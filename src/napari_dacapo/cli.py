@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,12 +110,7 @@ def train(config, run_name, iterations, device, no_validate, keep_all_checkpoint
                 err=True,
             )
     else:
-        if not file_store.has_run(run_name):
-            known = ", ".join(file_store.list_runs()) or "none"
-            raise click.BadParameter(
-                f"no stored run '{run_name}' (stored: {known})", param_hint="--run"
-            )
-        with _user_errors():
+        with _user_errors():  # no such run: the message names the store and --store
             run_config = file_store.retrieve_run_config(run_name)
     train_until = None
     if iterations is not None and run_name is not None:
@@ -174,8 +171,9 @@ def _refuse_other_iterations(config, file_store) -> None:
         return  # another example (or run) under this name: as before
     raise click.ClickException(
         f"Run '{config.name}' is this example, stored with {stored.num_iterations} "
-        f"iterations. To train it further, run: napari-dacapo train --run {config.name} "
-        f"--iterations {config.num_iterations}. To train a new example, give another --name."
+        f"iterations. To train it further, run: "
+        f"{_train_command(config.name, file_store, config.num_iterations)}. To train a new "
+        f"example, give another --name."
     )
 
 
@@ -209,9 +207,16 @@ def _free_example_name(config, file_store):
 def runs(store) -> None:
     """List stored runs with their progress and best validation score (of the task's first
     criterion that has one; `validate` prints them all)."""
-    from napari_dacapo.store.file_store import FileStore
+    from napari_dacapo.store.file_store import ROOT_ENV, FileStore
 
     file_store = FileStore(store)
+    if store is not None and not file_store.root.exists():
+        # A store named by --store or NAPARI_DACAPO_ROOT is likely mistyped; the default
+        # store is missing only until the first run is trained.
+        raise click.ClickException(
+            f"The store {file_store.root} does not exist. Check the path given by --store "
+            f"(or {ROOT_ENV}); runs are stored there when one is first trained."
+        )
     names = file_store.list_runs()
     if not names:
         click.echo(f"No runs stored in {file_store.root}.")
@@ -708,7 +713,20 @@ def _user_errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from e
 
 
+#: The signals that stop training after the current iteration, with a checkpoint: Ctrl-C,
+#: and SIGTERM, which batch systems (SLURM, LSF) send at a job's time limit or preemption.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: A SIGTERM this soon after the first stop signal is the same request, not a user who
+#: insists: SLURM signals every process of a job, and srun forwards what it gets to its
+#: tasks, so one time limit can arrive twice at once.
+_SAME_SIGTERM_S = 2.0
+
+
 def _train(run_config, file_store, device, validate: bool, train_until=None) -> None:
+    """Train with a progress bar. A stop signal (:data:`_STOP_SIGNALS`) ends training after
+    the current iteration, with a checkpoint, and exits with 128 + the signal's number (as
+    a shell reports a process ended by it), so that job scripts can tell a stopped run from
+    a finished one; a second signal aborts at once."""
     from tqdm import tqdm
 
     from napari_dacapo.experiments.run import Run
@@ -723,17 +741,39 @@ def _train(run_config, file_store, device, validate: bool, train_until=None) -> 
         train_run,
     )
 
+    name = run_config.name
+    if _complete(run_config, file_store, train_until):
+        return
     stop = threading.Event()
+    received: list[int] = []  # the stop signals, in order
+    trainer = os.getpid()
+    stopping_since = 0.0
 
     def request_stop(signum, frame) -> None:
+        nonlocal stopping_since
+        if os.getpid() != trainer:
+            # A forked batch worker, signalled with its job (SLURM signals every process):
+            # the trainer stops it once the checkpoint is saved.
+            return
         if stop.is_set():
-            raise KeyboardInterrupt
-        click.echo("\nStopping after this iteration (a checkpoint is saved); "
-                   "press Ctrl-C again to abort.", err=True)
+            if (signum == signal.SIGTERM
+                    and time.monotonic() - stopping_since < _SAME_SIGTERM_S):
+                return
+            received.append(signum)
+            raise KeyboardInterrupt  # asked again: the user insists
+        received.append(signum)
+        stopping_since = time.monotonic()
+        if signum == signal.SIGINT:
+            click.echo("\nStopping after this iteration (a checkpoint is saved); "
+                       "press Ctrl-C again to abort.", err=True)
+        else:
+            click.echo(f"\n{_signal_name(signum)} received: stopping after this iteration (a "
+                       f"checkpoint is saved); a second one aborts at once.", err=True)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    previous = {number: signal.signal(number, request_stop) for number in _STOP_SIGNALS}
     bar = None
+    goal = stopped = None
     try:
         with _user_errors():
             run = Run(run_config, store=file_store)
@@ -743,6 +783,7 @@ def _train(run_config, file_store, device, validate: bool, train_until=None) -> 
                                    validate=validate):
                 match event:
                     case RunStarted():
+                        goal = event.train_until
                         click.echo(f"Training '{event.run}' on {event.device} from iteration "
                                    f"{event.start_iteration} to {event.train_until}")
                         bar = tqdm(total=event.train_until, initial=event.start_iteration,
@@ -760,13 +801,70 @@ def _train(run_config, file_store, device, validate: bool, train_until=None) -> 
                         bar.write(f"validation skipped at {event.iteration}: {event.reason}")
                     case RunStopped():
                         bar.write(f"stopped at iteration {event.iteration}")
+                        stopped = event.iteration
                     case RunFinished():
                         pass
+    except KeyboardInterrupt:
+        if not received:
+            raise
+        latest = file_store.latest_iteration(name)
+        where = ("from iteration 0" if latest is None
+                 else f"from its latest checkpoint (iteration {latest})")
+        click.echo(f"\nAborted by a second signal ({_signal_name(received[-1])}). To train "
+                   f"the run on {where}, run: {_train_command(name, file_store, train_until)}",
+                   err=True)
+        raise click.exceptions.Exit(128 + received[-1]) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if bar is not None:
             bar.close()
-    click.echo(f"Run '{run_config.name}' stored in {file_store.run_dir(run_config.name)}")
+    if stopped is not None:
+        click.echo(
+            f"Run '{name}' stopped at iteration {stopped} of {goal} "
+            f"({_signal_name(received[0])}); stored in {file_store.run_dir(name)}. To "
+            f"continue it, run: {_train_command(name, file_store, train_until)}"
+        )
+        raise click.exceptions.Exit(128 + received[0])
+    click.echo(f"Run '{name}' stored in {file_store.run_dir(name)}")
+
+
+def _signal_name(number: int) -> str:
+    return "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+
+
+def _complete(run_config, file_store, train_until) -> bool:
+    """Whether the stored run of ``run_config`` has trained as far as asked already; if so
+    say so, and how to train it further (nothing is written)."""
+    name = run_config.name
+    if not file_store.has_run(name):
+        return False
+    with _user_errors():  # another config under this name is refused, as training would
+        file_store.check_run_config(run_config)
+    done = file_store.latest_iteration(name)
+    if done is None or done < (train_until or run_config.num_iterations):
+        return False
+    click.echo(
+        f"Run '{name}' is complete at iteration {done} (stored in {file_store.run_dir(name)}). "
+        f"To train it further, run: {_train_command(name, file_store)} --iterations M, with M "
+        f"above {done}."
+    )
+    return True
+
+
+def _train_command(name: str, file_store, iterations: int | None = None) -> str:
+    """The command that trains the stored run ``name`` (``--store`` only when it is not the
+    default store)."""
+    import shlex
+
+    from napari_dacapo.store.file_store import FileStore
+
+    command = f"napari-dacapo train --run {shlex.quote(name)}"
+    if iterations is not None:
+        command += f" --iterations {iterations}"
+    if file_store.root != FileStore().root:
+        command += f" --store {shlex.quote(str(file_store.root))}"
+    return command
 
 
 if __name__ == "__main__":

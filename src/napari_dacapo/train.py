@@ -175,7 +175,7 @@ def train_run(
     )
     store.check_run_config(run.config)
 
-    with store.lock(run.name), _on_device(run, device):
+    with store.lock(run.name, to_train=True), _on_device(run, device):
         run.config = store.store_run_config(run.config)
         display = display or _display_of_data(run)
         if display:

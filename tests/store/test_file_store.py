@@ -445,10 +445,19 @@ with FileStore(sys.argv[1]).lock("run"):
 def test_lock_refuses_a_second_trainer_in_this_process(store):
     with store.lock("run"):
         with pytest.raises(RunLockedError, match="Run 'run'.*another run name"):
-            with FileStore(store.root).lock("run"):
+            with FileStore(store.root).lock("run", to_train=True):
                 pass
     with store.lock("run"):  # released on leaving the block
         pass
+
+
+def test_a_refused_reader_is_told_to_wait_for_the_training_not_to_rename_the_run(store):
+    with store.lock("run", to_train=True):
+        with pytest.raises(RunLockedError) as refused:
+            with FileStore(store.root).lock("run"):  # as validation takes it
+                pass
+    assert "Wait for the training to finish, or stop it, then try again." in str(refused.value)
+    assert "another run name" not in str(refused.value)
 
 
 def test_lock_names_the_holder_and_dies_with_it(store):
@@ -505,6 +514,68 @@ def test_a_forked_child_does_not_keep_the_run_lock(tmp_path):
     finally:
         os.close(read)
         os.close(write)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows files have no permission bits")
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077], ids=oct)
+def test_files_get_the_mode_of_the_umask_as_open_gives_them(store, mask):
+    """A store on a shared disk (trained on a cluster node, opened by colleagues) is read
+    by others as the umask allows, not only by its owner (the temporary file's 0o600)."""
+    import stat
+
+    from napari_dacapo.store.atomic import umask
+
+    previous = os.umask(mask)
+    try:
+        assert umask() == mask and umask() == mask  # read, not changed
+        store.store_run_config(_config())
+        model, optimizer, _ = _trained()
+        store.store_checkpoint("run", 1, model, optimizer)
+        store.store_training_stats("run", TrainingStats([]))
+        store.store_best("run", None, "dice", 1, None, 0.5)
+    finally:
+        os.umask(previous)
+    files = {p.relative_to(store.run_dir("run")).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in store.run_dir("run").rglob("*") if p.is_file()}
+    assert files == dict.fromkeys(
+        ["config.yaml", "checkpoints/1.pt", "training_stats.json", "best.json"],
+        0o666 & ~mask)
+
+
+def test_a_run_folder_deleted_while_its_run_is_stored_is_not_made_anew(store):
+    """Writing on would leave a folder without a config: a run no list shows."""
+    import shutil
+
+    from napari_dacapo.store import RunDeletedError
+
+    store.store_run_config(_config())
+    model, optimizer, _ = _trained()
+    store.store_checkpoint("run", 1, model, optimizer)
+    shutil.rmtree(store.run_dir("run"))
+    writes = [
+        lambda: store.store_checkpoint("run", 2, model, optimizer),
+        lambda: store.store_training_stats("run", TrainingStats([])),
+        lambda: store.store_validation_iteration_scores(
+            "run", ValidationScores([], [], EvaluationScores(directions={}))),
+        lambda: store.store_best("run", None, "dice", 1, None, 0.5),
+        lambda: store.store_display("run", {"world_factor": 10}),
+    ]
+    for write in writes:
+        with pytest.raises(RunDeletedError) as deleted:
+            write()
+        assert str(deleted.value) == (
+            f"The run folder {store.run_dir('run')} was deleted while run 'run' was being "
+            f"trained or stored (its config.yaml is gone), so nothing more is stored for it. "
+            f"Train it again to start a new run.")
+    assert not store.run_dir("run").exists()
+    # Another store (another process) never saw the run: it writes as before; so does
+    # this one once the run is stored anew.
+    FileStore(store.root).store_training_stats("other", TrainingStats([]))
+    store.store_run_config(_config())
+    store.store_checkpoint("run", 2, model, optimizer)
 
 
 def test_display_record_round_trips_and_a_bad_one_is_ignored(tmp_path):

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "FileStore", "StoreError", "CheckpointError", "RunLockedError", "ROOT_ENV", "read_display",
+    "FileStore", "StoreError", "CheckpointError", "RunLockedError", "RunDeletedError",
+    "ROOT_ENV", "read_display",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,10 @@ class RunLockedError(StoreError):
     """Another process holds the run's lock (it is training that run)."""
 
 
+class RunDeletedError(StoreError):
+    """The run's folder was deleted while the run was being stored (e.g. while training)."""
+
+
 class FileStore:
     """All runs under one root folder; see the module docstring for the layout.
 
@@ -121,6 +126,9 @@ class FileStore:
             root = platformdirs.user_data_path("napari-dacapo") / "runs"
         # Absolute, because stored configs name files inside it (data/*.zarr).
         self.root = Path(root).expanduser().absolute()
+        # Runs whose config this store has stored or read: a write to one whose config is
+        # gone since finds its folder deleted (see _check_not_deleted).
+        self._known_runs: set[str] = set()
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r})"
@@ -181,6 +189,7 @@ class FileStore:
         path = self.run_dir(config.name) / CONFIG_FILE
         with self._writing(path):
             save_config(config, path)
+        self._known_runs.add(config.name)
         return config
 
     def check_run_config(self, config: Config, *, allow_longer: bool = True) -> None:
@@ -234,12 +243,25 @@ class FileStore:
         """The config stored for run ``name``."""
         path = self.run_dir(name) / CONFIG_FILE
         if not path.is_file():
-            runs = ", ".join(self.list_runs()) or "none"
-            raise StoreError(
-                f"No run named '{name}' in the store {self.root} (stored runs: {runs}). Check "
-                f"the name, or point {ROOT_ENV} (or --store) at the store that holds it."
+            raise StoreError(self._no_run_message(name))
+        config = self._relocated(load_config(path))
+        self._known_runs.add(name)
+        return config
+
+    def _no_run_message(self, name: str) -> str:
+        """Why run ``name`` is not found, with the fix: the store lists no such run, or
+        the store's folder itself does not exist (a mistyped ``--store``)."""
+        fix = f"point {ROOT_ENV} (or --store) at the store that holds it."
+        if not self.root.is_dir():
+            return (
+                f"No run named '{name}': the store {self.root} does not exist. Check that "
+                f"path, or {fix}"
             )
-        return self._relocated(load_config(path))
+        runs = ", ".join(self.list_runs()) or "none"
+        return (
+            f"No run named '{name}' in the store {self.root} (stored runs: {runs}). Check "
+            f"the name, or {fix}"
+        )
 
     def _relocated(self, config: Config) -> Config:
         """``config`` with the run's own data (``data/*.zarr``, written from napari layers)
@@ -366,6 +388,7 @@ class FileStore:
             **extra,
         }
         path = self.checkpoint_path(name, iteration)
+        self._check_not_deleted(name)
         with self._writing(path):
             atomic_write(path, lambda fh: torch.save(state, fh))
         return path
@@ -596,6 +619,7 @@ class FileStore:
 
     def store_training_stats(self, name: str, stats: TrainingStats) -> None:
         """Save the run's training stats (replacing those stored)."""
+        self._check_not_deleted(name)
         self._write_json(self.run_dir(name) / TRAINING_STATS_FILE, stats.to_dict())
 
     def retrieve_training_stats(self, name: str) -> TrainingStats:
@@ -611,6 +635,7 @@ class FileStore:
         Dataset names, parameter sets and criteria are written alongside for readers of
         the file; retrieval returns the iteration scores only.
         """
+        self._check_not_deleted(name)
         self._write_json(
             self.run_dir(name) / VALIDATION_SCORES_FILE,
             {
@@ -642,6 +667,7 @@ class FileStore:
 
         ``dataset=None`` records the best over all validation datasets together.
         """
+        self._check_not_deleted(name)
         path = self.run_dir(name) / BEST_FILE
         bests = self._parse(path, dict, dict)
         key = ALL_DATASETS if dataset is None else dataset_name(dataset)
@@ -678,6 +704,7 @@ class FileStore:
         ``{"world_factor": 10}``: napari layers with a scale of 0.5 train in integer units
         of 1/10 (see ``gui/layer_arrays.py``), and a run folder opened later divides its
         outputs' geometry by that factor again (see :func:`read_display`)."""
+        self._check_not_deleted(name)
         self._write_json(self.run_dir(name) / DISPLAY_FILE, dict(display))
 
     # -- arrays ------------------------------------------------------------------------------
@@ -693,11 +720,13 @@ class FileStore:
     # -- lock --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str, *, to_train: bool = False) -> Iterator[None]:
         """Hold run ``name``'s exclusive lock while the block runs (e.g. while training).
 
         The operating system releases the lock when the holder exits or is killed, so a
-        crashed trainer never leaves a stale lock behind.
+        crashed trainer never leaves a stale lock behind. ``to_train``: the lock is taken
+        to train the run, and a refusal suggests training the config under another name
+        meanwhile; any other holder (e.g. validation) is told to wait for the training.
 
         Raises
         ------
@@ -713,11 +742,14 @@ class FileStore:
             if not _try_lock_patiently(fh):
                 fh.seek(_PID_OFFSET)
                 holder = fh.read().strip() or "unknown"
+                advice = (
+                    "Wait for it to finish or stop it; to train this config meanwhile, give "
+                    "it another run name." if to_train else
+                    "Wait for the training to finish, or stop it, then try again."
+                )
                 raise RunLockedError(
-                    f"Run '{name}' is being trained by another process (pid {holder}). Wait "
-                    f"for it to finish or stop it; to train this config meanwhile, give it "
-                    f"another run name. (Lock file: {path}; it is released when that process "
-                    f"ends.)"
+                    f"Run '{name}' is being trained by another process (pid {holder}). "
+                    f"{advice} (Lock file: {path}; it is released when that process ends.)"
                 )
             try:
                 fh.seek(0)
@@ -754,6 +786,23 @@ class FileStore:
             return fh.read().strip() or "unknown"
 
     # -- files -------------------------------------------------------------------------------
+
+    def _check_not_deleted(self, name: str) -> None:
+        """Refuse to write into run ``name`` when its folder was deleted since this store
+        stored or read its config (one stat): writing would make the folder anew without a
+        config, a run that no list of runs shows.
+
+        Raises
+        ------
+        RunDeletedError
+            Naming the folder and the fix.
+        """
+        if name in self._known_runs and not (self.run_dir(name) / CONFIG_FILE).is_file():
+            raise RunDeletedError(
+                f"The run folder {self.run_dir(name)} was deleted while run '{name}' was "
+                f"being trained or stored (its {CONFIG_FILE} is gone), so nothing more is "
+                f"stored for it. Train it again to start a new run."
+            )
 
     @contextlib.contextmanager
     def _writing(self, path: Path) -> Iterator[None]:
