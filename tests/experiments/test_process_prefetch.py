@@ -262,3 +262,20 @@ def test_get_gives_up_when_its_event_is_set_while_nothing_comes(kind):
     prefetcher.stop(timeout=0.5)
     assert time.perf_counter() - t0 < 2.0
     release.set()
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_the_worker_leaves_a_sigterm_to_its_parent(start_method):
+    """A scheduler ends a job at its time limit with SIGTERM to every process of it: the
+    training process stops and saves a checkpoint, which needs its worker alive. Ended
+    by the signal, the worker took the run down without one. It is stopped (killed, as it
+    ignores SIGTERM) with the prefetcher."""
+    produce = functools.partial(np.full, (3, 8, 8), 1.0, np.float32)
+    with ProcessPrefetcher(produce, 2, example=produce(), start_method=start_method) as prefetcher:
+        prefetcher.get()
+        worker = prefetcher._process.pid
+        os.kill(worker, signal.SIGTERM)
+        time.sleep(0.3)
+        assert _alive(worker)
+        np.testing.assert_array_equal(prefetcher.get(), produce())
+    assert not _alive(worker) and not multiprocessing.active_children()

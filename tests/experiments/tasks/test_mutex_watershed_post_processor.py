@@ -98,3 +98,23 @@ def test_a_child_that_dies_is_reported_and_replaced(monkeypatch: pytest.MonkeyPa
         assert child not in agglom_process._idle
         again = pool.submit(agglom_process.agglom, weights, offsets).result()
     assert np.array_equal(again, expected)
+
+
+def test_a_child_leaves_a_sigterm_to_its_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduler's SIGTERM reaches every process of a job; training stops on it and
+    validates no more, but a validation under way finishes first and needs its child."""
+    import signal
+    import time
+
+    monkeypatch.setattr(agglom_process, "OFFLOAD_MIN_VALUES", 1)
+    weights = _affinities((10, 22, 22))[:3].astype(np.float64) - 0.5
+    offsets = OFFSETS[:3]
+    with ThreadPoolExecutor(1) as pool:
+        expected = pool.submit(agglom_process.agglom, weights, offsets).result()
+        child = agglom_process._idle[-1]
+        child.popen.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert child.popen.poll() is None
+        again = pool.submit(agglom_process.agglom, weights, offsets).result()
+        assert child in agglom_process._idle  # the same child answered
+    assert np.array_equal(again, expected)

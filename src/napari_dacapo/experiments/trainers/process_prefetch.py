@@ -284,10 +284,7 @@ class ProcessPrefetcher(Prefetcher[T]):
             link.stop.set()
         if process is not None:
             process.join(_GRACE_SECONDS if timeout is None else min(timeout, _GRACE_SECONDS))
-            if process.is_alive():
-                process.terminate()
-                process.join(1.0)
-            if process.is_alive():
+            if process.is_alive():  # it ignores SIGTERM (see _work_in_worker)
                 process.kill()
                 process.join()
         # A get() in another thread sees ``halted`` within POLL_SECONDS and lets go.
@@ -476,19 +473,18 @@ class _Spawned:
         except subprocess.TimeoutExpired:
             pass
 
-    def terminate(self) -> None:
-        self._popen.terminate()
-
     def kill(self) -> None:
         self._popen.kill()
 
 
 #: What a spawned worker runs: it reads everything it is sent before importing anything
 #: (the sender then never waits for the imports), takes this process's module search path
-#: (to find the classes it unpickles) and ignores Ctrl-C (this process handles it).
+#: (to find the classes it unpickles) and ignores Ctrl-C and SIGTERM (this process handles
+#: them).
 _SPAWNED_MAIN = (
     "import pickle, signal, sys\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "path, fds, slot_bytes, refill, parent, work = pickle.loads(sys.stdin.buffer.read())\n"
     "sys.path[:] = path\n"
     f"from {__name__} import _work_in_spawned\n"
@@ -508,8 +504,11 @@ def _work_in_worker(
 ) -> None:
     """The worker: make and send items with ``work`` (``produce`` and ``setup``, pickled
     for a spawned worker) until asked to stop; send the first error."""
-    # Ctrl-C reaches the whole process group; the parent handles it and stops the worker.
+    # Ctrl-C reaches the whole process group, and a scheduler's SIGTERM the whole job (at
+    # its time limit): the parent handles them, saves a checkpoint and stops the worker.
+    # Ended by them here, the worker took the run down before it could save one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _exit_without(parent)
     link.in_worker()
     try:

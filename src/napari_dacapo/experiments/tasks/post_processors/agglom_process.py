@@ -160,11 +160,13 @@ def _read_into(stream: BinaryIO, target: Any) -> None:
 
 # -- the child -----------------------------------------------------------------------------
 
-#: What the child runs: it takes this process's module search path, ignores Ctrl-C (this
-#: process handles it) and runs this file by path, importing nothing of napari_dacapo.
+#: What the child runs: it takes this process's module search path, ignores Ctrl-C and
+#: SIGTERM (this process handles them) and runs this file by path, importing nothing of
+#: napari_dacapo.
 _CHILD_MAIN = (
     "import os, runpy, signal, sys\n"
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "sys.path[:] = sys.argv[2].split(os.pathsep)\n"
     "runpy.run_path(sys.argv[1], run_name='__agglom_child__')['_serve']()\n"
 )
@@ -173,6 +175,7 @@ _CHILD_MAIN = (
 def _serve() -> None:
     """Answer agglomerations from the parent until its pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as Ctrl-C: a job's SIGTERM is the parent's
     reader = io.FileIO(sys.stdin.fileno(), "rb", closefd=False)
     writer = io.FileIO(sys.stdout.fileno(), "wb", closefd=False)
     while True:
