@@ -444,9 +444,9 @@ def test_worker_errors_are_summarised():
 
 def test_predict_command_scales_an_image_by_its_own_intensities(setup, tmp_path):
     """--intensities image: a brighter image than the training data is scaled from its own
-    percentiles, measured once over the whole input, alike in-process and blockwise; a run
-    trained on intensities as stored has no range to replace, which is said before any
-    output is made."""
+    percentiles, measured once over the whole input, alike in-process and blockwise; so is
+    one for a run trained without a range on uint8 images (divided by 255, about 0-1),
+    for which the uint16 image is on another scale."""
     from napari_dacapo.experiments import IntensitiesArrayConfig
     from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
         intensity_range,
@@ -486,12 +486,12 @@ def test_predict_command_scales_an_image_by_its_own_intensities(setup, tmp_path)
     np.testing.assert_allclose(zarr.open_array(f"{tmp_path}/given.zarr/pred", mode="r")[:],
                                expected, rtol=1e-6, atol=1e-6)
 
-    unranged = [*base[:2], name, *base[3:], f"{tmp_path}/no.zarr/pred"]
-    result = CliRunner().invoke(main, unranged)
-    assert result.exit_code == 1 and "trained on intensities as stored" in result.output
-    result = CliRunner().invoke(main, [*unranged, "--workers", "1"])
-    assert result.exit_code == 1 and "trained on intensities as stored" in result.output
-    assert not (tmp_path / "no.zarr").exists()
+    unranged = [*base[:2], name, *base[3:]]
+    for output, extra in (("eight.zarr/pred", []), ("eight_blocks.zarr/pred", ["--workers", "1"])):
+        result = CliRunner().invoke(main, [*unranged, f"{tmp_path}/{output}", *extra])
+        assert result.exit_code == 0, result.output
+        assert f"Intensities {own.low:.5g}–{own.high:.5g} are scaled to 0–1" in result.output
+        assert "Warning" not in result.output
     for bad in ("200,100", "-inf,5"):
         result = CliRunner().invoke(main, [*base[:-1], bad, f"{tmp_path}/bad.zarr/pred"])
         assert result.exit_code == 2 and "finite numbers, LOW below HIGH" in result.output
@@ -582,7 +582,7 @@ def test_nan_in_a_prediction_is_warned_of_on_every_path(setup, tmp_path):
     store = FileStore(tmp_path / "runs")  # with a best recorded, for --labels
     parameters = load_run(name, store)[0].task.parameters[0].id
     store.store_best(name, None, "blob__dice", 0, parameters, 0.5)
-    holey = raw.astype(np.float32)
+    holey = raw.astype(np.float32) / 255  # 0-1, as the uint8 training data became
     holey[20:24, 20:24] = np.nan
     write_zarr_array(tmp_path / "nan.zarr", "raw", holey, voxel_size=(1, 1))
     source = f"{tmp_path}/nan.zarr/raw"

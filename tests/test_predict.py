@@ -119,6 +119,21 @@ def blobs(shape, seed=3):
     return synthetic_blobs(shape, seed=seed)[0]
 
 
+def uint16_config(name: str, dtype=np.uint16, scale=257):
+    """The tiny 2D run config with its raw data stored as ``dtype`` (``scale`` times the
+    uint8 blobs), trained without an intensity range."""
+    config = tiny_config(2, name=name)
+    split = config.datasplit_config
+
+    def wide(dataset):
+        raw = dataset.raw_config
+        return dataset.replace(raw_config=raw.replace(data=raw.data.astype(dtype) * scale))
+
+    return config.replace(datasplit_config=split.replace(
+        train_configs=[wide(d) for d in split.train_configs],
+        validate_configs=[wide(d) for d in split.validate_configs]))
+
+
 def forward_on_whole_image(model, image: np.ndarray, context: int) -> np.ndarray:
     """One forward pass of the eval-mode model over the zero-padded whole ``image``
     (``(*spatial)`` float32): the reference a seamless tiling must reproduce."""
@@ -445,9 +460,99 @@ def test_an_input_can_be_scaled_by_its_own_intensity_range(upsampling, trained):
 
     with mock.patch.dict("os.environ", {"NAPARI_DACAPO_ROOT": str(store.root)}):
         assert image_intensity_range(name, raw) == own
-    as_stored, _ = load_run(trained[1], trained[0])  # trained without a range
-    with pytest.raises(ValueError, match="trained on intensities as stored"):
-        prediction_input(as_stored, raw, rescale="image")
+    # Trained without a range on uint8 data (divided by 255: about 0-1): the image's own
+    # range, scaled to 0-1, stands in for it. On uint16 data (a 12-bit camera's may have
+    # reached the network as 0.005-0.06) it does not.
+    as_stored, _ = load_run(trained[1], trained[0])
+    np.testing.assert_array_equal(prediction_input(as_stored, raw, rescale="image").data,
+                                  scaled.data)
+    wide = store_random_weights(trained[0], uint16_config("wide_as_stored"))
+    with pytest.raises(ValueError, match=r"trained on intensities as stored \(uint16, divided "
+                       r"by 65535\), not on a range"):
+        prediction_input(load_run(wide, trained[0])[0], raw, rescale="image")
+
+
+def test_an_input_on_another_intensity_scale_than_the_training_data_is_warned_of(trained):
+    """A run trained without a range on uint8 images learned intensities of 0-1 (divided
+    by 255). A uint16 image (divided by 65535: 300-2850 become 0.005-0.04) or a float
+    one of 0-255 (used as it is) reaches its network on another scale: warned of, naming
+    both and the fix. The own range (rescale='image') is the fix, and is not warned of."""
+    from napari_dacapo.predict import IntensityScaleWarning, unchecked_intensity_scale
+
+    store, name = trained
+    run = load_run(name, store)[0]
+    raw = blobs((40, 30))
+    wide = raw.astype(np.uint16) * 10 + 1000  # as the tester's image
+    said = (r"The input's intensities \(uint16, divided by 65535\) reach the network on "
+            r"another scale than those of the data run 'tiny_2d' was trained on \(uint8, "
+            r"0–255 scaled to 0–1\).*rescale='image'; CLI: --intensities image.*or convert "
+            r"it to uint8")
+    with pytest.warns(IntensityScaleWarning, match=said):
+        prediction_input(run, wide)
+    with pytest.warns(IntensityScaleWarning, match="uint16, divided by 65535"):
+        predict(name, 6, wide, store=store)
+    with pytest.warns(IntensityScaleWarning, match=r"float32, used as they are: .* lie far "
+                      r"outside 0 to 1, where those of the data run 'tiny_2d'"):
+        prediction_input(run, raw.astype(np.float32))
+    with pytest.warns(IntensityScaleWarning, match=r"int8, divided by 127"):
+        prediction_input(run, (raw // 2).astype(np.int8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IntensityScaleWarning)
+        prediction_input(run, raw)  # as trained
+        prediction_input(run, raw.astype(np.float32) / 255)  # 0-1, as uint8 became
+        own = prediction_input(run, wide, rescale="image")
+        assert 0 <= float(np.median(own.data)) <= 1
+        prediction_input(run, wide, rescale=(1000, 3550))  # given: meant
+        prediction_input(run, wide, rescale=False)  # none: meant
+        with unchecked_intensity_scale():
+            prediction_input(run, wide)
+    # A lazy float input is judged from a bounded sample, never read whole (160 GB).
+    huge = da.full((200_000, 200_000), 255, dtype=np.float32, chunks=(1000, 1000))
+    with pytest.warns(IntensityScaleWarning, match="255 to 255"):
+        prediction_input(run, huge)
+
+
+def test_intensity_scales_are_compared_as_the_network_reads_them():
+    """Qt-free: integers by the number their dtype divides by, floats by their values
+    against what integer training data could become; unknown training data, float
+    training data and floats without values are not judged."""
+    from napari_dacapo.predict import intensity_scale_mismatch, needs_values, own_range_fits
+
+    u8, u16 = np.dtype(np.uint8), np.dtype(np.uint16)
+    assert intensity_scale_mismatch(u16, [u8], "r") and not intensity_scale_mismatch(u8, [u8], "r")
+    assert intensity_scale_mismatch(np.bool_, [u8], "r")
+    assert not intensity_scale_mismatch(u8, [u8, u16], "r")  # one of them
+    assert not intensity_scale_mismatch(u16, [], "r")  # training data not readable
+    assert not intensity_scale_mismatch(u16, [np.float32], "r")  # its values not known
+    assert not intensity_scale_mismatch(np.float32, [np.float32], "r", values=(0, 900))
+    assert needs_values(np.float32, [u8]) and not needs_values(u16, [u8])
+    assert not intensity_scale_mismatch(np.float32, [u8], "r")  # values not read
+    for values, differ in (((0, 1), False), ((-0.5, 1.8), False), ((0, 255), True),
+                           ((300, 2850), True), ((-3, 0.5), True), ((0.001, 0.004), False)):
+        assert bool(intensity_scale_mismatch(np.float32, [u8], "r", values=values)) is differ
+    assert not intensity_scale_mismatch(np.float32, [np.int16], "r", values=(-1.5, 1))
+    assert own_range_fits([u8]) and not own_range_fits([u16]) and not own_range_fits([])
+    refused = intensity_scale_mismatch(u8, [u16], "r")
+    assert "Give the intensities that become 0 and 1" in refused
+    assert "e.g. (0, 65535)" in refused and "rescale='image'" not in refused
+
+
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.IntensityScaleWarning")
+def test_cli_predict_warns_of_another_intensity_scale_and_takes_the_images_own(
+    trained, tmp_path
+):
+    store, name = trained
+    wide = blobs((40, 30)).astype(np.uint16) * 10 + 1000
+    write_zarr_array(tmp_path / "data.zarr", "raw", wide, voxel_size=(1, 1))
+    base = ["predict", "--run", name, "--store", str(store.root),
+            str(tmp_path / "data.zarr/raw")]
+    result = CliRunner().invoke(main, [*base, str(tmp_path / "out.zarr/pred")])
+    assert result.exit_code == 0, result.output
+    assert "Warning: The input's intensities (uint16, divided by 65535)" in result.output
+    result = CliRunner().invoke(main, [*base, str(tmp_path / "own.zarr/pred"),
+                                       "--intensities", "image"])
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output and "are scaled to 0–1" in result.output
 
 
 def test_a_prediction_with_nan_values_is_warned_of(trained):

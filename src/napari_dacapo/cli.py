@@ -311,7 +311,8 @@ def validate(run_name, iteration, device, store) -> None:
     "--intensities", default="training", show_default=True, metavar="MODE",
     help="How INPUT's intensities are scaled: 'training' (as the run's training data "
     "was), 'image' (from INPUT's own 1st-99.8th percentiles: for an image brighter or "
-    "dimmer than the training data; runs trained with a range), 'stored' (no rescaling) "
+    "dimmer than the training data; runs trained with a range or on uint8 images), "
+    "'stored' (no rescaling) "
     "or LOW,HIGH (LOW becomes 0 and HIGH 1).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import store_random_weights, tiny_config
 
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.experiments import (
@@ -19,6 +19,7 @@ from napari_dacapo.experiments import (
     ZarrArrayConfig,
 )
 from napari_dacapo.gui import data_check as data_check_module
+from napari_dacapo.gui import train_widget as train_widget_module
 from napari_dacapo.gui.layers import layer_name
 from napari_dacapo.gui.state import Phase
 from napari_dacapo.gui.train_widget import TrainWidget
@@ -176,7 +177,8 @@ def test_a_run_stored_without_scaling_continues_unchanged(make_napari_viewer, tm
     assert panel._refresh_enabled() == ""  # nothing to measure
     assert isinstance(raw_configs(panel._config)[0], NumpyArrayConfig)
     assert "no checkpoint yet" in panel.continue_button.toolTip()  # not a differing config
-    assert "used as stored, as run 'old' was" in panel.state.data_status
+    assert panel.state.data_status == (
+        "Intensities are used as stored (floats, not rescaled), as run 'old' was trained.")
 
 
 def test_uint8_images_are_used_as_stored(make_napari_viewer, tmp_path):
@@ -188,6 +190,82 @@ def test_uint8_images_are_used_as_stored(make_napari_viewer, tmp_path):
     assert panel._refresh_enabled() == ""
     assert isinstance(raw_configs(panel._config)[0], NumpyArrayConfig)
     assert panel.state.data_status == "Intensities 0–255 (8-bit) are scaled to 0–1."
+
+
+def test_a_run_trained_on_uint8_is_not_continued_on_another_intensity_scale(
+    make_napari_viewer, tmp_path, qtbot, monkeypatch
+):
+    """A run trained on uint8 images without a range learned intensities divided by 255.
+    Its raw layer made uint16 (divided by 65535: 1000-3550 become 0.015-0.054) or float
+    0-255 (used as they are) would continue on another scale: Train and Continue are
+    refused with the reason and the fix, before any work; floats of 0-1 continue."""
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    viewer.add_image(raw, name="raw")
+    viewer.add_labels(labels, name="labels")
+    panel = make_panel(viewer, tmp_path, name="eight")
+    assert panel._refresh_enabled() == ""
+    store_random_weights(panel.store, panel._config, iteration=2)
+    panel.status.more_iterations.setValue(2)
+    panel._refresh_enabled()
+    assert panel.continue_button.isEnabled(), panel.continue_button.toolTip()
+    # Not "as stored": divided by 255.
+    assert panel.state.data_status == (
+        "Intensities 0–255 (8-bit) are scaled to 0–1, as run 'eight' was trained.")
+    errors: list[str] = []
+    monkeypatch.setattr(train_widget_module, "show_error", errors.append)
+    started = []
+    monkeypatch.setattr(panel.controller, "start", lambda *args: started.append(args))
+
+    viewer.layers["raw"].data = raw.astype(np.uint16) * 10 + 1000
+    reason = panel._refresh_enabled()
+    assert reason.startswith(
+        "The intensities of raw 'raw' (uint16, divided by 65535) reach the network on another "
+        "scale than those of the data run 'eight' was trained on (uint8, 0–255 scaled to "
+        "0–1): continued, the network would train on intensities unlike those it learned. "
+        "Convert the image to uint8"), reason
+    assert "train it as a new run (another run name)" in reason
+    assert not panel.continue_button.isEnabled() and not panel.train_button.isEnabled()
+    assert reason in panel.continue_button.toolTip()
+    assert not panel.continue_training() and not panel.train()
+    assert not started and len(errors) == 2
+    stored = raw_configs(panel.store.retrieve_run_config("eight"))[0]
+    assert stored.array().dtype == np.uint8  # the run's data was not replaced
+
+    viewer.layers["raw"].data = raw.astype(np.float32)  # 0-255, used as they are
+    assert panel._refresh_enabled() == MEASURING
+    qtbot.waitUntil(lambda: "lie far outside 0 to 1" in panel.state.reason_disabled,
+                    timeout=WAIT_MS)
+    assert "(float32, used as they are: " in panel.state.reason_disabled
+    assert not panel.continue_button.isEnabled()
+
+    viewer.layers["raw"].data = raw.astype(np.float32) / 255  # 0-1, as uint8 became
+    panel._refresh_enabled()
+    qtbot.waitUntil(panel.continue_button.isEnabled, timeout=WAIT_MS)
+    assert panel.state.reason_disabled == ""
+    assert "as run 'eight' was trained" in panel.state.data_status
+
+
+def test_a_validation_image_on_another_intensity_scale_is_refused(make_napari_viewer,
+                                                                   tmp_path):
+    """A new run on a uint8 image trains without a range (divided by 255): a uint16
+    validation image (divided by 65535) would be scored on another scale."""
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    other, other_labels = synthetic_blobs((96, 96), seed=2)
+    viewer.add_image(raw, name="raw")
+    viewer.add_labels(labels, name="labels")
+    viewer.add_image(other.astype(np.uint16) * 257, name="validation")
+    viewer.add_labels(other_labels, name="validation labels")
+    panel = make_panel(viewer, tmp_path)
+    panel.data.validation_raw.value = viewer.layers["validation"]
+    panel.data.validation_labels.value = viewer.layers["validation labels"]
+    reason = panel._refresh_enabled()
+    assert reason.startswith("The validation raw image is uint16, but the training raw is "
+                             "uint8"), reason
+    assert "Convert the validation image to uint8, or pick none." in reason
+    viewer.layers["validation"].data = other
+    assert panel._refresh_enabled() == ""
 
 
 def test_a_constant_image_is_refused_with_the_reason(make_napari_viewer, tmp_path, qtbot):

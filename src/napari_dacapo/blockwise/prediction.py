@@ -256,13 +256,15 @@ class _BlockPredictor:
         from napari_dacapo.predict import (
             prediction_device_plan,
             prediction_input,
+            unchecked_intensity_scale,
             unchecked_voxel_size,
         )
         from napari_dacapo.store.file_store import FileStore
 
         run, store = load_run(job.run, FileStore(job.store_root))
         rescale = tuple(job.rescale) if isinstance(job.rescale, list) else job.rescale
-        with unchecked_voxel_size():  # predict_blockwise warned of it, once for all workers
+        # predict_blockwise warned of them, once for all workers
+        with unchecked_voxel_size(), unchecked_intensity_scale():
             self.raw = prediction_input(run, from_dict(job.input), rescale=rescale)
         self.device, self.plan = prediction_device_plan(run, job.device, job.precision)
         self.model = load_model(run, job.iteration, store, copy=False).to(self.device)

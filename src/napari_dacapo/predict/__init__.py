@@ -24,6 +24,8 @@ Modules, by concern:
 - :mod:`.non_finite_values`: :class:`NonFiniteWarning`, :func:`warn_if_non_finite`;
 - :mod:`.training_data`: :func:`training_raw`, :func:`training_intensity_range`;
 - :mod:`.voxel_sizes`: :class:`VoxelSizeWarning`, :func:`unchecked_voxel_size`;
+- :mod:`.intensity_scales`: :class:`IntensityScaleWarning`,
+  :func:`intensity_scale_mismatch`, :func:`unchecked_intensity_scale`;
 - :mod:`.inputs`: :func:`prediction_input`, :func:`rescale_bounds`, :data:`OWN_RANGE`;
 - :mod:`.stored_run`: :func:`predict_tiles`, :func:`predict`, :func:`apply`,
   :func:`post_processing`.
@@ -46,7 +48,23 @@ from .blocks import (
     tile_dtype,
 )
 from .events import PredictEvent, PredictionStarted, TilePredicted
-from .inputs import OWN_RANGE, image_intensity_range, prediction_input, rescale_bounds
+from .inputs import (
+    OWN_RANGE,
+    image_intensity_range,
+    input_scale_mismatch,
+    prediction_input,
+    rescale_bounds,
+)
+from .intensity_scales import (
+    IntensityScaleWarning,
+    intensity_scale_mismatch,
+    needs_values,
+    own_range_fits,
+    scale_fix,
+    scale_text,
+    training_raw_dtypes,
+    unchecked_intensity_scale,
+)
 from .non_finite_values import (
     NON_FINITE_PREDICTION,
     NonFiniteWarning,
@@ -93,6 +111,15 @@ __all__ = [
     "voxel_size_mismatch",
     "voxel_size_text",
     "unchecked_voxel_size",
+    "IntensityScaleWarning",
+    "training_raw_dtypes",
+    "intensity_scale_mismatch",
+    "input_scale_mismatch",
+    "needs_values",
+    "own_range_fits",
+    "scale_fix",
+    "scale_text",
+    "unchecked_intensity_scale",
     # Building blocks of the above, for blockwise workers, export and the benchmarks.
     "GROUP_READ_VOXELS",
     "RUN_VOXELS",

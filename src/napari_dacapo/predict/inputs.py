@@ -16,6 +16,16 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.array import (
     default_axis_names,
 )
 
+from .intensity_scales import (
+    _CHECK_INTENSITY_SCALE,
+    IntensityScaleWarning,
+    intensity_scale_mismatch,
+    needs_values,
+    own_range_fits,
+    sampled_data,
+    scale_text,
+    training_raw_dtypes,
+)
 from .training_data import training_intensity_range, training_raw
 from .voxel_sizes import (
     _CHECK_VOXEL_SIZE,
@@ -30,7 +40,8 @@ if TYPE_CHECKING:
     )
     from napari_dacapo.experiments.run import Run
 
-__all__ = ["OWN_RANGE", "image_intensity_range", "prediction_input", "rescale_bounds"]
+__all__ = ["OWN_RANGE", "image_intensity_range", "input_scale_mismatch", "prediction_input",
+           "rescale_bounds"]
 
 
 #: The ``rescale`` that scales an input from its own intensities (see
@@ -44,15 +55,17 @@ def image_intensity_range(run: Run | str, raw: Any) -> IntensityRange:
     its 1st-99.8th percentiles over the whole array (every block or region of it is then
     scaled alike), from a bounded sample (:func:`.intensity_range.intensity_range`).
 
-    For an image brighter or dimmer than the data the run learned from; the run must have
-    been trained with a range, since one trained on intensities as stored saw its data's
-    own scale (integers divided by the dtype's maximum) and expects the same.
+    For an image brighter or dimmer than the data the run learned from, or stored in
+    another dtype. The run must have been trained with a range, or on uint8 data without
+    one (divided by 255, which spans about 0-1 too); one trained without a range on wider
+    integers or floats saw a span of 0-1 that its dtype does not tell.
 
     Raises
     ------
     ValueError
-        If the run was trained on intensities as stored, or ``raw`` holds no range (a
-        constant image, or no finite value).
+        If the run was trained without a range on data other than uint8 (or data that
+        cannot be opened to see which), or ``raw`` holds no range (a constant image, or
+        no finite value).
     """
     from napari_dacapo.checkpoints import load_run
     from napari_dacapo.experiments.datasplits.datasets.arrays.array import SourceArray
@@ -62,13 +75,15 @@ def image_intensity_range(run: Run | str, raw: Any) -> IntensityRange:
     )
 
     run = load_run(run)[0]  # or a stored run's name, as predict takes
-    if training_intensity_range(run) is None:
+    training = training_raw_dtypes(run) if training_intensity_range(run) is None else None
+    if training is not None and not own_range_fits(training):
+        how = ("; ".join(scale_text(t) for t in training) if training else
+               "its training data cannot be opened to see how they were scaled")
         raise ValueError(
-            f"Run '{run.name}' was trained on intensities as stored (integers divided by "
-            f"their dtype's maximum), not on a range of them, so there is no range to "
-            f"replace with the image's own: predict with the training scaling (rescale=True,"
-            f" --intensities training), or give the range (rescale=(low, high), "
-            f"--intensities LOW,HIGH)."
+            f"Run '{run.name}' was trained on intensities as stored ({how}), not on a range "
+            f"of them, so an image's own range scaled to 0-1 is not what its network "
+            f"learned: predict with the training scaling (rescale=True, --intensities "
+            f"training), or give the range (rescale=(low, high), --intensities LOW,HIGH)."
         )
     if isinstance(raw, ArrayConfig):
         array = raw.array()
@@ -100,8 +115,9 @@ def prediction_input(
         True: rescale intensities as the training raw data was (its
         IntensitiesArrayConfig, if any); False: none; ``(min, max)``: map min to 0 and
         max to 1; ``"image"`` (:data:`OWN_RANGE`): ``raw``'s own range
-        (:func:`image_intensity_range`, for a run trained with a range). Integer data
-        without a range is divided by its dtype's maximum, as in training.
+        (:func:`image_intensity_range`, for a run trained with a range or on uint8
+        data). Integer data without a range is divided by its dtype's maximum, as in
+        training, floats are used as they are.
 
     Raises
     ------
@@ -115,6 +131,11 @@ def prediction_input(
         from them, the training data cannot be opened, or within
         :func:`unchecked_voxel_size`): the network would see structures at another size
         than it learned. A warning, not an error: it may be meant.
+    IntensityScaleWarning
+        With ``rescale=True``, if the run was trained without a range and the input's
+        intensities reach the network on another scale than its training data's (see
+        :func:`input_scale_mismatch`; not within :func:`unchecked_intensity_scale`): e.g.
+        a uint16 image on a run trained on uint8 images.
     """
     from napari_dacapo.experiments.datasplits.datasets.arrays.array_config import (
         ArrayConfig,
@@ -222,6 +243,10 @@ def prediction_input(
             f"offset {tuple(array.offset)} is not on the voxel grid of voxel_size "
             f"{tuple(array.voxel_size)}; give an offset that is a multiple of the voxel size."
         )
+    if rescale is True and bounds is None and _CHECK_INTENSITY_SCALE.get():
+        mismatch = input_scale_mismatch(run, array)
+        if mismatch:
+            warnings.warn(mismatch, IntensityScaleWarning, stacklevel=2)
     if checked and _CHECK_VOXEL_SIZE.get():
         mismatch = voxel_size_mismatch(
             array.voxel_size, training_voxel_sizes(run.config), run.name
@@ -229,6 +254,24 @@ def prediction_input(
         if mismatch:
             warnings.warn(mismatch, VoxelSizeWarning, stacklevel=2)
     return array
+
+
+def input_scale_mismatch(run: Run, array: Array) -> str:
+    """Why ``array`` (an input opened by :func:`prediction_input`, unscaled) reaches the
+    network of ``run``, trained without a recorded range, on another intensity scale than
+    the training data did, with the fix ('' when it does not, or that is not known): see
+    :func:`.intensity_scales.intensity_scale_mismatch`. A float input of a run trained on
+    integers is judged by a bounded sample of its values."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import (
+        percentile_range,
+    )
+
+    training = training_raw_dtypes(run)
+    values = None
+    if needs_values(array.dtype, training):
+        data = sampled_data(array)
+        values = None if data is None else percentile_range(data)
+    return intensity_scale_mismatch(array.dtype, training, run.name, values=values)
 
 
 def rescale_bounds(rescale: Any) -> tuple[float, float]:

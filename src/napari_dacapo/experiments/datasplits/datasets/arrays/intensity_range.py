@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["IntensityRange", "PERCENTILES", "SAMPLE_VALUES", "intensity_range",
-           "sample_values"]
+           "percentile_range", "sample_values"]
 
 #: Most values :func:`intensity_range` reads from an image.
 SAMPLE_VALUES = 2_000_000
@@ -61,6 +61,18 @@ def intensity_range(data: Any) -> IntensityRange:
             f"read), so it has no range of intensities to scale: pick the image with the data."
         )
     return IntensityRange(low, high, how)
+
+
+def percentile_range(data: Any) -> tuple[float, float] | None:
+    """The 1st and 99.8th percentile of the finite values of a sample of ``data`` (as
+    :func:`intensity_range` reads it), equal for a constant image; None when no value read
+    is finite. For judging where an image's values lie, not for scaling them."""
+    values = sample_values(data)
+    values = values[np.isfinite(values)] if values.dtype.kind in "fc" else values
+    if values.size == 0:
+        return None
+    low, high = np.percentile(values, PERCENTILES)
+    return float(low), float(high)
 
 
 def sample_values(data: Any, limit: int = SAMPLE_VALUES) -> np.ndarray:
