@@ -12,6 +12,7 @@ from napari.layers import Image
 
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import write_zarr_array
+from napari_dacapo.gui.background_reads import BackgroundReadArray
 from napari_dacapo.gui.blockwise_job import BlockwiseJob, BlockwiseJobError
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.layers import layer_name
@@ -48,7 +49,7 @@ def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(predict_panel, qtbot, 
     name = layer_name("tiny_2d", f"prediction {image.name}")
     qtbot.waitUntil(lambda: name in viewer.layers, timeout=120_000)
     layer = viewer.layers[name]
-    assert isinstance(layer.data, da.Array) and layer.data.shape == raw.shape  # lazy
+    assert isinstance(layer.data, BackgroundReadArray) and layer.data.shape == raw.shape
     qtbot.waitUntil(lambda: widget.blockwise.worker is None, timeout=180_000)
     assert widget.status.value == f"Predicted 4 blocks into {output}.", widget.status.value
     assert widget.progress.value == widget.progress.max == 4
@@ -79,8 +80,11 @@ def test_blockwise_fills_a_lazy_layer_cancels_and_resumes(predict_panel, qtbot, 
     expected = predict("tiny_2d", CHECKPOINT, raw, store=trained_store)[0]
     np.testing.assert_allclose(zarr.open_array(output, mode="r")[0], expected, atol=1e-5)
     layer = viewer.layers[name]  # the layer shows the filled array, read lazily
-    assert isinstance(layer.data, da.Array)
+    assert isinstance(layer.data, BackgroundReadArray)
     np.testing.assert_allclose(np.asarray(layer.data), expected, atol=1e-5)
+    # What napari shows, read in a worker once the prediction ended.
+    qtbot.waitUntil(lambda: not layer.data.reading, timeout=10_000)
+    np.testing.assert_allclose(layer._slice.image.raw, expected, atol=1e-5)
 
 
 def test_blockwise_needs_a_zarr_image_and_an_output(predict_panel, tmp_path):

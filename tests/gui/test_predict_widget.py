@@ -18,6 +18,9 @@ CHECKPOINT = "best:blob__dice"
 
 
 def run_prediction(widget, qtbot, timeout=60_000):
+    # A floating-point image in memory is first searched for NaN, in a worker.
+    qtbot.waitUntil(lambda: not widget.reason_disabled().startswith("Searching"),
+                    timeout=10_000)
     assert widget.predict_button.enabled, widget.reason_disabled()
     widget.predict_button.native.click()
     assert widget.worker is not None  # it runs in a worker, not in the click
@@ -48,6 +51,8 @@ def test_predicts_whole_image_into_layers(predict_panel, qtbot, trained_store):
     np.testing.assert_allclose(prediction.data, expected, atol=1e-5)
     segmentation = apply("tiny_2d", CHECKPOINT, raw, store=trained_store)
     np.testing.assert_array_equal(labels.data, segmentation.reshape(raw.shape))
+    # The smallest type that holds the ids: napari recasts wider ones at every redraw.
+    assert labels.data.dtype == np.uint8
 
 
 def test_predicts_a_shapes_region_with_its_context(predict_panel, qtbot, trained_store):
@@ -63,6 +68,9 @@ def test_predicts_a_shapes_region_with_its_context(predict_panel, qtbot, trained
 
     prediction = viewer.layers[layer_name("tiny_2d", "prediction blobs")]
     assert tuple(prediction.translate) == (20, 30) and prediction.data.shape == (16, 20)
+    # Ended at N of N, as a whole image does (the last tiles lie in the context only).
+    assert widget.status.value.startswith("Predicted")
+    assert widget.progress.value == widget.progress.max > 1
     assert layer_name("tiny_2d", "labels blobs") not in viewer.layers
     # The region saw its real surroundings: equal to the whole image's prediction there
     # (tiles on a grid of the same parity, so the network pools alike).
@@ -189,7 +197,7 @@ def test_an_unexpected_failure_is_logged_with_its_traceback(predict_panel, qtbot
                                                            monkeypatch):
     from napari_dacapo.gui import predict_widget
 
-    def broken(job, cancel):
+    def broken(job, cancel, pace):
         raise ZeroDivisionError("a bug")
         yield
 
@@ -259,6 +267,31 @@ def test_cancel_stops_between_tiles(predict_panel, qtbot):
     assert widget.predict_button.enabled  # ready for the next one
 
 
+def test_an_image_there_before_the_panel_is_taken_as_if_picked(make_napari_viewer, qtbot,
+                                                                trained_store, tmp_path):
+    """Its mode (blockwise for a zarr image) and its scale, followed as for an image
+    picked later."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
+        write_zarr_array,
+    )
+    from napari_dacapo.gui.predict_widget import BLOCKWISE, TILES
+
+    viewer = make_napari_viewer()
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    write_zarr_array(tmp_path / "in.zarr", "raw", raw, voxel_size=(1, 1))
+    viewer.open(str(tmp_path / "in.zarr"), plugin="napari-dacapo")
+    widget = PredictWidget(viewer, store=trained_store)
+    assert widget.mode_choice.value == BLOCKWISE
+
+    viewer.layers.clear()
+    image = viewer.add_image(raw, name="blobs")
+    widget = PredictWidget(viewer, store=trained_store)
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    assert widget.mode_choice.value == TILES and "Note" not in widget.status.value
+    image.scale = (2, 2)  # not re-picked: followed all the same
+    assert widget.status.value.startswith("Note: run 'tiny_2d' was trained on voxel size")
+
+
 def test_disabled_with_reasons(make_napari_viewer, tmp_path):
     from napari_dacapo.store.file_store import FileStore
 
@@ -289,17 +322,59 @@ def test_predicts_a_multiscale_image_at_full_resolution(predict_panel, qtbot, tr
     np.testing.assert_allclose(prediction.data, expected, atol=1e-5)
 
 
-def test_missing_values_in_the_image_are_warned_of(predict_panel, qtbot, monkeypatch):
-    from napari_dacapo.gui import predict_widget
+def test_missing_values_in_an_image_in_memory_disable_predict(predict_panel, qtbot,
+                                                              monkeypatch):
+    """Searched once per array, in a worker, when the image is picked (as training
+    refuses such raw data before it starts); replacing them enables Predict."""
+    from napari_dacapo.gui import image_values
 
-    warned: list[str] = []
-    monkeypatch.setattr(predict_widget, "show_warning", warned.append)
+    searched = []
+    search = image_values.non_finite
+    monkeypatch.setattr(image_values, "non_finite",
+                        lambda data: searched.append(data) or search(data))
     viewer, widget = predict_panel
     raw, _ = synthetic_blobs((48, 72), seed=5)
     holes = (raw / 255).astype(np.float32)
     holes[20:24, 30:34] = np.nan
-    widget.image_choice.value = viewer.add_image(holes, name="holes")
+    image = widget.image_choice.value = viewer.add_image(holes, name="holes")
     widget.labels_check.value = False
+    qtbot.waitUntil(lambda: "holds NaN" in widget.status.value, timeout=10_000)
+    assert not widget.predict_button.enabled
+    assert widget.predict_button.tooltip == widget.status.value
+    assert "numpy.nan_to_num(viewer.layers['holes'].data)" in widget.status.value
+    widget.predict_button.native.click()
+    assert widget.worker is None
+    for _ in range(3):  # the panel refreshes often (e.g. its store timer): searched once
+        widget.checkpoint_choice.value = "3"
+        widget.checkpoint_choice.value = "latest"
+    assert len(searched) == 1 and searched[0] is holes
+
+    image.data = np.nan_to_num(image.data)  # the fix the status gives
+    run_prediction(widget, qtbot)
+    assert widget.status.value.startswith("Predicted"), widget.status.value
+    assert len(searched) == 2
+
+
+def test_missing_values_in_a_lazy_image_are_warned_of_after(predict_panel, qtbot,
+                                                             monkeypatch):
+    """A lazily read image (possibly bigger than memory) is not scanned beforehand; the
+    status says so, and the prediction warns of them."""
+    import dask.array as da
+
+    from napari_dacapo.gui import image_values, predict_widget
+
+    warned: list[str] = []
+    monkeypatch.setattr(predict_widget, "show_warning", warned.append)
+    monkeypatch.setattr(image_values, "non_finite", lambda data: pytest.fail("scanned"))
+    viewer, widget = predict_panel
+    raw, _ = synthetic_blobs((48, 72), seed=5)
+    holes = (raw / 255).astype(np.float32)
+    holes[20:24, 30:34] = np.nan
+    widget.image_choice.value = viewer.add_image(da.from_array(holes, chunks=16),
+                                                 name="holes")
+    widget.labels_check.value = False
+    assert widget.predict_button.enabled
+    assert widget.status.value == image_values.LAZY_NOTE
     run_prediction(widget, qtbot)
     assert widget.status.value.startswith("Predicted")
     assert len(warned) == 1 and "NaN or infinite values" in warned[0]
@@ -316,7 +391,7 @@ def test_provisional_tile_labels_never_share_an_id(trained_store, monkeypatch):
 
     import napari_dacapo.predict as predict_module
     from napari_dacapo.experiments import NumpyArrayConfig
-    from napari_dacapo.gui.prediction_job import PredictJob, TileDone, prediction_events
+    from napari_dacapo.gui.prediction_job import PredictJob, TilesDone, prediction_events
 
     def two_objects(prediction):  # whatever the tiny model learnt: objects 1 and 2
         labels = np.zeros(prediction.shape, np.uint64)
@@ -332,8 +407,9 @@ def test_provisional_tile_labels_never_share_an_id(trained_store, monkeypatch):
         NumpyArrayConfig(name="raw", data=raw, voxel_size=Coordinate(1, 1)), None,
         CHECKPOINT.split(":")[1],
     )
-    ids = [set(np.unique(e.labels)) - {0} for e in prediction_events(job, threading.Event())
-           if isinstance(e, TileDone)]
+    ids = [set(np.unique(tile.labels)) - {0}
+           for e in prediction_events(job, threading.Event()) if isinstance(e, TilesDone)
+           for tile in e.tiles]
     assert sum(1 for tile in ids if tile) > 1  # several tiles hold objects
     assert sum(len(tile) for tile in ids) == len(set().union(*ids))  # none shared
 

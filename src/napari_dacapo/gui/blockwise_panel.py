@@ -1,10 +1,11 @@
 """The predict panel's "blockwise to zarr" mode: an image layer stored as zarr is predicted
 block by block by daisy worker processes into a zarr array (see :mod:`.blockwise_job`).
 
-While blocks complete, the output is shown as a layer that reads the zarr array lazily
-(never loaded whole); it is swapped for a fresh dask view as done blocks are counted, so
-napari re-reads the visible part instead of showing chunks it cached before they were
-written. Cancel ends the prediction's processes; finished blocks stay, and predicting the
+While blocks complete, the output is shown as a layer whose data is the zarr array itself,
+never loaded whole and never read on the GUI thread (:class:`.BackgroundReadArray`): as
+done blocks are counted, the part in view is read again in a worker, at most as often as
+such a read takes (and every ``REFRESH_SECONDS``), and the layer refreshed once it
+arrives. Cancel ends the prediction's processes; finished blocks stay, and predicting the
 same job again resumes it.
 """
 
@@ -14,7 +15,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from napari_dacapo.blockwise.locations import check_output_path
+from napari_dacapo.gui.background_reads import BackgroundReadArray
 from napari_dacapo.gui.blockwise_job import (
     BlocksDone,
     BlockwiseJob,
@@ -34,7 +35,8 @@ from napari_dacapo.gui.blockwise_job import (
     default_output,
 )
 from napari_dacapo.gui.layer_storage import zarr_location
-from napari_dacapo.gui.layers import show_channels
+from napari_dacapo.gui.layers import output_layer, show_channels
+from napari_dacapo.gui.panel_close import when_closed
 from napari_dacapo.gui.prediction_job import EXPLAINED_FAILURES
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ __all__ = ["BlockwisePanel"]
 
 logger = logging.getLogger(__name__)
 
-#: Least time between two refreshes of the output layer while blocks complete.
+#: Least time between two reads of the output's part in view while blocks complete (and
+#: at least as long as the last read took: reading then takes at most half of a core).
 REFRESH_SECONDS = 0.5
 
 
@@ -88,12 +91,14 @@ class BlockwisePanel(Container):
         self._layer = ""  # the output layer's name
         self._placement: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._output: OutputReady | None = None
+        self._view: BackgroundReadArray | None = None  # the output layer's data
+        self._limits: tuple[float, float] | None = None  # the contrast limits set here
         self.done = (0, 0)  # blocks done of all, in the running (or last) prediction
-        self._shown_at = 0.0
         self._outcome = ""  # set when the prediction failed
-        # Set when the Qt widget is gone: late worker signals are then ignored.
+        # Set when the panel is closed (its dock's ×) or its Qt widget is gone: late worker
+        # signals are then ignored.
         self._closed = threading.Event()
-        self.native.destroyed.connect(self._closed.set)
+        when_closed(self.native, self._closed.set)
 
     # -- choices -------------------------------------------------------------------------------
 
@@ -156,10 +161,10 @@ class BlockwisePanel(Container):
         """Run ``job`` (made by :meth:`make_job`) in a worker; its output is shown as
         the layer ``layer_name``."""
         self.job, self._layer, self._output = job, layer_name, None
-        self.done, self._shown_at = (0, 0), 0.0
+        self.done, self._view = (0, 0), None
         self._cancel = threading.Event()
         # Closing the panel (or napari) ends the prediction's processes.
-        self.native.destroyed.connect(self._cancel.set)
+        self._forget_close = when_closed(self.native, self._cancel.set)
         # Errors are shown by _on_worker_errored, not re-raised (a traceback on stderr).
         self.worker = create_worker(blockwise_events, job, self._cancel, _start_thread=False,
                                     _connect={"errored": self._on_worker_errored})
@@ -181,33 +186,54 @@ class BlockwisePanel(Container):
                 self.done = (event.done, event.total)
             case OutputReady():
                 self._output = event
+                self._show_output()
             case BlocksDone():
                 self.done = (event.done, event.total)
+                view = self._view
+                due = view is not None and not view.reading and (
+                    time.monotonic() - view.read_at > max(REFRESH_SECONDS, view.read_seconds))
+                if due:
+                    self._read_again()
         done, total = self.done
         self.progress.max = max(total, 1)
         self.progress.value = done
         self.changed.emit(self)  # the panel that holds this one shows the count
-        if self._output is not None and (
-                isinstance(event, OutputReady) or time.monotonic() - self._shown_at
-                > REFRESH_SECONDS):
-            self._show_output()
 
     def _show_output(self) -> None:
-        """Show the output as a fresh lazy view (a new dask name: no stale cached chunks)."""
-        import dask.array as da
-
-        self._shown_at = time.monotonic()
+        """Show the output (once per prediction): a layer over the zarr array, read in
+        workers."""
         array, factor, begin, translate = self._output.array, *self._placement
-        data = da.from_array(array, chunks=array.chunks, name=f"blockwise-{uuid.uuid4().hex}")
+        lone = array.ndim > len(self._output.voxel_size) and array.shape[0] == 1
+        view = BackgroundReadArray(array, (0,) if lone else (),
+                                   on_read=lambda: self._on_view_read(view))
+        self._view = view
+        new = output_layer(self.viewer, self._layer) is None
         layer = show_channels(
-            self.viewer, self._layer, data, "image",
+            self.viewer, self._layer, self._view, "image",
             scale=np.asarray(self._output.voxel_size) / factor,
             translate=translate + (np.asarray(self._output.offset) - begin) / factor,
             blending="additive", contrast_limits=(0.0, 1.0),
         )
-        # Contrast from the values in view: the slice napari just read, no scan of the array
-        # (created with limits, the layer never scanned it either).
-        layer.reset_contrast_limits(mode="slice")
+        # A new layer's contrast follows the values read; an existing one's is the user's.
+        self._limits = tuple(layer.contrast_limits) if new else None
+
+    def _read_again(self) -> None:
+        """The output changed: napari's view of it is read again (in a worker)."""
+        self._view.invalidate()
+        if (layer := output_layer(self.viewer, self._layer)) is not None:
+            layer.refresh()
+
+    def _on_view_read(self, view: BackgroundReadArray) -> None:
+        # By the view, not by the layer's data (which a plugin's viewer may proxy).
+        layer = output_layer(self.viewer, self._layer)
+        if layer is None or view is not self._view:
+            return  # removed, or another prediction shown by now
+        span = view.span
+        if (self._limits is not None and span is not None and span[1] > span[0]
+                and tuple(layer.contrast_limits) == self._limits):
+            layer.contrast_limits = span
+            self._limits = tuple(layer.contrast_limits)
+        layer.refresh()
 
     def _on_worker_errored(self, error: Exception) -> None:
         # Shown, and kept in the status. The traceback is logged only for a failure whose
@@ -222,9 +248,9 @@ class BlockwisePanel(Container):
         self.worker = None
         if self._closed.is_set():
             return
-        self.native.destroyed.disconnect(self._cancel.set)
-        if self._output is not None:
-            self._show_output()
+        self._forget_close()
+        if self._view is not None:
+            self._read_again()  # every block that is done
         done, total = self.done
         # Cancelled once every block was done (the child process was still ending): nothing
         # is missing, so the prediction finished, whatever the button said.

@@ -2,11 +2,14 @@
 
 Two modes. "tiles in memory": the inputs (run, checkpoint, the image's data reference and
 geometry, the region) are taken on the GUI thread; :func:`prediction_events` runs in a
-worker and yields each tile; the GUI writes it into the output layers' arrays
+worker and yields the tiles a few at a time, never faster than the GUI applies them
+(:class:`Pace`); the GUI writes them into the output layers' arrays
 (:class:`PredictionLayers`). Cancel sets an event the worker checks between tiles, so the
 prediction generator is closed at once (releasing the device) instead of whenever it is
-garbage-collected. "blockwise to zarr", chosen by itself for images stored as zarr: worker
-processes write the prediction into a zarr array, shown lazily (:class:`BlockwisePanel`).
+garbage-collected; tiles already sent are dropped. A floating-point image in memory is
+searched for NaN first (:class:`ImageValuesCheck`). "blockwise to zarr", chosen by itself
+for images stored as zarr: worker processes write the prediction into a zarr array, shown
+lazily (:class:`BlockwisePanel`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 
 from napari_dacapo.gui.blockwise_panel import BlockwisePanel
+from napari_dacapo.gui.image_values import ImageValuesCheck
 from napari_dacapo.gui.layer_arrays import (
     layer_array_config,
     layer_geometry_values,
@@ -31,11 +35,14 @@ from napari_dacapo.gui.layer_arrays import (
 )
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.panel_close import when_closed
 from napari_dacapo.gui.predict_reasons import run_reason
 from napari_dacapo.gui.prediction_job import (
     EXPLAINED_FAILURES,
+    LabelsDone,
+    Pace,
     PredictJob,
-    TileDone,
+    TilesDone,
     image_mismatch,
     prediction_events,
     read_predict_info,
@@ -91,7 +98,10 @@ class PredictWidget(Container):
         self.worker: Any = None
         self._info_worker: Any = None
         self._cancel = threading.Event()
-        # Set when the panel's Qt widget is gone: late worker signals are then ignored.
+        self._pace = Pace()  # how the running prediction hands its tiles over
+        self._values = ImageValuesCheck()  # NaN or infinity in the picked image
+        # Set when the panel is closed (its dock's ×) or its Qt widget is gone: late worker
+        # signals are then ignored.
         self._closed = threading.Event()
         self.layers: PredictionLayers | None = None  # of the in-memory prediction
         self._factor = 1
@@ -120,7 +130,7 @@ class PredictWidget(Container):
         self.blockwise = BlockwisePanel(viewer, self.progress, self._on_blockwise_finished)
         self.blockwise.visible = False
         self.status = Label(value="")
-        self.native.destroyed.connect(self._closed.set)
+        when_closed(self.native, self._closed.set)
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
             self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
@@ -140,6 +150,8 @@ class PredictWidget(Container):
             widget.changed.connect(self._refresh_enabled)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._on_layers_changed)
+        # An image already there: its mode, scale and values, as for one picked later.
+        self._on_image_choice_changed(self.image_choice.value)
         self._on_run_choice_changed()
 
     # -- choices -------------------------------------------------------------------------------
@@ -163,18 +175,29 @@ class PredictWidget(Container):
     def _on_image_choice_changed(self, image: Any = None) -> None:
         if image is not self._image and not self.running:
             self._outcome = ""  # how another image's prediction ended
-        # The status notes a voxel size the run was not trained on: also once rescaled.
+        # The status notes a voxel size the run was not trained on: also once rescaled;
+        # and new data is searched for NaN again.
         if self._image is not None:
             self._image.events.scale.disconnect(self._on_image_scale_changed)
+            self._image.events.data.disconnect(self._on_image_data_changed)
         self._image = image
         if image is not None:
             image.events.scale.connect(self._on_image_scale_changed)
+            image.events.data.connect(self._on_image_data_changed)
         # Images stored as zarr may be bigger than memory: blockwise unless the user says.
         if image is not None:
             self.mode_choice.value = BLOCKWISE if zarr_location(image) else TILES
         self._show_mode()
 
     def _on_image_scale_changed(self, _: Any = None) -> None:
+        if not self._closed.is_set():
+            self._refresh_enabled()
+
+    def _on_image_data_changed(self, _: Any = None) -> None:
+        if not self._closed.is_set():
+            self._refresh_enabled()  # new data: its values are searched again
+
+    def _on_values_checked(self) -> None:
         if not self._closed.is_set():
             self._refresh_enabled()
 
@@ -270,7 +293,8 @@ class PredictWidget(Container):
         return (image_mismatch(image, self.info)
                 or (shapes_problem(self.viewer, image, region, self.info.dims
                                    or spatial_dims(image)) if isinstance(region, Shapes) else "")
-                or (self.blockwise.reason_disabled(image) if blockwise else ""))
+                or (self.blockwise.reason_disabled(image) if blockwise else "")
+                or self._values.problem(image, self._on_values_checked))
 
     def _refresh_enabled(self, _: Any = None) -> None:
         labelled = bool(self.info and self.info.best)
@@ -288,7 +312,9 @@ class PredictWidget(Container):
         # Blockwise, the voxel size is the zarr array's: read at Predict, not at every
         # refresh (GUI thread; the file may be on a slow disk).
         note = "" if reason or blockwise else self.voxel_size_warning()[0]
-        self.status.value = reason or " ".join(filter(None, (self._outcome, note)))
+        image = self.image_choice.value
+        lazy = "" if reason or image is None else self._values.note(image)
+        self.status.value = reason or " ".join(filter(None, (self._outcome, note, lazy)))
 
     def _refresh_range_check(self) -> None:
         """Offer the image's own intensity range where the run scaled its training data
@@ -379,10 +405,12 @@ class PredictWidget(Container):
         }, self._factor)
         self._criterion = job.criterion
         self._cancel = threading.Event()
+        self._pace = Pace()
         # Closing the panel (or napari) ends the prediction at its next tile.
-        self.native.destroyed.connect(self._cancel.set)
+        self._forget_close = when_closed(self.native, self._cancel.set)
         # Errors are shown by _on_worker_errored, not re-raised (a traceback on stderr).
-        self.worker = create_worker(prediction_events, job, self._cancel, _start_thread=False,
+        self.worker = create_worker(prediction_events, job, self._cancel, self._pace,
+                                    _start_thread=False,
                                     _connect={"errored": self._on_worker_errored})
         self.worker.yielded.connect(self._on_worker_yielded)
         self.worker.finished.connect(self._on_worker_finished)
@@ -400,13 +428,19 @@ class PredictWidget(Container):
             self.status.value = "Cancelling after the current tile…"
 
     def _on_worker_yielded(self, event: Any) -> None:
-        if self._closed.is_set():
+        # Tiles that arrive after Cancel (at most the pace's few) are dropped unseen.
+        if self._closed.is_set() or (self._cancel.is_set()
+                                     and isinstance(event, (TilesDone, LabelsDone))):
             return
-        if isinstance(event, TileDone):
-            self.progress.value = event.index
-        elif isinstance(event, PredictionStarted):
+        if isinstance(event, PredictionStarted):
             self.progress.max = max(event.num_tiles, 1)
-        self.layers.apply(event)
+        try:
+            self.layers.apply(event)
+        finally:
+            if isinstance(event, TilesDone):
+                self._pace.applied()
+        if isinstance(event, TilesDone):
+            self.progress.value = event.done
 
     def _on_worker_errored(self, error: Exception) -> None:
         # Shown, and kept in the status next to the panel. The traceback is logged only
@@ -421,7 +455,7 @@ class PredictWidget(Container):
         self.worker = None
         if self._closed.is_set():
             return
-        self.native.destroyed.disconnect(self._cancel.set)
+        self._forget_close()
         outputs = self.layers.outputs
         if outputs:
             self.layers.refresh()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +32,19 @@ from napari_dacapo.predict import (
 )
 from napari_dacapo.store.file_store import FileStore, StoreError, world_factor_of
 
-__all__ = ["PredictJob", "TileDone", "LabelsDone", "prediction_events", "image_mismatch",
-           "read_predict_info", "training_scales", "voxel_size_warning",
-           "EXPLAINED_FAILURES"]
+__all__ = [
+    "EXPLAINED_FAILURES",
+    "LabelsDone",
+    "Pace",
+    "PredictJob",
+    "TileDone",
+    "TilesDone",
+    "image_mismatch",
+    "prediction_events",
+    "read_predict_info",
+    "training_scales",
+    "voxel_size_warning",
+]
 
 #: Failures of a prediction whose message names the problem and its fix (a checkpoint
 #: that cannot be read, an input the run cannot take): shown without a traceback.
@@ -80,11 +91,72 @@ class TileDone:
 
 
 @dataclass(frozen=True, slots=True)
+class TilesDone:
+    """The tiles predicted since the last such event (handed over together, see
+    :class:`Pace`); ``done`` tiles of the prediction's ``num_tiles`` are computed, those
+    outside the predicted region (its context) included."""
+
+    done: int
+    tiles: tuple[TileDone, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LabelsDone:
     """The labels of the whole prediction ``(channels, *spatial)``, replacing the
     provisional tile labels."""
 
     labels: np.ndarray
+
+
+class Pace:
+    """How often the prediction hands its tiles to the GUI: together, at most one
+    :class:`TilesDone` every ``interval`` seconds, and none while ``pending`` are not yet
+    applied (the GUI calls :meth:`applied` after each). Meanwhile tiles gather in the worker,
+    which never waits: a GUI slower than the network gets fewer, bigger events instead of a
+    queue that grows without bound (and that a Cancel would wait behind)."""
+
+    def __init__(self, interval: float = 0.1, pending: int = 2) -> None:
+        self.interval, self.pending = interval, pending
+        self._lock = threading.Lock()
+        self._unapplied = 0
+        self._sent_at = -float("inf")
+
+    def ready(self) -> bool:
+        """Whether a batch may be sent now (then it counts as sent)."""
+        with self._lock:
+            if (self._unapplied >= self.pending
+                    or time.monotonic() - self._sent_at < self.interval):
+                return False
+            self._sent()
+            return True
+
+    def force(self) -> None:
+        """Count a batch sent whatever the pace (the last one)."""
+        with self._lock:
+            self._sent()
+
+    def applied(self) -> None:
+        """The GUI has applied one batch."""
+        with self._lock:
+            self._unapplied = max(self._unapplied - 1, 0)
+
+    def _sent(self) -> None:
+        self._unapplied += 1
+        self._sent_at = time.monotonic()
+
+
+def smallest_ids(labels: np.ndarray) -> np.ndarray:
+    """``labels`` as the smallest unsigned integer type that holds its ids (uint8 to
+    uint64): napari recasts ids wider than 16 bits for display at every refresh, about
+    four times as slow. Signed or non-integer labels are returned as they are."""
+    if labels.dtype.kind not in "iu" or labels.size == 0:
+        return labels
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        return labels
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64)
+                 if high <= np.iinfo(t).max)
+    return labels if labels.dtype == dtype else labels.astype(dtype)
 
 
 def _makes_instances(post_processor: Any) -> bool:
@@ -99,11 +171,12 @@ def _makes_instances(post_processor: Any) -> bool:
 
 
 def prediction_events(
-    job: PredictJob, cancel: threading.Event
-) -> Iterator[PredictionStarted | TileDone | LabelsDone]:
+    job: PredictJob, cancel: threading.Event, pace: Pace | None = None
+) -> Iterator[PredictionStarted | TilesDone | LabelsDone]:
     """Predict ``job`` tile by tile (in a worker): yields :class:`PredictionStarted` with
-    the ROI of the output, a :class:`TileDone` per tile inside it, then, with a criterion,
-    :class:`LabelsDone`. Returns early once ``cancel`` is set."""
+    the ROI of the output, :class:`TilesDone` with the tiles inside it as ``pace`` lets
+    them go (default: each tile at once), the last one when every tile is computed, then,
+    with a criterion, :class:`LabelsDone`. Returns early once ``cancel`` is set."""
     from napari_dacapo.checkpoints import load_run
     from napari_dacapo.predict import post_processing, predict_tiles
 
@@ -125,6 +198,7 @@ def prediction_events(
 
     def labels(prediction: np.ndarray) -> np.ndarray:
         segmentation = process(prediction)
+        segmentation = smallest_ids(segmentation)
         return segmentation if segmentation.ndim > raw.dims else segmentation[None]
 
     def provisional(tile: np.ndarray) -> np.ndarray:
@@ -133,9 +207,10 @@ def prediction_events(
         nonlocal next_id
         segmentation = labels(tile)
         if instances and segmentation.any():
-            segmentation = segmentation.astype(np.promote_types(segmentation.dtype, np.uint32))
+            segmentation = segmentation.astype(np.uint64)
             segmentation[segmentation > 0] += next_id
             next_id = int(segmentation.max())
+            segmentation = smallest_ids(segmentation)
         return segmentation
 
     rescale: bool | tuple[float, float] = True  # as the training data was
@@ -153,17 +228,32 @@ def prediction_events(
         start = dataclasses.replace(first, roi=output)
         whole = np.zeros(start.shape, np.float32) if process else None
         yield start
+        batch: list[TileDone] = []
+        done = sent = 0  # tiles computed, and as many as the GUI was told of
         for event in events:
             if cancel.is_set():
                 return
             assert isinstance(event, TilePredicted)
+            done = event.index
             roi = event.roi.intersect(output)
-            if roi.empty:
-                continue
-            tile = event.data[(slice(None), *voxel_slices(roi, event.roi.begin, start.voxel_size))]
-            if whole is not None:
-                whole[(slice(None), *voxel_slices(roi, output.begin, start.voxel_size))] = tile
-            yield TileDone(event.index, roi, tile, provisional(tile) if process else None)
+            if not roi.empty:
+                tile = event.data[
+                    (slice(None), *voxel_slices(roi, event.roi.begin, start.voxel_size))]
+                if whole is not None:
+                    at = voxel_slices(roi, output.begin, start.voxel_size)
+                    whole[(slice(None), *at)] = tile
+                batch.append(
+                    TileDone(event.index, roi, tile, provisional(tile) if process else None))
+            if batch and (pace is None or pace.ready()):
+                yield TilesDone(done, tuple(batch))
+                batch, sent = [], done
+        if cancel.is_set():
+            return
+        # The last tiles, and the count of all (the last ones may lie in the context only).
+        if batch or sent != done:
+            if pace is not None:
+                pace.force()
+            yield TilesDone(done, tuple(batch))
         if whole is not None and not cancel.is_set():
             yield LabelsDone(labels(whole))
     finally:
