@@ -129,3 +129,47 @@ def test_a_diverged_run_shows_its_nan_loss_and_no_advice_to_resume(panel, qtbot,
                     timeout=WAIT_MS)
     assert math.isnan(state.last_loss)
     assert shown and "train a new run" in shown[0] and "press Train again" not in shown[0]
+
+
+def test_a_run_locked_by_a_closed_panel_here_is_said_to_be_stopping_here(
+        panel, qtbot, monkeypatch, tmp_path):
+    """The run's lock names its holder's pid: napari's own while a closed panel's run
+    stops. The refusal says so, not 'another process'."""
+    from napari_dacapo.gui import controller as controller_module
+    from napari_dacapo.store import RunLockedError
+
+    status, closing = panel
+    release = threading.Event()
+
+    def stops_slowly(config, store, stop, live, display, train_until):
+        yield RunStarted("run", 0, 100, "cpu (fp32)")
+        while not stop.is_set():
+            yield IterationDone(0, 0.5, 0.01, 10.0)
+            time.sleep(0.005)
+        release.wait(WAIT_MS / 1000)  # the last iteration and its checkpoint
+        yield RunStopped(1)
+
+    def locked(config, store, stop, live, display, train_until):
+        raise RunLockedError("Run 'run' is being trained by another process (pid 1).")
+        yield
+
+    shown = []
+    monkeypatch.setattr(controller_module, "show_error", shown.append)
+    monkeypatch.setattr(controller_module, "training_events", stops_slowly)
+    assert closing.start(SimpleNamespace(name="run", num_iterations=100))
+    qtbot.waitUntil(lambda: status.state.iteration >= 1, timeout=WAIT_MS)
+    began = time.monotonic()
+    closing.close()  # its panel was closed: stop, without waiting
+    assert time.monotonic() - began < 1.0 and closing.running
+
+    state = TrainingState()
+    reopened = TrainingController(state, FileStore(tmp_path / "runs"))
+    monkeypatch.setattr(controller_module, "training_events", locked)
+    assert reopened.start(SimpleNamespace(name="run", num_iterations=100))
+    qtbot.waitUntil(lambda: state.phase is Phase.CRASHED and not reopened.running,
+                    timeout=WAIT_MS)
+    assert "still stopping in this napari" in shown[-1], shown
+    assert "another process" not in shown[-1] and "another process" not in state.message
+    release.set()
+    assert closing.shutdown()  # napari quitting still waits for the checkpoint
+    reopened.shutdown()

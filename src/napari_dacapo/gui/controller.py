@@ -12,6 +12,7 @@ the :class:`~.state.TrainingState` in the GUI thread and passes them on through
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -31,7 +32,7 @@ from qtpy.QtWidgets import QApplication
 
 from napari_dacapo.experiments.configs import Config
 from napari_dacapo.experiments.trainers import TrainingDiverged
-from napari_dacapo.store.file_store import FileStore
+from napari_dacapo.store.file_store import FileStore, RunLockedError
 from napari_dacapo.train import (
     IterationDone,
     RunStarted,
@@ -43,6 +44,7 @@ from napari_dacapo.train import (
 
 from .data_check import DATA_PROBLEMS
 from .live_view import LiveSlot, live_prediction
+from .panel_close import when_closed
 from .state import Phase, TrainingState
 
 #: Where napari-dacapo's own modules are (warnings raised there are the user's to see).
@@ -54,6 +56,7 @@ __all__ = [
     "TrainingError",
     "ValidationSummary",
     "WorkerFinishing",
+    "trained_here",
     "training_events",
 ]
 
@@ -64,6 +67,26 @@ STOP_TIMEOUT_S = 10.0
 #: Controllers whose worker runs: kept alive until it ends, so that their slots (stop on
 #: close, event handling) outlive a panel whose Python object is collected first.
 _ACTIVE: set[TrainingController] = set()
+
+
+def trained_here(store: FileStore, name: str, but: TrainingController | None = None,
+                 button: str = "Train") -> str:
+    """Why run ``name`` of ``store`` cannot be trained now because a panel of this napari
+    (other than ``but``'s) still trains it, or is stopping it after being closed; empty if
+    none does. (The run's lock would otherwise refuse it as held by "another process":
+    this one.)"""
+    root = Path(store.root).resolve()
+    for controller in _ACTIVE:
+        if (controller is but or not controller.running or controller.state.run != name
+                or Path(controller.store.root).resolve() != root):
+            continue
+        if controller._closed:
+            return (f"Run '{name}' is still stopping in this napari: its training panel was "
+                    f"closed, and it finishes its current iteration and saves a checkpoint. "
+                    f"Press {button} again in a moment.")
+        return (f"Run '{name}' is being trained by another training panel of this napari: "
+                f"stop it there first, or give this run another name.")
+    return ""
 
 
 class TrainingError(Exception):
@@ -320,30 +343,44 @@ class TrainingController:
         self._live.forget()
 
     def watch(self, widget: Any) -> None:
-        """Stop training (bounded wait) when ``widget`` is destroyed, e.g. with its
-        viewer; the slot lives here, not on the dying widget."""
-        widget.destroyed.connect(self._on_widget_destroyed)
+        """Stop training when ``widget`` (the panel) is closed: taken out of its dock (its
+        ×), without waiting (:meth:`close`), or destroyed with its viewer, waiting a
+        bounded time for the checkpoint (:meth:`shutdown`). The slots live here, not on
+        the panel."""
+        when_closed(widget, self.close, destroyed=self.shutdown)
 
-    def _on_widget_destroyed(self, *_: Any) -> None:
-        self.shutdown()
-
-    def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> bool:
-        """Stop training and wait up to ``timeout`` seconds for the checkpoint; then give
-        the worker up (``quit``). Listeners are disconnected: the panel is going away.
-        Returns whether the worker ended in time."""
+    def close(self) -> None:
+        """The panel is going away: ask the worker to stop (it finishes the current
+        iteration and saves a checkpoint) and return at once. The worker's remaining
+        events still reach the state, but no listener: no more output layers, plots or
+        notifications. A Train of the same run meanwhile is told that it is stopping here
+        (:func:`trained_here`)."""
         if self._closed:
-            return not self.running
+            return
         self._closed = True
-        if self._app is not None:
-            self._app.aboutToQuit.disconnect(self.shutdown)
         self.received.disconnect()
         self.state.events.disconnect()
         self.stop()
+        if not self.running:
+            self._forget_quit()
+
+    def shutdown(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """:meth:`close`, then wait up to ``timeout`` seconds for the checkpoint (napari is
+        closing); then give the worker up (``quit``). Returns whether the worker ended in
+        time."""
+        self.close()
+        self._forget_quit()
         ended = self._done.wait(timeout)
         if not ended and self.worker is not None:
             logger.warning("Training worker did not stop within %.0f s; abandoning it.", timeout)
             self.worker.quit()
         return ended
+
+    def _forget_quit(self) -> None:
+        if self._app is not None:
+            with contextlib.suppress(TypeError, RuntimeError):  # disconnected already
+                self._app.aboutToQuit.disconnect(self.shutdown)
+            self._app = None
 
     # -- worker signals (GUI thread) -------------------------------------------------------
 
@@ -376,6 +413,13 @@ class TrainingController:
 
     def _on_worker_errored(self, error: Exception) -> None:
         self.state.phase = Phase.CRASHED
+        if isinstance(error, RunLockedError) and (here := trained_here(
+                self.store, self.state.run, but=self)):
+            # Held by this process (a closed panel's run stopping), not "another process".
+            self.state.message = f"cannot train: {here}"
+            if not self._closed:
+                show_error(f"Cannot train run '{self.state.run}' yet. {here}")
+            return
         if not self._started and isinstance(error, DATA_PROBLEMS):
             # Refused before anything was trained or stored: the message names the
             # problem and its fix; there is no checkpoint to resume from.
@@ -398,6 +442,8 @@ class TrainingController:
 
     def _on_worker_finished(self) -> None:
         _ACTIVE.discard(self)
+        if self._closed:
+            self._forget_quit()  # nothing left to wait for when napari quits
         self._validating = False
         self.state.worker_ended()
 

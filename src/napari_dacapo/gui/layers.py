@@ -12,10 +12,9 @@ output layers out (:func:`is_output`).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 LAYER_KINDS = ("image", "labels")
@@ -58,7 +57,7 @@ def show(
     shown) are applied on every update, display settings only when the layer is created
     (so the user's contrast and colormap choices stay).
     With ``select=False`` a new layer does not take the selection (see
-    :func:`_not_selecting`).
+    :func:`_add_unselected`).
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"kind must be one of {LAYER_KINDS}, got {kind!r}")
@@ -77,30 +76,33 @@ def show(
 
     layer = (Labels if kind == "labels" else Image)(data, name=name, **kwargs)
     _OUTPUTS[layer] = name  # before it is inserted: the pickers then leave it out
-    with contextlib.nullcontext() if select else _not_selecting(viewer.layers):
-        # napari numbers the name ("... [1]") if a layer of the user's already has it.
+    # napari numbers the name ("... [1]") if a layer of the user's already has it.
+    if select:
         viewer.add_layer(layer)
+    else:
+        _add_unselected(viewer, layer)
     return layer
 
 
-@contextlib.contextmanager
-def _not_selecting(layers: Any) -> Iterator[None]:
-    """Add layers without napari selecting them: an output layer that arrives while the
-    user paints labels must not take the brush away from the labels layer (and switching
-    the layer controls costs the GUI thread about 10 ms under software OpenGL).
+def _add_unselected(viewer: Any, layer: Any) -> None:
+    """Add ``layer`` without napari selecting it: an output layer that arrives while the
+    user paints labels must not take the brush away from the labels layer.
 
-    napari selects every inserted layer unless ``_activate_on_insert`` is off; the flag is
-    private, so a napari without it simply selects the layer as before.
+    napari selects every inserted layer; only a private flag of its layer list turns that
+    off, which a plugin's viewer (napari's public-only proxy) refuses with a warning. So
+    the selection is given back, with its events held meanwhile: nothing follows the
+    brief selection of the new layer (switching the layer controls there and back would
+    cost the GUI thread about 30 ms per added layer under software OpenGL).
     """
-    before = getattr(layers, "_activate_on_insert", None)
-    if before is None:
-        yield
-        return
-    layers._activate_on_insert = False
-    try:
-        yield
-    finally:
-        layers._activate_on_insert = before
+    selection = viewer.layers.selection
+    before = list(selection)  # the layers themselves (iterating a proxy unwraps them)
+    with selection.events.blocker_all():
+        viewer.add_layer(layer)
+        if len(before) == 1:
+            selection.active = before[0]  # the layer selected (and active) as it was
+        else:
+            selection.clear()
+            selection.update(before)
 
 
 def warm_up_layer_types() -> None:

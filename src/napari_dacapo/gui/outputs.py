@@ -4,10 +4,14 @@ prediction, positioned by their world offset over the source image.
 Arrays arrive from the worker with the run's integer geometry; they are turned into a
 readable view (a single channel squeezed, affinities as RGB of their first three
 channels) and handed to :func:`napari_dacapo.gui.layers.show`, which updates a layer in
-place or creates it once. Updates are coalesced: each output keeps only its latest array,
-and a timer applies one update per tick, each layer at most once per
+place or creates it once. Updates are coalesced: the outputs of one event (a snapshot's
+raw crop, target and prediction; a validation's prediction and labels) form a group that
+keeps only its latest arrays and is applied as a whole, so its layers always show the
+same sample. A timer applies one group per tick, each group at most once per
 :data:`LAYER_INTERVAL_S` (a napari layer update plus the redraw it causes costs the GUI
-thread tens of milliseconds), so snapshots every iteration never stall the GUI.
+thread tens of milliseconds), so snapshots every iteration never stall the GUI. Adding a
+layer costs about a tenth of a second: a group's first layers are added one per tick,
+hidden, and shown with the rest of their group.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from .layers import layer_name, output_layer, show, warm_up_layer_types
 __all__ = ["OutputLayers", "readable"]
 
 FLUSH_MS = 150
-#: Shortest time between two updates of one output layer.
+#: Shortest time between two updates of one group of output layers.
 LAYER_INTERVAL_S = 1.0
 #: Snapshot arrays shown, with the layer output name and kind.
 SNAPSHOT_OUTPUTS = {"raw": "snapshot raw", "target": "snapshot target",
                     "prediction": "snapshot prediction"}
+
+#: A layer update: the array, the layer kind and napari keyword arguments.
+_Update = tuple[np.ndarray, str, dict[str, Any]]
 
 
 def readable(data: np.ndarray, dims: int, rgb: bool) -> tuple[np.ndarray, bool]:
@@ -69,8 +76,10 @@ class OutputLayers(QObject):
         self.dims = 2
         self.rgb = False
         self.value_range: tuple[float, float] | None = None
-        self._pending: dict[str, tuple[np.ndarray, str, dict[str, Any]]] = {}
+        # Per group (the outputs shown together), the layers to update: {name: update}.
+        self._pending: dict[str, dict[str, _Update]] = {}
         self._shown_at: dict[str, float] = {}
+        self._hidden: set[str] = set()  # layers added hidden, to show with their group
         self._ending = False
         self._timer = QTimer(self)
         self._timer.setInterval(flush_ms)
@@ -85,31 +94,45 @@ class OutputLayers(QObject):
         viewer's world, ``rgb`` asks for RGB views of multi-channel outputs,
         ``value_range`` is the range of the task's targets and predictions."""
         self._pending.clear()
+        self._show_hidden()
         self._ending = False
         self.run, self.factor, self.dims, self.rgb = run, factor, dims, rgb
         self.value_range = value_range
         self._timer.start()
 
     def end(self) -> None:
-        """The run ended: apply what is pending (one update per tick, without waiting for
+        """The run ended: apply what is pending (one group per tick, without waiting for
         the layer interval), then stop the timer."""
         self._ending = True
+
+    def close(self) -> None:
+        """The panel is closed: drop what is pending and show nothing more."""
+        self._timer.stop()
+        self._pending.clear()
+        self._show_hidden()
 
     # -- events ----------------------------------------------------------------------------
 
     def snapshot(self, arrays: dict[str, Any]) -> None:
-        """The arrays of a :class:`~napari_dacapo.train.SnapshotTaken` event."""
-        for key, output in SNAPSHOT_OUTPUTS.items():
-            if key in arrays:
-                a = arrays[key]
-                self.put(output, a.data, a.offset, a.voxel_size, predicted=key != "raw")
+        """The arrays of a :class:`~napari_dacapo.train.SnapshotTaken` event, shown
+        together: the raw crop, target and prediction of one sample lie on top of each
+        other (a newer snapshot replaces all of a pending one)."""
+        self._queue("snapshot", [
+            self._update(output, a.data, a.offset, a.voxel_size, predicted=key != "raw")
+            for key, output in SNAPSHOT_OUTPUTS.items() if (a := arrays.get(key)) is not None
+        ])
 
     def validation(self, arrays: dict[str, Any]) -> None:
-        """The arrays of a :class:`~napari_dacapo.train.ValidationDone` event."""
+        """The arrays of a :class:`~napari_dacapo.train.ValidationDone` event, shown
+        together (the labels are made from that prediction)."""
+        updates = []
         if "prediction" in arrays:
-            self.put("validation prediction", *arrays["prediction"], predicted=True)
+            updates.append(self._update("validation prediction", *arrays["prediction"],
+                                        predicted=True))
         if "segmentation" in arrays:
-            self.put("validation labels", *arrays["segmentation"], kind="labels")
+            updates.append(self._update("validation labels", *arrays["segmentation"],
+                                        kind="labels"))
+        self._queue("validation", updates)
 
     def put(
         self, output: str, data: np.ndarray, offset: Any, voxel_size: Any,
@@ -117,6 +140,17 @@ class OutputLayers(QObject):
     ) -> None:
         """Queue ``data`` (``(*channels, *spatial)``, run geometry) for the layer
         ``"<run> · <output>"``; a newer array for the same output replaces it."""
+        self._queue(output, [self._update(output, data, offset, voxel_size, kind, predicted)])
+
+    def _queue(self, group: str, updates: list[tuple[str, _Update]]) -> None:
+        if updates:
+            self._pending[group] = dict(updates)
+
+    def _update(
+        self, output: str, data: np.ndarray, offset: Any, voxel_size: Any,
+        kind: str = "image", predicted: bool = False,
+    ) -> tuple[str, _Update]:
+        """The layer name and the update that shows ``data`` there."""
         geometry = napari_geometry(voxel_size, offset, self.factor)
         kwargs: dict[str, Any] = {}
         if kind == "labels":
@@ -130,7 +164,7 @@ class OutputLayers(QObject):
         extra = data.ndim - self.dims - (1 if kwargs.get("rgb") else 0)
         kwargs["scale"] = (1.0,) * extra + geometry["scale"]
         kwargs["translate"] = (0.0,) * extra + geometry["translate"]
-        self._pending[layer_name(self.run, output)] = (data, kind, kwargs)
+        return layer_name(self.run, output), (data, kind, kwargs)
 
     # -- applying --------------------------------------------------------------------------
 
@@ -140,26 +174,62 @@ class OutputLayers(QObject):
             self._timer.stop()
 
     def flush(self, limit: int | None = 1) -> None:
-        """Apply up to ``limit`` pending updates (None: all, at once), the longest waiting
-        first, skipping layers updated less than :data:`LAYER_INTERVAL_S` ago."""
+        """Apply up to ``limit`` pending groups (None: all, at once), the longest waiting
+        first, skipping groups updated less than :data:`LAYER_INTERVAL_S` ago. The layers
+        of a group are updated together, in one call; a group whose layers are not all
+        there yet first adds the missing ones, hidden, one per call."""
         now = time.monotonic()
         # New layers stack in the order they are added: raw crops first, so an opaque raw
-        # snapshot never hides the prediction or target added after it, and labels last,
-        # over the prediction they were made from.
+        # snapshot never hides the prediction or target (or live view) added after it, and
+        # labels last, over the prediction they were made from.
         due = sorted(
-            (self._shown_at.get(name, -np.inf), _stacking(name, self._pending[name][1]), name)
-            for name in self._pending
+            (self._shown_at.get(group, -np.inf),
+             min(_stacking(name, kind) for name, (_, kind, _) in updates.items()), group)
+            for group, updates in self._pending.items()
             if limit is None or self._ending
-            or now - self._shown_at.get(name, -np.inf) >= LAYER_INTERVAL_S
+            or now - self._shown_at.get(group, -np.inf) >= LAYER_INTERVAL_S
         )
-        for *_, name in due[:limit]:
-            data, kind, kwargs = self._pending.pop(name)
+        for *_, group in due[:limit]:
+            updates = self._pending[group]
+            order = sorted(updates, key=lambda name: _stacking(name, updates[name][1]))
+            missing = [name for name in order if self._layer(name, *updates[name]) is None]
+            if limit is not None and len(updates) > 1 and missing:
+                # Adding a layer costs the GUI thread about 0.1 s: a group's new layers
+                # are added one per tick, hidden until the group is shown as a whole.
+                self._show(missing[0], *updates[missing[0]], visible=False)
+                self._hidden.add(missing[0])
+                continue
+            del self._pending[group]
+            for name in order:
+                self._show(name, *updates[name])
+            self._shown_at[group] = now
+
+    def _layer(self, name: str, data: np.ndarray, kind: str, kwargs: dict[str, Any]) -> Any:
+        """The output layer ``name`` if it can show this update in place, else None."""
+        layer = output_layer(self.viewer, name)
+        if layer is None or type(layer).__name__.lower() != kind:
+            return None
+        if kind == "image" and layer.rgb != kwargs["rgb"]:
+            return None  # the view changed (e.g. another task)
+        return layer
+
+    def _show(self, name: str, data: np.ndarray, kind: str, kwargs: dict[str, Any],
+              visible: bool = True) -> None:
+        if (layer := output_layer(self.viewer, name)) is not None and self._layer(
+                name, data, kind, kwargs) is None:
+            self.viewer.layers.remove(layer)
+        # Outputs never take the selection from the layer the user works on.
+        layer = show(self.viewer, name, data, kind, select=False, visible=visible, **kwargs)
+        if visible and name in self._hidden:
+            self._hidden.discard(name)
+            layer.visible = True
+
+    def _show_hidden(self) -> None:
+        """Show the layers added for a group that was then dropped (e.g. a closed panel)."""
+        for name in self._hidden:
             if (layer := output_layer(self.viewer, name)) is not None:
-                if kind == "image" and getattr(layer, "rgb", False) != kwargs["rgb"]:
-                    self.viewer.layers.remove(layer)  # the view changed (e.g. another task)
-            # Outputs never take the selection from the layer the user works on.
-            show(self.viewer, name, data, kind, select=False, **kwargs)
-            self._shown_at[name] = now
+                layer.visible = True
+        self._hidden.clear()
 
 
 def _stacking(name: str, kind: str) -> int:

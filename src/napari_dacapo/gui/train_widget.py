@@ -9,6 +9,7 @@ assembles a :class:`RunConfig` from them and the picked layers, says why it cann
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -25,13 +26,14 @@ from napari_dacapo.experiments import (
 from napari_dacapo.experiments.configs import scale_world_lengths
 from napari_dacapo.store.file_store import FileStore, StoreError, world_factor_of
 
-from .controller import RunPrepared, TrainingController, ValidationSummary
+from .controller import RunPrepared, TrainingController, ValidationSummary, trained_here
 from .data_check import DataCheck
 from .data_panel import DataPanel, DataProblem, DataSelection, made_from_layers
 from .forms import FormError
 from .intensities import IntensityMeasure, scaled_datasplit
 from .live_view import LivePredictionReady, LiveView
 from .outputs import OutputLayers
+from .panel_close import when_closed
 from .plots import TrainingPlots
 from .presets import PRESETS, is_anisotropic
 from .run_data import add_run_data
@@ -73,11 +75,8 @@ class TrainWidget(QWidget):
         self._selection: DataSelection | None = None
 
         self.data = DataPanel(viewer)
-        self.destroyed.connect(self.data.close)  # stop following the viewer's layers
         self.data_check = DataCheck()
-        self.destroyed.connect(self.data_check.close)
         self.intensities = IntensityMeasure()
-        self.destroyed.connect(self.intensities.close)
         self._intensity_note = self._starts_over = ""
         self.settings = SettingsPanel(self.store)
         self.status = StatusPanel(self.state)
@@ -99,6 +98,14 @@ class TrainWidget(QWidget):
         self._store_timer.setInterval(STORE_POLL_MS)
         self._store_timer.timeout.connect(self._on_store_timer_timeout)
         self._store_timer.start()
+        # Closed (its dock's ×) or destroyed (with the viewer): stop following the viewer's
+        # layers and the store, and drop the outputs still to show (the controller stops
+        # training, see TrainingController.watch). Once destroyed, Qt objects are gone.
+        following = (self.data.close, self.data_check.close, self.intensities.close)
+        when_closed(self, partial(_call_all, (
+            *following, self.outputs.close, self.live.end, self._refresh_timer.stop,
+            self._store_timer.stop,
+        )), destroyed=partial(_call_all, following))
         self.settings.changed.connect(self._schedule_refresh)
         self.data.changed.connect(self._schedule_refresh)
         self.data.raw.changed.connect(self._on_raw_changed)
@@ -368,6 +375,8 @@ class TrainWidget(QWidget):
     def train(self) -> bool:
         """Start training the configured run; shows why not if it cannot."""
         reason = self._refresh_enabled()
+        if not reason and self._config is not None:
+            reason = trained_here(self.store, self._config.name, but=self.controller)
         if reason or self._config is None:
             show_error(f"Cannot train: {reason}")
             return False
@@ -379,6 +388,10 @@ class TrainWidget(QWidget):
         self._refresh_enabled()
         if self._continue is None:
             show_error(f"Cannot continue: {self.status.continue_button.toolTip()}")
+            return False
+        if here := trained_here(self.store, self._continue.name, but=self.controller,
+                                button="Continue"):
+            show_error(f"Cannot continue: {here}")
             return False
         started = self._start(self._continue, self._continue_until)
         # The form shows the stored total once the run stored it (see RunStarted): a
@@ -444,6 +457,11 @@ class TrainWidget(QWidget):
                 for iteration, values in sorted(event.scores.items()):
                     self.plots.add_scores(iteration, values)
                 self.plots.set_best(event.best)
+
+
+def _call_all(callbacks: tuple[Any, ...]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 def _other_data(stored: RunConfig, config: RunConfig) -> str:

@@ -1,0 +1,119 @@
+"""Output layers: the arrays of one snapshot (raw crop, target, prediction) are shown
+together, so the three layers always lie on top of each other, however the snapshots and
+the timer's ticks interleave."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_dacapo.gui import outputs as outputs_module
+from napari_dacapo.gui.layers import layer_name
+from napari_dacapo.gui.outputs import SNAPSHOT_OUTPUTS, OutputLayers
+
+pytestmark = pytest.mark.gui
+
+
+def snapshot(offset: tuple[int, int]) -> dict[str, SimpleNamespace]:
+    """A SnapshotTaken's arrays: a 16² raw crop around an 8² target and prediction."""
+    context = np.asarray(offset) - 4
+    return {
+        "raw": SimpleNamespace(data=np.zeros((1, 16, 16), np.float32),
+                               offset=tuple(context), voxel_size=(1, 1)),
+        **{key: SimpleNamespace(data=np.zeros((1, 8, 8), np.float32), offset=offset,
+                                voxel_size=(1, 1)) for key in ("target", "prediction")},
+    }
+
+
+def places(viewer) -> dict[str, tuple[float, ...]]:
+    """Where each shown snapshot layer shows its sample (the raw crop's centre region)."""
+    found = {}
+    for key, output in SNAPSHOT_OUTPUTS.items():
+        name = layer_name("run", output)
+        if name in viewer.layers and viewer.layers[name].visible:
+            translate = np.asarray(viewer.layers[name].translate)
+            found[key] = tuple(translate + (4 if key == "raw" else 0))
+    return found
+
+
+def test_a_snapshots_layers_are_shown_together(make_napari_viewer, monkeypatch):
+    monkeypatch.setattr(outputs_module, "LAYER_INTERVAL_S", 0.0)
+    viewer = make_napari_viewer()
+    outputs = OutputLayers(viewer)
+    outputs.begin("run", 1, 2, False, (0.0, 1.0))
+
+    outputs.snapshot(snapshot((10, 20)))
+    # Its layers are added one per tick (each costs the GUI thread about 0.1 s), hidden
+    # until all are there: then they are shown at once.
+    for _ in range(3):
+        outputs.flush()  # one tick
+        assert places(viewer) == {}
+    assert len(viewer.layers) == 3
+    outputs.flush()
+    assert places(viewer) == dict.fromkeys(("raw", "target", "prediction"), (10.0, 20.0))
+
+    # Newer snapshots while the layers wait for their next update: the latest is shown,
+    # all of it, in one tick.
+    outputs.snapshot(snapshot((30, 40)))
+    outputs.put("live", np.zeros((1, 32, 32), np.float32), (0, 0), (1, 1), predicted=True)
+    outputs.snapshot(snapshot((50, 60)))
+    for _ in range(3):
+        outputs.flush()
+        assert len(set(places(viewer).values())) == 1, places(viewer)
+    assert places(viewer)["prediction"] == (50.0, 60.0)
+    assert all(layer.visible for layer in viewer.layers)
+
+
+def test_a_validations_prediction_and_labels_are_updated_together(make_napari_viewer,
+                                                                 monkeypatch):
+    monkeypatch.setattr(outputs_module, "LAYER_INTERVAL_S", 0.0)
+    viewer = make_napari_viewer()
+    outputs = OutputLayers(viewer)
+    outputs.begin("run", 1, 2, False, (0.0, 1.0))
+
+    def validation(offset):
+        outputs.validation({
+            "prediction": (np.zeros((1, 8, 8), np.float32), offset, (1, 1)),
+            "segmentation": (np.ones((8, 8), np.uint64), offset, (1, 1)),
+        })
+
+    validation((2, 2))
+    outputs.flush(None)  # all at once
+    names = [layer.name for layer in viewer.layers]
+    assert names == [layer_name("run", "validation prediction"),
+                     layer_name("run", "validation labels")]  # labels over the prediction
+    validation((6, 6))
+    outputs.flush()  # one tick
+    assert [tuple(layer.translate) for layer in viewer.layers] == [(6.0, 6.0)] * 2
+
+
+def test_a_closed_panels_outputs_show_nothing_more(make_napari_viewer):
+    viewer = make_napari_viewer()
+    outputs = OutputLayers(viewer)
+    outputs.begin("run", 1, 2, False, (0.0, 1.0))
+    outputs.snapshot(snapshot((10, 20)))
+    outputs.flush()  # its first layer, hidden
+    outputs.close()
+    outputs.flush(None)
+    assert len(viewer.layers) == 1 and viewer.layers[0].visible  # none left hidden
+
+
+@pytest.mark.parametrize("picked", [(), ("a",), ("a", "b")], ids=["none", "one", "two"])
+def test_an_added_output_layer_leaves_the_selection_as_it_was(make_napari_viewer, picked):
+    from napari_dacapo.gui.layers import show
+
+    viewer = make_napari_viewer()
+    for name in ("a", "b"):
+        viewer.add_image(np.zeros((4, 4)), name=name)
+    viewer.layers.selection.clear()
+    viewer.layers.selection.update({viewer.layers[name] for name in picked})
+    changes: list[object] = []
+    viewer.layers.selection.events.connect(changes.append)
+
+    show(viewer, "run · live", np.zeros((4, 4)), select=False)
+
+    assert viewer.layers.selection == {viewer.layers[name] for name in picked}
+    assert viewer.layers.selection.active is (viewer.layers["a"] if picked == ("a",) else None)
+    assert changes == []  # nothing followed the new layer's brief selection
