@@ -109,3 +109,39 @@ def test_the_check_reads_in_a_worker_and_keeps_the_answer(trained_store, qtbot):
     assert check.now(config, image) == scale_offer(config, image.data, "wide")
     assert not check.now(config, image).warning
     assert check.offer(config, image, checked.clear) == check.now(config, image)
+
+
+def test_the_predict_panel_offers_the_own_range_and_warns_of_another_scale(
+    predict_panel, qtbot, monkeypatch, trained_store
+):
+    """A uint16 image on the uint8-trained tiny_2d: the box is offered, the status notes
+    the other scale, Predict warns of it before any work (once: the worker does not warn
+    again); ticked, the image is scaled from its own range, without a warning."""
+    from napari_dacapo.gui import predict_widget as predict_widget_module
+    from napari_dacapo.gui.layers import layer_name
+    from napari_dacapo.predict import predict
+
+    viewer, widget = predict_panel
+    wide = blobs().astype(np.uint16) * 10 + 1000
+    viewer.add_image(wide, name="wide")
+    widget.checkpoint_choice.value = "latest"
+    widget.labels_check.value = False
+    qtbot.waitUntil(lambda: widget.range_check.enabled, timeout=WAIT_MS)
+    assert "Note: image 'wide' is uint16" in widget.status.value
+    assert "(uint8, 0–255 scaled to 0–1)" in widget.range_check.tooltip
+    said: list[str] = []
+    monkeypatch.setattr(predict_widget_module, "show_warning", said.append)
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert len(said) == 1 and said[0].startswith("The intensities of image 'wide' (uint16, "
+                                                 "divided by 65535) reach the network")
+
+    said.clear()
+    widget.range_check.value = True
+    assert "Note: image 'wide'" not in widget.status.value
+    widget.predict_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert not said
+    shown = np.asarray(viewer.layers[layer_name("tiny_2d", "prediction wide")].data)
+    expected = predict("tiny_2d", "latest", wide, store=trained_store, rescale="image")
+    np.testing.assert_allclose(shown, expected[0], atol=1e-6)

@@ -576,11 +576,13 @@ def test_an_image_brighter_than_the_training_data_can_be_scaled_by_its_own_range
     widget.predict_button.native.click()
     assert started and started[0].rescale is True
 
-    # The tiny_2d run was trained on intensities as stored: nothing to offer.
+    # The tiny_2d run was trained on uint8 images without a range (divided by 255, about
+    # 0-1): the uint16 image's own range is offered, and its other scale noted.
     widget.run_choice.value = "tiny_2d"
     qtbot.waitUntil(lambda: widget.info is not None and widget.info.name == "tiny_2d",
                     timeout=20_000)
-    assert not widget.range_check.enabled
+    qtbot.waitUntil(lambda: widget.range_check.enabled, timeout=20_000)
+    assert "(uint8, 0–255 scaled to 0–1)" in widget.range_check.tooltip
 
 
 def test_a_run_whose_checkpoints_were_deleted_is_not_called_untrained(trained_store):

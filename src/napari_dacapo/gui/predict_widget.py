@@ -48,14 +48,11 @@ from napari_dacapo.gui.prediction_job import (
     read_predict_info,
     voxel_size_warning,
 )
+from napari_dacapo.gui.predict_intensities import OWN_RANGE_BOX, ScaleCheck, ScaleOffer
 from napari_dacapo.gui.prediction_layers import PredictionLayers
 from napari_dacapo.gui.regions import region_roi, shapes_problem
 from napari_dacapo.gui.run_info import STORE_POLL_MS, RunInfo
-from napari_dacapo.predict import (
-    NON_FINITE_PREDICTION,
-    PredictionStarted,
-    training_intensity_range,
-)
+from napari_dacapo.predict import NON_FINITE_PREDICTION, PredictionStarted
 from napari_dacapo.store.file_store import FileStore
 
 if TYPE_CHECKING:
@@ -100,6 +97,7 @@ class PredictWidget(Container):
         self._cancel = threading.Event()
         self._pace = Pace()  # how the running prediction hands its tiles over
         self._values = ImageValuesCheck()  # NaN or infinity in the picked image
+        self._scales = ScaleCheck()  # the picked image's intensities against the run's
         # Set when the panel is closed (its dock's ×) or its Qt widget is gone: late worker
         # signals are then ignored.
         self._closed = threading.Event()
@@ -123,7 +121,7 @@ class PredictWidget(Container):
             f"images that fit in memory; {BLOCKWISE}: for big images stored as zarr, by "
             f"worker processes into a zarr array (resumable), shown as it fills")
         self.labels_check = CheckBox(text="labels (best post-processing)", value=True)
-        self.range_check = CheckBox(text="scale to this image's intensities", value=False)
+        self.range_check = CheckBox(text=OWN_RANGE_BOX, value=False)
         self.predict_button = PushButton(text="Predict")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -131,6 +129,7 @@ class PredictWidget(Container):
         self.blockwise.visible = False
         self.status = Label(value="")
         when_closed(self.native, self._closed.set)
+        when_closed(self.native, self._scales.close)
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
             self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
@@ -146,7 +145,7 @@ class PredictWidget(Container):
         for widget in (self.mode_choice, self.checkpoint_choice):
             widget.changed.connect(self._show_mode)
         self.region_choice.changed.connect(self._on_region_choice_changed)
-        for widget in (self.labels_check, self.blockwise):
+        for widget in (self.labels_check, self.blockwise, self.range_check):
             widget.changed.connect(self._refresh_enabled)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._on_layers_changed)
@@ -314,24 +313,39 @@ class PredictWidget(Container):
         note = "" if reason or blockwise else self.voxel_size_warning()[0]
         image = self.image_choice.value
         lazy = "" if reason or image is None else self._values.note(image)
-        self.status.value = reason or " ".join(filter(None, (self._outcome, note, lazy)))
+        scale = "" if reason else self.intensity_warning()[0]
+        self.status.value = reason or " ".join(filter(None, (self._outcome, note, lazy, scale)))
 
     def _refresh_range_check(self) -> None:
-        """Offer the image's own intensity range where the run scaled its training data
-        from a range (tiles and blockwise alike)."""
-        try:
-            trained = training_intensity_range(self.info.config) if self.info else None
-        except ValueError:  # datasets scaled differently: prediction says so
-            trained = None
-        self.range_check.enabled = trained is not None and not self.running
-        if trained is None:
-            tip = "The run was trained on intensities as stored: nothing to scale."
-        else:
-            low, high = trained
-            tip = (f"Off: intensities {low:g}-{high:g} become 0-1, as in training. On: this "
-                   f"image's 1st-99.8th percentiles do, for an image brighter or dimmer than "
-                   f"the training data.")
-        self.range_check.tooltip = tip
+        """Offer the image's own intensity range where it fits the run: trained with a
+        range, or without one on uint8 data (tiles and blockwise alike)."""
+        offer = self._scale_offer()
+        self.range_check.enabled = bool(offer and offer.own_range) and not self.running
+        self.range_check.tooltip = offer.tooltip if offer else (
+            "Reading how the run's training data was scaled…" if self.info else "")
+
+    def _scale_offer(self) -> ScaleOffer | None:
+        """What the box offers and the status says of the chosen image's intensities for
+        the chosen run (None while that is read, in a worker)."""
+        if self.info is None:
+            return None
+        return self._scales.offer(self.info.config, self.image_choice.value,
+                                  self._on_scales_checked)
+
+    def _on_scales_checked(self) -> None:
+        if not self._closed.is_set():
+            self._refresh_enabled()
+
+    def intensity_warning(self, now: bool = False) -> tuple[str, str]:
+        """``(note, warning)`` when the chosen image's intensities reach the network on
+        another scale than the run's training data's and the box does not scale them from
+        the image's own range, else ``("", "")``; ``now``: found on the GUI thread if the
+        worker has not answered yet (at Predict)."""
+        if self.info is None or self._own_range():
+            return "", ""
+        offer = (self._scales.now(self.info.config, self.image_choice.value) if now
+                 else self._scale_offer())
+        return (offer.note, offer.warning) if offer else ("", "")
 
     def voxel_size_warning(self) -> tuple[str, str]:
         """``(note, warning)`` when the chosen image's voxel size is none that the run
@@ -394,6 +408,9 @@ class PredictWidget(Container):
         self._outcome = ""
         warning = self.voxel_size_warning()[1]
         if warning:  # said before any work; predicting at another scale may be meant
+            show_warning(warning)
+        warning = self.intensity_warning(now=True)[1]
+        if warning:  # likewise
             show_warning(warning)
         if blockwise:
             self.blockwise.start(job, layer_name(job.run, f"prediction {image.name}"))

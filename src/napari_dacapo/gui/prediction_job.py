@@ -26,6 +26,7 @@ from napari_dacapo.predict import (
     TilePredicted,
     image_intensity_range,
     training_voxel_sizes,
+    unchecked_intensity_scale,
     unchecked_voxel_size,
     voxel_size_mismatch,
     voxel_size_text,
@@ -222,7 +223,8 @@ def prediction_events(
     try:
         # The panel compared the image's voxel size, in the layers' units: the job's
         # integer units may be finer than the run's (another world factor).
-        with unchecked_voxel_size():
+        # It also said an intensity scale unlike the training data's, before starting.
+        with unchecked_voxel_size(), unchecked_intensity_scale():
             first = next(events)
         output = region.snap_to_grid(first.voxel_size, mode="grow").intersect(first.roi)
         start = dataclasses.replace(first, roi=output)
