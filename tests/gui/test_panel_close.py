@@ -223,3 +223,15 @@ def test_output_layers_of_a_plugin_panel_need_no_private_access(viewer, qtbot, r
     # Added without taking the selection (the brush) from the labels.
     assert viewer.layers.selection.active is labels
     assert viewer.layers.selection == {labels}
+
+
+def test_closing_the_runs_browser_stops_following(make_napari_viewer, tmp_path, monkeypatch):
+    """Its follow timer listed the store every few seconds after its dock's × (the panel
+    is kept, not destroyed)."""
+    monkeypatch.setenv("NAPARI_DACAPO_ROOT", str(tmp_path / "runs"))
+    viewer = make_napari_viewer()
+    dock, browser = viewer.window.add_plugin_dock_widget("napari-dacapo", "DaCapo runs")
+    browser.follow_check.setChecked(True)
+    assert browser.timer.isActive()
+    viewer.window.remove_dock_widget(dock)
+    assert not browser.timer.isActive() and browser._closed.is_set()

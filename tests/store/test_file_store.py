@@ -444,9 +444,12 @@ with FileStore(sys.argv[1]).lock("run"):
 
 def test_lock_refuses_a_second_trainer_in_this_process(store):
     with store.lock("run"):
-        with pytest.raises(RunLockedError, match="Run 'run'.*another run name"):
+        with pytest.raises(RunLockedError, match="Run 'run'.*another run name") as refused:
             with FileStore(store.root).lock("run", to_train=True):
                 pass
+    # Not 'another process': e.g. a run still stopping after its panel was closed.
+    assert f"is being trained in this process (e.g. a run still stopping after its training " \
+           f"panel was closed) (pid {os.getpid()})" in str(refused.value)
     with store.lock("run"):  # released on leaving the block
         pass
 

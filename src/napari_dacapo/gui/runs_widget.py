@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 
 from napari_dacapo.gui.data_panel import made_from_layers
 from napari_dacapo.gui.layers import show
+from napari_dacapo.gui.panel_close import when_closed
 from napari_dacapo.gui.plots import TrainingPlots
 from napari_dacapo.gui.run_follow import (
     FollowUpdate,
@@ -98,10 +99,11 @@ class RunsWidget(QWidget):
         self.selected: RunInfo | None = None
         self.snapshot: SnapshotKey | None = None  # the latest snapshot of the selected run
         self.workers: set[Any] = set()
-        # Set when the Qt widget is gone: results of late workers are then dropped.
+        # Set when the panel is closed (its dock's ×) or its Qt widget is gone: results of
+        # late workers are then dropped, and following stops.
         self._closed = threading.Event()
         self._gone = ""  # a note on a selected run deleted meanwhile, shown once read
-        self.destroyed.connect(self._closed.set)
+        when_closed(self, self._on_closed, destroyed=self._closed.set)
 
         self.store_edit = FileEdit(mode="d", value=self.store.root)
         self.store_edit.tooltip = ("The folder whose runs are listed, e.g. a cluster's shared "
@@ -295,6 +297,11 @@ class RunsWidget(QWidget):
         self._read(poll_run, store, name, stamp, self.snapshot, self.follow_check.isChecked(),
                    first, done=lambda update: self._on_run_polled(store, name, update),
                    what=f"run '{name}'")
+
+    def _on_closed(self) -> None:
+        self._closed.set()
+        self.timer.stop()
+        self.store_timer.stop()
 
     def _on_follow_check_toggled(self, checked: bool) -> None:
         (self.timer.start if checked else self.timer.stop)()

@@ -747,8 +747,11 @@ class FileStore:
                     "it another run name." if to_train else
                     "Wait for the training to finish, or stop it, then try again."
                 )
+                who = ("in this process (e.g. a run still stopping after its training "
+                       "panel was closed)" if holder == str(os.getpid())
+                       else "by another process")
                 raise RunLockedError(
-                    f"Run '{name}' is being trained by another process (pid {holder}). "
+                    f"Run '{name}' is being trained {who} (pid {holder}). "
                     f"{advice} (Lock file: {path}; it is released when that process ends.)"
                 )
             try:
