@@ -537,8 +537,10 @@ def test_validate_while_the_run_trains_says_to_wait_not_to_rename(tmp_path):
         result = CliRunner().invoke(main, ["validate", "--run", name, "--iteration", "3",
                                            "--store", str(store.root)])
     assert result.exit_code == 1
-    assert (f"Error: Run 'tiny' is being trained by another process (pid {os.getpid()}). Wait "
-            f"for the training to finish, or stop it, then try again.") in result.output
+    # Held here, as by this process's own training panel.
+    assert (f"Error: Run 'tiny' is being trained in this process (e.g. a run still stopping "
+            f"after its training panel was closed) (pid {os.getpid()}). Wait for the training "
+            f"to finish, or stop it, then try again.") in result.output
     assert "another run name" not in result.output
 
 
