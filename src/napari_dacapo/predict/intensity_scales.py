@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .training_data import training_raw_configs
+from .training_data import training_raw_arrays
 
 if TYPE_CHECKING:
     from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
@@ -60,20 +60,11 @@ _CHECK_INTENSITY_SCALE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 def training_raw_dtypes(run: Run | RunConfig) -> list[np.dtype]:
     """The distinct dtypes of the raw data that the run (or run config) trains on, in
-    dataset order; ``[]`` when that data cannot be opened (a cluster node may not see it).
-    Only the arrays' metadata is read. Meant for a run trained without a recorded range
+    dataset order (see :func:`~.training_data.training_raw_arrays`). Only the arrays'
+    metadata is read. Meant for a run trained without a recorded range
     (its training raw configs are the stored data, not an IntensitiesArrayConfig's
     float32 output)."""
-    config = getattr(run, "config", run)
-    try:
-        if configs := training_raw_configs(config):
-            arrays = [c.array() for c in configs]
-        else:
-            split = config.datasplit_config
-            arrays = [d.raw for d in split.datasplit_type(split).train]
-    except (OSError, ValueError):
-        return []
-    return list(dict.fromkeys(np.dtype(a.dtype) for a in arrays))
+    return list(dict.fromkeys(np.dtype(a.dtype) for a in training_raw_arrays(run)))
 
 
 def _divisor(dtype: Any) -> int | None:

@@ -11,7 +11,12 @@ if TYPE_CHECKING:
     from napari_dacapo.experiments.run import Run
     from napari_dacapo.experiments.run_config import RunConfig
 
-__all__ = ["training_raw_configs", "training_intensity_range", "training_raw"]
+__all__ = [
+    "training_raw_configs",
+    "training_raw_arrays",
+    "training_intensity_range",
+    "training_raw",
+]
 
 
 _PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
@@ -24,6 +29,22 @@ def training_raw_configs(run: Run | RunConfig) -> list[Any]:
     split = getattr(run, "config", run).datasplit_config
     datasets = getattr(split, "train_configs", None) or [getattr(split, "train_config", None)]
     return [c for c in (getattr(d, "raw_config", None) for d in datasets) if c is not None]
+
+
+def training_raw_arrays(run: Run | RunConfig) -> list[Array]:
+    """The raw arrays that the run (or run config) trains on, in dataset order; ``[]``
+    when that data cannot be opened (a cluster node may not see it). Only the raw arrays
+    the datasplit config names are opened (a run made in napari keeps them in
+    ``data/*.zarr`` in its folder), or, for a datasplit that names none, its training
+    datasets."""
+    config = getattr(run, "config", run)
+    try:
+        if configs := training_raw_configs(config):
+            return [c.array() for c in configs]
+        split = config.datasplit_config
+        return [d.raw for d in split.datasplit_type(split).train]
+    except (OSError, ValueError):
+        return []
 
 
 def training_intensity_range(run: Run) -> tuple[float, float] | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate
 
-from .training_data import training_raw_configs
+from .training_data import training_raw_arrays
 
 if TYPE_CHECKING:
     from napari_dacapo.experiments.run import Run
@@ -47,22 +47,8 @@ _CHECK_VOXEL_SIZE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 def training_voxel_sizes(run: Run | RunConfig) -> list[Coordinate]:
     """The distinct voxel sizes of the raw data that the run (or run config) trains on, in
-    dataset order; ``[]`` when that data cannot be opened (a cluster node may not see it).
-
-    Only the raw arrays the datasplit config names are opened (a run made in napari keeps
-    them in ``data/*.zarr`` in its folder), or, for a datasplit that names none, its
-    training datasets.
-    """
-    config = getattr(run, "config", run)
-    try:
-        if configs := training_raw_configs(config):
-            arrays = [c.array() for c in configs]
-        else:
-            split = config.datasplit_config
-            arrays = [d.raw for d in split.datasplit_type(split).train]
-    except (OSError, ValueError):
-        return []
-    return list(dict.fromkeys(Coordinate(a.voxel_size) for a in arrays))
+    dataset order (see :func:`~.training_data.training_raw_arrays`)."""
+    return list(dict.fromkeys(Coordinate(a.voxel_size) for a in training_raw_arrays(run)))
 
 
 def voxel_size_mismatch(
