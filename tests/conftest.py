@@ -11,13 +11,22 @@ from napari_dacapo.store.file_store import FileStore
 @pytest.fixture(autouse=True)
 def _qt_workers_end_with_their_test():
     """Wait for the Qt thread workers a test started (panels' data checks, intensity
-    measures, predictions). A superqt worker runs in ``warnings.catch_warnings()``; one that
-    ends during a later test restores the warning filters of the test that started it,
-    replacing that later test's (a ``filterwarnings`` mark then stops applying)."""
+    measures, predictions), and stop the timers that would start more. A superqt worker
+    runs in ``warnings.catch_warnings()``; one that ends during a later test restores the
+    warning filters of the test that started it, replacing that later test's (a
+    ``filterwarnings`` mark then stops applying: a warning became an error, at random)."""
     yield
     if "qtpy.QtCore" in sys.modules:
-        from qtpy.QtCore import QThreadPool
+        from qtpy.QtCore import QThreadPool, QTimer
+        from qtpy.QtWidgets import QApplication
 
+        # A panel a test made without docking it lives on (until collected), and its
+        # timers would start workers whenever a later test runs Qt's event loop (the runs
+        # browser lists its store every few seconds): they stop with their test.
+        for widget in QApplication.topLevelWidgets():
+            if type(widget).__module__.startswith("napari_dacapo"):
+                for timer in widget.findChildren(QTimer):
+                    timer.stop()
         QThreadPool.globalInstance().waitForDone(30_000)
 
 
