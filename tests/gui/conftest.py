@@ -48,3 +48,14 @@ def predict_panel(make_napari_viewer, trained_store, qtbot):
     viewer.window.add_dock_widget(widget)
     qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
     return viewer, widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Error notifications of the training panel and its controller, as text."""
+    from napari_dacapo.gui import controller, train_widget
+
+    shown: list[str] = []
+    for module in (train_widget, controller):
+        monkeypatch.setattr(module, "show_error", shown.append)
+    return shown

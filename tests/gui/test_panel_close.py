@@ -17,7 +17,6 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from napari_dacapo.examples import synthetic_blobs
 from napari_dacapo.gui import controller as controller_module
-from napari_dacapo.gui import train_widget as train_widget_module
 from napari_dacapo.gui.controller import _ACTIVE
 from napari_dacapo.gui.panel_close import when_closed
 from napari_dacapo.gui.state import Phase
@@ -36,14 +35,6 @@ def viewer(make_napari_viewer, store):
     viewer.add_image(raw, name="raw")
     viewer.add_labels(labels, name="labels")
     return viewer
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    shown: list[str] = []
-    for module in (train_widget_module, controller_module):
-        monkeypatch.setattr(module, "show_error", shown.append)
-    return shown
 
 
 def open_training(viewer, iterations=6, name="tiny"):

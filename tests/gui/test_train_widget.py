@@ -11,7 +11,6 @@ from conftest import tiny_config
 
 from napari_dacapo._reader import read_run
 from napari_dacapo.examples import synthetic_blobs
-from napari_dacapo.gui import controller as controller_module
 from napari_dacapo.gui import data_check as data_check_module
 from napari_dacapo.gui import train_widget as train_widget_module
 from napari_dacapo.gui.layers import layer_name
@@ -35,15 +34,6 @@ def viewer(make_napari_viewer):
     viewer.add_image(raw, name="raw", **geometry)
     viewer.add_labels(labels, name="labels", **geometry)
     return viewer
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Error notifications of the panel and its controller, as text."""
-    shown: list[str] = []
-    for module in (train_widget_module, controller_module):
-        monkeypatch.setattr(module, "show_error", shown.append)
-    return shown
 
 
 def make_panel(viewer, tmp_path, iterations=6, name="tiny"):
