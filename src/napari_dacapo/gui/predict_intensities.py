@@ -141,8 +141,7 @@ class ScaleCheck:
         known = self._known_offer(config, image)
         if known is not None:
             return known
-        data = None if image is None else layer_data(image)
-        name = "" if image is None else image.name
+        data, name = _data_and_name(image)
         if self._checking is None and not self._closed:
             key = (config, _reference(data), name)
             worker = create_worker(
@@ -160,8 +159,7 @@ class ScaleCheck:
         known = self._known_offer(config, image)
         if known is not None:
             return known
-        data = None if image is None else layer_data(image)
-        name = "" if image is None else image.name
+        data, name = _data_and_name(image)
         try:
             answer = scale_offer(config, data, name)
         except Exception as error:  # unreadable: said in the tooltip, not raised at Predict
@@ -179,8 +177,7 @@ class ScaleCheck:
         quick = ranged_offer(config)
         if quick is not None:
             return quick
-        data = None if image is None else layer_data(image)
-        name = "" if image is None else image.name
+        data, name = _data_and_name(image)
         known = self._known
         if known is not None and known[0] is config and known[1]() is data and known[2] == name:
             return known[3]
@@ -193,6 +190,11 @@ class ScaleCheck:
         self._checking = None
         if not self._closed:
             on_checked()
+
+
+def _data_and_name(image: Any) -> tuple[Any, str]:
+    """What an offer is found from and kept for: the image layer's data and name."""
+    return (None, "") if image is None else (layer_data(image), image.name)
 
 
 def _unread(error: Exception) -> ScaleOffer:
