@@ -84,8 +84,10 @@ def test_closing_the_training_panel_stops_its_run_with_a_checkpoint(viewer, qtbo
 
     viewer.window.remove_dock_widget(dock)
 
-    qtbot.waitUntil(lambda: not controller.running, timeout=WAIT_MS)
-    assert controller.state.phase is Phase.STOPPED
+    # `running` ends in the worker thread, before the GUI thread has handled its queued
+    # end: wait for the GUI's own end of the run.
+    qtbot.waitUntil(lambda: controller.state.phase is Phase.STOPPED and not controller.running,
+                    timeout=WAIT_MS)
     assert store.latest_iteration("tiny") == controller.state.iteration >= 2
     qtbot.wait(1500)  # longer than an output layer waits between two updates
     assert added == []  # a closed panel shows nothing more
