@@ -228,3 +228,26 @@ def test_closing_the_runs_browser_stops_following(make_napari_viewer, tmp_path, 
     assert browser.timer.isActive()
     viewer.window.remove_dock_widget(dock)
     assert not browser.timer.isActive() and browser._closed.is_set()
+
+
+def test_a_closed_predict_panel_stops_following_the_viewer(predict_panel, qtbot, monkeypatch):
+    """A dock's × keeps the panel alive: it went on searching every new image for NaN (a
+    pass over all its values) and re-listing the store at each layer added."""
+    from napari_dacapo.gui import image_values
+
+    searched, listed = [], []
+    monkeypatch.setattr(image_values, "non_finite", lambda data: searched.append(data) or False)
+    viewer, widget = predict_panel
+    monkeypatch.setattr(widget.store, "list_runs", lambda: listed.append(1) or ["tiny_2d"])
+    image = viewer.add_image(np.zeros((32, 32), np.float32), name="before")
+    qtbot.waitUntil(lambda: len(searched) == 1, timeout=WAIT_MS)
+    assert listed  # napari re-lists the choices of a docked panel
+
+    viewer.window.remove_dock_widget(widget.native)
+    searched.clear(), listed.clear()
+    viewer.add_image(np.ones((32, 32), np.float32), name="after")
+    image.data = np.ones((32, 32), np.float32)
+    image.scale = (2, 2)
+    qtbot.wait(200)
+    assert searched == [] and listed == []
+    assert not widget._store_timer.isActive()

@@ -128,8 +128,7 @@ class PredictWidget(Container):
         self.blockwise = BlockwisePanel(viewer, self.progress, self._on_blockwise_finished)
         self.blockwise.visible = False
         self.status = Label(value="")
-        when_closed(self.native, self._closed.set)
-        when_closed(self.native, self._scales.close)
+        when_closed(self.native, self._on_closed, destroyed=self._stop_following)
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
             self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
@@ -187,6 +186,30 @@ class PredictWidget(Container):
         if image is not None:
             self.mode_choice.value = BLOCKWISE if zarr_location(image) else TILES
         self._show_mode()
+
+    def _on_closed(self) -> None:
+        self._store_timer.stop()
+        self._stop_following()
+
+    def _stop_following(self) -> None:
+        """Ignore late worker signals and stop following the viewer: a closed panel lives
+        on until garbage-collected (if ever), and would otherwise search every new image
+        and re-list the store. Plain Python only (its Qt objects may be gone)."""
+        self._closed.set()
+        self._scales.close()
+        events = self.viewer.layers.events
+        for event in (events.inserted, events.removed):
+            event.disconnect(self._on_layers_changed)
+        # napari connects a docked magicgui panel's reset_choices, and never disconnects it.
+        for event in (events.inserted, events.removed, events.reordered, events.renamed):
+            event.disconnect(self.reset_choices)
+        if self._image is not None:
+            self._image.events.scale.disconnect(self._on_image_scale_changed)
+            self._image.events.data.disconnect(self._on_image_data_changed)
+        if self._shapes is not None:
+            self._shapes.events.data.disconnect(self._on_shapes_changed)
+            self._shapes.selected_data.events.items_changed.disconnect(self._on_shapes_changed)
+        self._image = self._shapes = None
 
     def _on_image_scale_changed(self, _: Any = None) -> None:
         if not self._closed.is_set():
