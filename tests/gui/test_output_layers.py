@@ -117,3 +117,34 @@ def test_an_added_output_layer_leaves_the_selection_as_it_was(make_napari_viewer
     assert viewer.layers.selection == {viewer.layers[name] for name in picked}
     assert viewer.layers.selection.active is (viewer.layers["a"] if picked == ("a",) else None)
     assert changes == []  # nothing followed the new layer's brief selection
+
+
+def test_output_layers_take_the_units_of_the_data_beside_them(make_napari_viewer, qtbot):
+    """An image read from a zarr with its voxel size is in nanometres: an output layer in
+    pixels beside it made napari drop the scale bar's units, with a warning."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_dacapo.gui.layers import show, show_channels
+
+    notes: list[str] = []
+    notification_manager.notification_ready.connect(lambda n: notes.append(str(n.message)))
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((8, 8)), scale=(4, 4), units=("nm", "nm"))
+    channels = show_channels(viewer, "run · prediction", np.zeros((2, 8, 8), np.float32),
+                             "image", (4, 4), (0, 0))
+    labels = show(viewer, "run · labels", np.zeros((8, 8), np.uint8), "labels", scale=(4, 4))
+    qtbot.wait(100)  # the canvas checks the layers' units at its next draw
+
+    assert [str(u) for u in channels.units] == ["pixel", "nanometer", "nanometer"]
+    assert [str(u) for u in labels.units] == ["nanometer", "nanometer"]
+    assert [str(u) for u in viewer.layers.extent.units][-2:] == ["nanometer", "nanometer"]
+    assert not [n for n in notes if "units" in n]
+
+
+def test_output_layers_beside_data_in_pixels_stay_in_pixels(make_napari_viewer):
+    from napari_dacapo.gui.layers import show
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 8)))
+    layer = show(viewer, "run · prediction", np.zeros((8, 8), np.float32))
+    assert [str(u) for u in layer.units] == ["pixel", "pixel"]

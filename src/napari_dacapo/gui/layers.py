@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 LAYER_KINDS = ("image", "labels")
 
 _warmed_up = threading.Event()
@@ -74,6 +76,8 @@ def show(
         viewer.layers.remove(layer)
     from napari.layers import Image, Labels
 
+    if "units" not in kwargs and (units := _units_beside(viewer, np.ndim(data))):
+        kwargs["units"] = units
     layer = (Labels if kind == "labels" else Image)(data, name=name, **kwargs)
     _OUTPUTS[layer] = name  # before it is inserted: the pickers then leave it out
     # napari numbers the name ("... [1]") if a layer of the user's already has it.
@@ -82,6 +86,18 @@ def show(
     else:
         _add_unselected(viewer, layer)
     return layer
+
+
+def _units_beside(viewer: Any, ndim: int) -> tuple[str, ...] | None:
+    """Units for a new ``ndim``-D layer that agree with the viewer's layers (napari aligns
+    axes from the last): the layers' common units, if any is not pixels. A layer in pixels
+    beside data in nanometres (a zarr read with its voxel size) would make napari drop
+    units from the scale bar and warn of inconsistent units."""
+    common = viewer.layers.extent.units  # None when the layers disagree already
+    if not common or all(str(unit) == "pixel" for unit in common):
+        return None
+    units = [str(unit) for unit in common[-ndim:]]
+    return ("pixel",) * (ndim - len(units)) + tuple(units)
 
 
 def _add_unselected(viewer: Any, layer: Any) -> None:
