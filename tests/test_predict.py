@@ -323,6 +323,51 @@ def test_voxel_sizes_of_every_training_dataset_and_of_datasplits_without_raw_con
         predict(dummy, 0, blobs((40, 30)), store=store, voxel_size=(1, 1))
 
 
+def test_a_run_predicts_with_its_training_datas_facts_where_that_data_is_gone(tmp_path, caplog):
+    """A run trained on a cluster's data, predicted on a desktop that does not see it:
+    the voxel size and dtype recorded when it trained still place and check the input
+    (before, a plain array failed with "cannot be opened to read the voxel size", and the
+    checks were silently skipped)."""
+    from napari_dacapo.predict import IntensityScaleWarning, training_raws
+    from napari_dacapo.store.file_store import TRAINING_DATA_FILE, read_training_data
+
+    raw, labels = synthetic_blobs((64, 64), seed=1)
+    path = tmp_path / "cluster" / "data.zarr"
+    write_zarr_array(path, "raw", raw.astype(np.uint16) * 257, voxel_size=(2, 2))
+    write_zarr_array(path, "labels", labels.astype(np.uint32), voxel_size=(2, 2))
+    dataset = RawGTDatasetConfig(
+        name="cluster", raw_config=ZarrArrayConfig(name="raw", file_name=path, dataset="raw"),
+        gt_config=ZarrArrayConfig(name="labels", file_name=path, dataset="labels"),
+    )
+    config = tiny_config(2, name="elsewhere", iterations=2, snapshot_interval=None)
+    config = config.replace(datasplit_config=config.datasplit_config.replace(
+        train_configs=[dataset], validate_configs=[]))
+    store = FileStore(tmp_path / "runs")
+    list(train_run(Run(config, store=store), store=store, validate=False))
+    assert read_training_data(store.run_dir("elsewhere")) == {
+        "raw": [{"voxel_size": [2, 2], "dtype": "<u2"}]}
+
+    shutil.rmtree(tmp_path / "cluster")  # the desktop does not see the cluster's data
+    run = load_run("elsewhere", store)[0]
+    assert training_raws(run) == [training_raws(run)[0]]
+    assert (training_raws(run)[0].voxel_size, training_raws(run)[0].dtype) == (
+        (2, 2), np.dtype(np.uint16))
+    image = raw.astype(np.uint16) * 257
+    placed = prediction_input(run, image)
+    assert placed.voxel_size == (2, 2)  # the training data's, as when it was there
+    with pytest.warns(VoxelSizeWarning, match=r"\(1, 1\) differs from the voxel size"):
+        prediction_input(run, image, voxel_size=(1, 1))
+    with pytest.warns(IntensityScaleWarning, match=r"uint8, 0–255 .*\(uint16, divided by 65535"):
+        prediction_input(run, raw)
+
+    # A damaged record is ignored (logged); without the data nothing is known again.
+    (store.run_dir("elsewhere") / TRAINING_DATA_FILE).write_text('{"raw": [{"dtype": 1}]}')
+    assert training_raws(load_run("elsewhere", store)[0]) == []
+    assert "Ignored the training data recorded for run elsewhere" in caplog.text
+    with pytest.raises(ValueError, match="cannot be opened to read the voxel size"):
+        prediction_input(load_run("elsewhere", store)[0], image)
+
+
 def test_a_dummy_datasplit_rescales_prediction_input_as_it_trained(upsampling):
     """A DummyDataSplitConfig's one training dataset counts as the training data: its
     raw rescaling (here from [0, 100]) is repeated at prediction (it was skipped)."""

@@ -158,6 +158,7 @@ def train_run(
         data_warnings,
     )
     from napari_dacapo.experiments.device import describe_device, device_plan_for
+    from napari_dacapo.predict import training_data_record
     from napari_dacapo.validate import validate_run
 
     store = store or run.store
@@ -180,6 +181,8 @@ def train_run(
         display = display or _display_of_data(run)
         if display:
             store.store_display(run.name, display)
+        if record := training_data_record(run):  # for predictions that cannot open the data
+            store.store_training_data(run.name, record)
         start = run.trainer.iteration
         yield RunStarted(run.name, start, run.train_until, describe_device(device, plan))
         if start >= run.train_until:

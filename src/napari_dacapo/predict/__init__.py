@@ -22,7 +22,8 @@ Modules, by concern:
 - :mod:`.tiling`: :class:`TileGeometry`, :class:`TileGroup`, :data:`GROUP_READ_VOXELS`;
 - :mod:`.blocks`: :func:`predict_blocks`, :func:`predict_array`, :func:`assemble`;
 - :mod:`.non_finite_values`: :class:`NonFiniteWarning`, :func:`warn_if_non_finite`;
-- :mod:`.training_data`: :func:`training_raw`, :func:`training_intensity_range`;
+- :mod:`.training_data`: :func:`training_raw`, :func:`training_raws`,
+  :func:`training_intensity_range`;
 - :mod:`.voxel_sizes`: :class:`VoxelSizeWarning`, :func:`unchecked_voxel_size`;
 - :mod:`.intensity_scales`: :class:`IntensityScaleWarning`,
   :func:`intensity_scale_mismatch`, :func:`unchecked_intensity_scale`;
@@ -73,7 +74,14 @@ from .non_finite_values import (
 )
 from .stored_run import apply, post_processing, predict, predict_tiles, prediction_device_plan
 from .tiling import GROUP_READ_VOXELS, TileGeometry, TileGroup
-from .training_data import training_intensity_range, training_raw, training_raw_configs
+from .training_data import (
+    TrainingRaw,
+    training_data_record,
+    training_intensity_range,
+    training_raw,
+    training_raw_configs,
+    training_raws,
+)
 from .voxel_sizes import (
     VOXEL_SIZE_FIX,
     VoxelSizeWarning,
@@ -94,6 +102,9 @@ __all__ = [
     "assemble",
     "prediction_input",
     "training_raw",
+    "training_raws",
+    "TrainingRaw",
+    "training_data_record",
     "training_intensity_range",
     "OWN_RANGE",
     "image_intensity_range",

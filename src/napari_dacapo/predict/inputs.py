@@ -26,7 +26,7 @@ from .intensity_scales import (
     scale_text,
     training_raw_dtypes,
 )
-from .training_data import training_intensity_range, training_raw
+from .training_data import training_intensity_range, training_raw, training_raws
 from .voxel_sizes import (
     _CHECK_VOXEL_SIZE,
     VoxelSizeWarning,
@@ -189,7 +189,8 @@ def prediction_input(
                    "images with these channels.")
             )
         if voxel_size is None:
-            voxel_size = training_raw(run, "the voxel size").voxel_size
+            known = training_raws(run)
+            voxel_size = (known[0] if known else training_raw(run, "the voxel size")).voxel_size
             checked = False  # the training data's: nothing to compare
         config = NumpyArrayConfig(
             name="input",
@@ -249,7 +250,7 @@ def prediction_input(
             warnings.warn(mismatch, IntensityScaleWarning, stacklevel=2)
     if checked and _CHECK_VOXEL_SIZE.get():
         mismatch = voxel_size_mismatch(
-            array.voxel_size, training_voxel_sizes(run.config), run.name
+            array.voxel_size, training_voxel_sizes(run), run.name
         )
         if mismatch:
             warnings.warn(mismatch, VoxelSizeWarning, stacklevel=2)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .training_data import training_raw_arrays
+from .training_data import training_raws
 
 if TYPE_CHECKING:
     from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
@@ -60,11 +60,10 @@ _CHECK_INTENSITY_SCALE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 def training_raw_dtypes(run: Run | RunConfig) -> list[np.dtype]:
     """The distinct dtypes of the raw data that the run (or run config) trains on, in
-    dataset order (see :func:`~.training_data.training_raw_arrays`). Only the arrays'
-    metadata is read. Meant for a run trained without a recorded range
-    (its training raw configs are the stored data, not an IntensitiesArrayConfig's
-    float32 output)."""
-    return list(dict.fromkeys(np.dtype(a.dtype) for a in training_raw_arrays(run)))
+    dataset order (see :func:`~.training_data.training_raws`). Meant for a run trained
+    without a recorded range (its training raw configs are the stored data, not an
+    IntensitiesArrayConfig's float32 output)."""
+    return list(dict.fromkeys(raw.dtype for raw in training_raws(run)))
 
 
 def _divisor(dtype: Any) -> int | None:

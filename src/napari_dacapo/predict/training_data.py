@@ -1,9 +1,15 @@
 """What prediction reads of the data a run was trained on: its raw array configs, the
-intensity range they were rescaled with, and its first raw array."""
+intensity range they were rescaled with, the voxel size and dtype of each raw array (as
+recorded when the run trained, else opened), and its first raw array."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from funlib.geometry import Coordinate
 
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array
 
@@ -12,14 +18,29 @@ if TYPE_CHECKING:
     from napari_dacapo.experiments.run_config import RunConfig
 
 __all__ = [
+    "TrainingRaw",
     "training_raw_configs",
     "training_raw_arrays",
+    "training_data_record",
+    "training_raws",
     "training_intensity_range",
     "training_raw",
 ]
 
 
+logger = logging.getLogger(__name__)
+
 _PASS_EXPLICITLY = "Pass voxel_size= and rescale= explicitly."
+
+
+@dataclass(frozen=True)
+class TrainingRaw:
+    """What prediction compares an input with: one training raw array's voxel size and
+    dtype (the dtype the network's input was read from: float32 behind a recorded
+    intensity range)."""
+
+    voxel_size: Coordinate
+    dtype: np.dtype
 
 
 def training_raw_configs(run: Run | RunConfig) -> list[Any]:
@@ -45,6 +66,34 @@ def training_raw_arrays(run: Run | RunConfig) -> list[Array]:
         return [d.raw for d in split.datasplit_type(split).train]
     except (OSError, ValueError):
         return []
+
+
+def training_data_record(run: Run) -> dict[str, Any]:
+    """What :meth:`~napari_dacapo.store.file_store.FileStore.store_training_data` records
+    of the run's training raw arrays (``{}`` when they cannot be opened)."""
+    arrays = training_raw_arrays(run)
+    return {"raw": [{"voxel_size": [int(v) for v in a.voxel_size],
+                     "dtype": np.dtype(a.dtype).str} for a in arrays]} if arrays else {}
+
+
+def training_raws(run: Run | RunConfig) -> list[TrainingRaw]:
+    """The voxel size and dtype of each raw array that the run (or run config) trains on,
+    in dataset order: as recorded in the run's folder when it trained (a Run; one small
+    file), else read from the arrays (:func:`training_raw_arrays`; ``[]`` when they cannot
+    be opened)."""
+    from napari_dacapo.store.file_store import read_training_data
+
+    recorded = None
+    if hasattr(run, "store"):
+        recorded = read_training_data(run.store.run_dir(run.name)).get("raw")
+    if recorded:
+        try:
+            return [TrainingRaw(Coordinate(r["voxel_size"]), np.dtype(r["dtype"]))
+                    for r in recorded]
+        except (KeyError, TypeError, ValueError) as e:
+            logger.warning("Ignored the training data recorded for run %s: %r", run.name, e)
+    return [TrainingRaw(Coordinate(a.voxel_size), np.dtype(a.dtype))
+            for a in training_raw_arrays(run)]
 
 
 def training_intensity_range(run: Run) -> tuple[float, float] | None:

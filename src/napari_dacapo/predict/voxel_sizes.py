@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate
 
-from .training_data import training_raw_arrays
+from .training_data import training_raws
 
 if TYPE_CHECKING:
     from napari_dacapo.experiments.run import Run
@@ -47,8 +47,8 @@ _CHECK_VOXEL_SIZE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 def training_voxel_sizes(run: Run | RunConfig) -> list[Coordinate]:
     """The distinct voxel sizes of the raw data that the run (or run config) trains on, in
-    dataset order (see :func:`~.training_data.training_raw_arrays`)."""
-    return list(dict.fromkeys(Coordinate(a.voxel_size) for a in training_raw_arrays(run)))
+    dataset order (see :func:`~.training_data.training_raws`)."""
+    return list(dict.fromkeys(raw.voxel_size for raw in training_raws(run)))
 
 
 def voxel_size_mismatch(

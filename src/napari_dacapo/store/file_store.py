@@ -10,6 +10,7 @@ Layout of ``<root>/<run name>/``::
     snapshots.zarr/           training snapshots
     validation.zarr/          validation predictions and post-processed outputs
     data/<array>.zarr         arrays of in-memory (napari layer) configs
+    training_data.json        voxel size and dtype of each training raw array
     lock                      held by the process training the run (holds its pid)
 
 Every file is written atomically (a temporary file, then a rename), so a crash never
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FileStore", "StoreError", "CheckpointError", "RunLockedError", "RunDeletedError",
-    "ROOT_ENV", "read_display",
+    "ROOT_ENV", "read_display", "read_training_data",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ TRAINING_STATS_FILE = "training_stats.json"
 VALIDATION_SCORES_FILE = "validation_scores.json"
 BEST_FILE = "best.json"
 DISPLAY_FILE = "display.json"
+TRAINING_DATA_FILE = "training_data.json"
 SNAPSHOTS_CONTAINER = "snapshots.zarr"
 VALIDATION_CONTAINER = "validation.zarr"
 DATA_DIR = "data"
@@ -707,6 +709,14 @@ class FileStore:
         self._check_not_deleted(name)
         self._write_json(self.run_dir(name) / DISPLAY_FILE, dict(display))
 
+    def store_training_data(self, name: str, record: dict[str, Any]) -> None:
+        """Record what run ``name`` trains on (see
+        :func:`~napari_dacapo.predict.training_data.training_data_record`), for predictions
+        where that data cannot be opened (a run trained on a cluster, predicted on a
+        desktop) or should not be (it costs milliseconds per array at every prediction)."""
+        self._check_not_deleted(name)
+        self._write_json(self.run_dir(name) / TRAINING_DATA_FILE, dict(record))
+
     # -- arrays ------------------------------------------------------------------------------
 
     def snapshot_container(self, name: str) -> LocalContainerIdentifier:
@@ -954,15 +964,25 @@ def read_display(run_dir: str | Path) -> dict[str, Any]:
     """The record :meth:`FileStore.store_display` wrote in ``run_dir``, or ``{}`` (none,
     or unreadable: a display hint must never stop a run folder from opening). Reads only,
     so a run training elsewhere can be opened."""
-    path = Path(run_dir) / DISPLAY_FILE
+    return _read_record(Path(run_dir) / DISPLAY_FILE)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when there is none or it cannot be read."""
     try:
-        display = json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
         logger.warning("Ignored %s: %s", path, e)
         return {}
-    return display if isinstance(display, dict) else {}
+    return record if isinstance(record, dict) else {}
+
+
+def read_training_data(run_dir: str | Path) -> dict[str, Any]:
+    """The record :meth:`FileStore.store_training_data` wrote in ``run_dir``, or ``{}``
+    (none: a run trained before it was recorded; or unreadable, logged)."""
+    return _read_record(Path(run_dir) / TRAINING_DATA_FILE)
 
 
 def world_factor_of(run_dir: str | Path) -> float:
