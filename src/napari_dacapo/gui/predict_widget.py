@@ -128,7 +128,11 @@ class PredictWidget(Container):
         self.blockwise = BlockwisePanel(viewer, self.progress, self._on_blockwise_finished)
         self.blockwise.visible = False
         self.status = Label(value="")
-        when_closed(self.native, self._on_closed, destroyed=self._stop_following)
+        # Destroyed (with the viewer), the panel's attributes may be gone already: what the
+        # callback needs is taken now.
+        closed, scales = self._closed, self._scales
+        when_closed(self.native, self._on_closed,
+                    destroyed=lambda: (closed.set(), scales.close()))
         self.extend([
             self.run_choice, self.refresh_button, self.checkpoint_choice, self.image_choice,
             self.region_choice, self.mode_choice, self.blockwise, self.labels_check,
@@ -188,15 +192,12 @@ class PredictWidget(Container):
         self._show_mode()
 
     def _on_closed(self) -> None:
-        self._store_timer.stop()
-        self._stop_following()
-
-    def _stop_following(self) -> None:
         """Ignore late worker signals and stop following the viewer: a closed panel lives
         on until garbage-collected (if ever), and would otherwise search every new image
-        and re-list the store. Plain Python only (its Qt objects may be gone)."""
+        and re-list the store."""
         self._closed.set()
         self._scales.close()
+        self._store_timer.stop()
         events = self.viewer.layers.events
         for event in (events.inserted, events.removed):
             event.disconnect(self._on_layers_changed)
