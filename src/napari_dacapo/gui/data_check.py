@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_warning
 
 from napari_dacapo.experiments.configs import Config
 from napari_dacapo.experiments.datasplits.datasets.checks import data_warnings
+from napari_dacapo.gui.background_answer import BackgroundAnswer
 
 __all__ = ["DATA_PROBLEMS", "DataCheck", "data_problem", "data_warnings"]
 
@@ -83,9 +82,9 @@ class DataCheck:
 
     def __init__(self) -> None:
         self._version = 0
-        self._checked: tuple[int, str, list[str]] | None = None  # (version, problem, warnings)
-        self._checking: Any = None
-        self._closed = False
+        self._answers = BackgroundAnswer(_unchecked, on_found=self._on_found)
+
+    _checking = property(lambda self: self._answers.worker)  # tests wait for it to end
 
     def invalidate(self) -> None:
         """The data or settings changed: the last check no longer holds."""
@@ -96,53 +95,37 @@ class DataCheck:
         known yet: the check then runs in a worker (one at a time, so a check of outdated
         data is followed by one of the current) and ``on_checked()`` is called (GUI
         thread) when it ends."""
-        if self._checked is not None and self._checked[0] == self._version:
-            return self._checked[1]
-        if self._checking is None and not self._closed:
-            version = self._version
-            # Errors are shown by _on_errored, not re-raised (a traceback on stderr).
-            worker = create_worker(
-                _checked, config, _start_thread=False,
-                _connect={"errored": lambda error: self._on_errored(version, error)})
-            worker.returned.connect(lambda answer: self._on_returned(version, *answer))
-            worker.finished.connect(lambda: self._on_finished(on_checked))
-            self._checking = worker
-            worker.start()
-        return ""
+        answer = self._answers.ask(self._version, _checked, config, on_ended=on_checked)
+        return "" if answer is None else answer[0]
 
     def warnings(self) -> list[str]:
         """What :func:`data_warnings` found for the data as it is now ([] while that is not
         known yet, or the data has a problem)."""
-        if self._checked is not None and self._checked[0] == self._version:
-            return self._checked[2]
-        return []
+        answer = self._answers.kept(self._version)
+        return [] if answer is None else answer[1]
 
     def close(self) -> None:
         """No more checks, nor callbacks from one that runs (the panel is going away)."""
-        self._closed = True
+        self._answers.close()
 
-    def _on_returned(self, version: int, problem: str, warnings: list[str]) -> None:
+    def _on_found(self, version: int, answer: tuple[str, list[str]],
+                  before: tuple[str, list[str]] | None) -> None:
         # Notified once per change of the answer (the check runs again at every change of
         # data or settings); the panel's status shows it for as long as it holds.
-        last = ("", []) if self._checked is None else self._checked[1:]
-        self._checked = (version, problem, warnings)
-        if version != self._version or self._closed:
+        if version != self._version:
             return
-        if problem and problem != last[0]:
+        problem, warnings = answer
+        last_problem, last_warnings = before or ("", [])
+        if problem and problem != last_problem:
             show_warning(f"Cannot train on this data: {problem}")
         for warning in warnings:
-            if warning not in last[1]:
+            if warning not in last_warnings:
                 show_warning(warning)
 
-    def _on_errored(self, version: int, error: Exception) -> None:
-        # Not a data problem the check knows (e.g. the data could not be read): said once as
-        # a warning, not a refusal; training's own checks name it if it persists.
-        logger.debug("The data check failed", exc_info=error)
-        self._on_returned(version, "", [
-            f"The data could not be checked ({type(error).__name__}: {error}); Train checks "
-            f"it again as the run starts."])
 
-    def _on_finished(self, on_checked: Callable[[], None]) -> None:
-        self._checking = None
-        if not self._closed:
-            on_checked()
+def _unchecked(error: Exception) -> tuple[str, list[str]]:
+    # Not a data problem the check knows (e.g. the data could not be read): said once as
+    # a warning, not a refusal; training's own checks name it if it persists.
+    logger.debug("The data check failed", exc_info=error)
+    return "", [f"The data could not be checked ({type(error).__name__}: {error}); Train "
+                f"checks it again as the run starts."]

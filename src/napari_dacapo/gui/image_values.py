@@ -12,13 +12,12 @@ once it has run, as the panel's status says beforehand.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 
+from napari_dacapo.gui.background_answer import BackgroundAnswer, Same
 from napari_dacapo.gui.layer_arrays import layer_data
 from napari_dacapo.predict import non_finite
 
@@ -49,8 +48,7 @@ class ImageValuesCheck:
     (one at a time) and kept for as long as the layer holds that array."""
 
     def __init__(self) -> None:
-        self._checked: tuple[weakref.ref, bool] | None = None  # (the array, found any)
-        self._checking: Any = None
+        self._answers = BackgroundAnswer(_unsearched)
 
     def problem(self, image: Any, on_checked: Callable[[], None]) -> str:
         """Why ``image`` cannot be predicted for its values ('' when it can): also while
@@ -59,18 +57,10 @@ class ImageValuesCheck:
         data = layer_data(image)
         if not _searched(data):
             return ""
-        if self._checked is not None and self._checked[0]() is data:
-            return non_finite_reason(image.name) if self._checked[1] else ""
-        if self._checking is None:
-            array = weakref.ref(data)
-            # Errors are handled by _on_errored, not re-raised (a traceback on stderr).
-            worker = create_worker(non_finite, data, _start_thread=False,
-                                   _connect={"errored": lambda e: self._on_errored(array, e)})
-            worker.returned.connect(lambda found: self._on_returned(array, found))
-            worker.finished.connect(lambda: self._on_finished(on_checked))
-            self._checking = worker
-            worker.start()
-        return f"Searching image '{image.name}' for NaN or infinite values…"
+        found = self._answers.ask(Same(data), non_finite, data, on_ended=on_checked)
+        if found is None:
+            return f"Searching image '{image.name}' for NaN or infinite values…"
+        return non_finite_reason(image.name) if found else ""
 
     @staticmethod
     def note(image: Any) -> str:
@@ -79,14 +69,8 @@ class ImageValuesCheck:
         floating = np.dtype(getattr(data, "dtype", np.float32)).kind in "fc"
         return LAZY_NOTE if floating and not _searched(data) else ""
 
-    def _on_returned(self, data: weakref.ref, found: bool) -> None:
-        self._checked = (data, bool(found))
 
-    def _on_errored(self, data: weakref.ref, error: Exception) -> None:
-        # Not refused for it: the prediction still warns of such values after it ran.
-        logger.warning("The image could not be searched for NaN or infinite values: %s", error)
-        self._checked = (data, False)
-
-    def _on_finished(self, on_checked: Callable[[], None]) -> None:
-        self._checking = None
-        on_checked()
+def _unsearched(error: Exception) -> bool:
+    # Not refused for it: the prediction still warns of such values after it ran.
+    logger.warning("The image could not be searched for NaN or infinite values: %s", error)
+    return False

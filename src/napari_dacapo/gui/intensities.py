@@ -16,12 +16,10 @@ measures it in a worker and keeps the answer per image.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 
 from napari_dacapo.experiments import (
     IntensitiesArrayConfig,
@@ -34,6 +32,7 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_range import
 )
 from napari_dacapo.store.file_store import FileStore
 
+from .background_answer import BackgroundAnswer, Same
 from .data_panel import DataProblem, DataSelection
 from .layer_arrays import layer_data
 
@@ -208,40 +207,20 @@ class IntensityMeasure:
     """
 
     def __init__(self) -> None:
-        self._known: tuple[Callable[[], Any], IntensityRange | str] | None = None
-        self._measuring: Any = None
-        self._closed = False
+        self._answers = BackgroundAnswer(_unreadable)
+
+    _measuring = property(lambda self: self._answers.worker)  # tests wait for it to end
 
     def range(self, data: Any, on_measured: Callable[[], None]) -> IntensityRange | str | None:
         """The range of ``data``, or why it has none (a message); None while that is not
         known yet: it is then measured in a worker (one at a time, so a measure of data
         replaced since is followed by one of the current) and ``on_measured()`` is called
         (GUI thread) when it ends."""
-        if self._known is not None and self._known[0]() is data:
-            return self._known[1]
-        if self._measuring is None and not self._closed:
-            ref = _reference(data)
-            # Errors are answers (why there is no range), not re-raised (a traceback).
-            worker = create_worker(
-                _measured, data, _start_thread=False,
-                _connect={"errored": lambda error: self._on_returned(ref, _unreadable(error))})
-            worker.returned.connect(lambda answer: self._on_returned(ref, answer))
-            worker.finished.connect(lambda: self._on_finished(on_measured))
-            self._measuring = worker
-            worker.start()
-        return None
+        return self._answers.ask(Same(data), _measured, data, on_ended=on_measured)
 
     def close(self) -> None:
         """No more measures, nor callbacks from one that runs (the panel is going away)."""
-        self._closed = True
-
-    def _on_returned(self, ref: Callable[[], Any], answer: IntensityRange | str) -> None:
-        self._known = (ref, answer)
-
-    def _on_finished(self, on_measured: Callable[[], None]) -> None:
-        self._measuring = None
-        if not self._closed:
-            on_measured()
+        self._answers.close()
 
 
 def _measured(data: Any) -> IntensityRange | str:
@@ -256,12 +235,3 @@ def _measured(data: Any) -> IntensityRange | str:
 
 def _unreadable(error: Exception) -> str:
     return f"The image's intensities could not be read ({type(error).__name__}: {error})."
-
-
-def _reference(data: Any) -> Callable[[], Any]:
-    """A weak reference to ``data`` where it allows one (the image's data is not kept
-    alive by the panel after its layer is deleted), else a strong one."""
-    try:
-        return weakref.ref(data)
-    except TypeError:
-        return lambda: data

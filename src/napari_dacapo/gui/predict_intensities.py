@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 
-from .intensities import _reference
+from .background_answer import BackgroundAnswer, Same
 from .layer_arrays import layer_data
 
 __all__ = ["OWN_RANGE_BOX", "ScaleCheck", "ScaleOffer", "scale_offer"]
@@ -128,9 +127,9 @@ class ScaleCheck:
     (a run trained without a range) and kept for that run config and image data."""
 
     def __init__(self) -> None:
-        self._known: tuple[Any, Callable[[], Any], str, ScaleOffer] | None = None
-        self._checking: Any = None
-        self._closed = False
+        self._answers = BackgroundAnswer(_unread)
+
+    _checking = property(lambda self: self._answers.worker)  # tests wait for it to end
 
     def offer(self, config: Any, image: Any, on_checked: Callable[[], None]
               ) -> ScaleOffer | None:
@@ -138,58 +137,28 @@ class ScaleCheck:
         None while it is read: it is then found in a worker (one at a time, so a check of
         a run or image chosen before is followed by one of the current) and
         ``on_checked()`` is called (GUI thread) when it ends."""
-        known = self._known_offer(config, image)
-        if known is not None:
-            return known
         data, name = _data_and_name(image)
-        if self._checking is None and not self._closed:
-            key = (config, _reference(data), name)
-            worker = create_worker(
-                scale_offer, config, data, name, _start_thread=False,
-                _connect={"errored": lambda error: self._on_returned(key, _unread(error))})
-            worker.returned.connect(lambda answer: self._on_returned(key, answer))
-            worker.finished.connect(lambda: self._on_finished(on_checked))
-            self._checking = worker
-            worker.start()
-        return None
+        return ranged_offer(config) or self._answers.ask(
+            (Same(config), Same(data), name), scale_offer, config, data, name,
+            on_ended=on_checked)
 
     def now(self, config: Any, image: Any) -> ScaleOffer:
         """The offer, found on the calling thread if it is not known yet (at Predict: the
         warning is said before any work, even when the worker has not answered)."""
-        known = self._known_offer(config, image)
-        if known is not None:
-            return known
         data, name = _data_and_name(image)
-        try:
-            answer = scale_offer(config, data, name)
-        except Exception as error:  # unreadable: said in the tooltip, not raised at Predict
-            answer = _unread(error)
-        self._on_returned((config, _reference(data), name), answer)
-        return answer
+        key = (Same(config), Same(data), name)
+        known = ranged_offer(config) or self._answers.kept(key)
+        if known is None:
+            try:
+                known = scale_offer(config, data, name)
+            except Exception as error:  # unreadable: said in the tooltip, not raised at Predict
+                known = _unread(error)
+            self._answers.keep(key, known)
+        return known
 
     def close(self) -> None:
         """No more checks, nor callbacks from one that runs (the panel is going away)."""
-        self._closed = True
-
-    def _known_offer(self, config: Any, image: Any) -> ScaleOffer | None:
-        """The offer known without reading: from the run's config, or found before for
-        this run config and image (its data and name)."""
-        quick = ranged_offer(config)
-        if quick is not None:
-            return quick
-        data, name = _data_and_name(image)
-        known = self._known
-        if known is not None and known[0] is config and known[1]() is data and known[2] == name:
-            return known[3]
-        return None
-
-    def _on_returned(self, key: tuple[Any, Callable[[], Any], str], answer: ScaleOffer) -> None:
-        self._known = (*key, answer)
-
-    def _on_finished(self, on_checked: Callable[[], None]) -> None:
-        self._checking = None
-        if not self._closed:
-            on_checked()
+        self._answers.close()
 
 
 def _data_and_name(image: Any) -> tuple[Any, str]:
