@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 
 import pytest
+import yaml
 from conftest import tiny_config
 
 from napari_dacapo.experiments import (
@@ -163,3 +164,21 @@ def test_settings_panel_presets_files_and_images(make_napari_viewer, tmp_path):
     assert panel.settings()["architecture_config"].fmaps_in == 3
     panel.match_image(viewer.add_image(np.zeros((40, 64, 64), np.uint8)))  # a volume
     assert len(panel.settings()["architecture_config"].input_shape) == 3
+
+
+def test_settings_missing_a_part_name_it_and_any_unknown_field(tmp_path):
+    """A file with only a task (and a stray field) was refused for lacking a complete run
+    config's type tag, which named neither what was missing nor the stray field."""
+    config = tiny_config(2)
+    settings = {"task_config": config.task_config, "architecture_config":
+                config.architecture_config, "trainer_config": config.trainer_config}
+    text = save_settings(tmp_path / "whole.yaml", settings).read_text()
+    partial = yaml.safe_load(text)
+    del partial["architecture_config"], partial["trainer_config"]
+    partial["foo"] = 1
+    path = tmp_path / "partial.yaml"
+    path.write_text(yaml.safe_dump(partial))
+    with pytest.raises(ConfigError, match=r"partial.yaml lacks architecture_config, "
+                       r"trainer_config: run settings need task_config, architecture_config, "
+                       r"trainer_config .* Unknown field\(s\): foo \(RunConfig has no such"):
+        load_settings(path)

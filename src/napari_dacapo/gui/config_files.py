@@ -67,16 +67,24 @@ def load_settings(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError:
             raise error from None
-        if not isinstance(data, dict) or not set(PARTS) <= set(data):
+        if not isinstance(data, dict) or not set(PARTS) & set(data):
             raise error from None
         # A misspelt run field is refused here too, as load_config refuses it: dropped, the
         # run would train with its default.
         known = [f.name for f in dataclasses.fields(RunConfig)]
         unknown = [f"{key} ({unknown_field_hint(RunConfig, key, known)})" for key in data
                    if key != "__type__" and RunConfig.field_aliases.get(key, key) not in known]
-        if unknown:
-            raise ConfigError(f"Unknown field(s) in {path}: {'; '.join(unknown)}. Correct or "
-                              f"remove them.")
+        missing = [key for key in PARTS if key not in data]
+        if missing or unknown:
+            # Settings, by their parts, but not whole: say what to add and what to correct
+            # (load_config's own error speaks of a complete run config's type tag).
+            raise ConfigError(" ".join(filter(None, (
+                f"{path} lacks {', '.join(missing)}: run settings need "
+                f"{', '.join(PARTS)} (save settings from the panel to see the format)."
+                if missing else "",
+                f"Unknown field(s): {'; '.join(unknown)}. Correct or remove them."
+                if unknown else "",
+            ))))
         settings = {key: from_dict(data[key], cls, _path=key) for key, cls in PARTS.items()}
         for key in RUN_FIELDS:
             if isinstance(data.get(key), dict):
