@@ -189,7 +189,7 @@ def export_model(
             "voxel_size": _in_data_units(raw.voxel_size, factor),
             "units": _units(run, raw, store),
             "run_voxel_size": list(raw.voxel_size),
-            "normalisation": _normalisation(raw.dtype, intensity_range),
+            "normalisation": _normalisation(_stored_dtype(raw), intensity_range),
         },
         "output": {
             "axes": ["batch", "channel", *spatial_axes],
@@ -254,8 +254,26 @@ def _units(run: Run, raw: Any, store: Any) -> list[str]:
     return ["" if u == NO_UNIT else str(u) for u in recorded[len(recorded) - len(units):]]
 
 
+def _stored_dtype(raw: Any) -> np.dtype:
+    """The dtype of the data the run's training raw array reads, before the rescaling of
+    an IntensitiesArrayConfig in its chain (whose array is float32): what the
+    normalisation's rule is applied to."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import WrappedArray
+    from napari_dacapo.experiments.datasplits.datasets.arrays.intensity_array import (
+        IntensitiesArray,
+    )
+
+    array = raw
+    while isinstance(array, WrappedArray):  # through crops to the rescaled array
+        if isinstance(array, IntensitiesArray):
+            return np.dtype(array.source.dtype)
+        array = array.source
+    return np.dtype(raw.dtype)
+
+
 def _normalisation(dtype: np.dtype, intensity_range: tuple[float, float] | None) -> dict:
-    """How raw data becomes the network's float32 input (as in training)."""
+    """How raw data of ``dtype`` (as stored) becomes the network's float32 input (as in
+    training)."""
     if intensity_range is not None:
         lo, hi = intensity_range
         return {
