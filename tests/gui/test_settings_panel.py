@@ -170,5 +170,8 @@ def test_first_axis_read_as_channels_is_said(make_napari_viewer):
     movie = viewer.add_image(np.zeros((5, 64, 64), np.uint8), name="movie")
     note = image_note(movie, 2)
     assert "read as 5 channels" in note and "split it into 2D frames" in note
-    assert image_note(movie, 3) == ""  # a 3D network reads it as a volume
+    # A 3D network reads it as a volume of 5 z-slices, which a movie is not.
+    assert "read as a 3D volume of 5 z-slices" in image_note(movie, 3)
+    movie.scale = (4, 1, 1)  # a z spacing: a volume, nothing to say
+    assert image_note(movie, 3) == ""
     assert image_note(viewer.add_image(np.zeros((64, 64), np.uint8)), 2) == ""

@@ -409,7 +409,8 @@ DATA_PROBLEMS = pytest.mark.parametrize(
     [
         (_nan_raw, r"raw holds the value nan at world position"),
         (_negative_labels, r"Ground truth holds negative labels \(min -5\)"),
-        (_two_classes_on_instances, r"gt holds the value \d+, but the task has 2 classes"),
+        (_two_classes_on_instances,
+         r"[Ll]abels( '[^']*')? hold the value \d+, but the task has 2 classes"),
     ],
     ids=["nan-raw", "negative-labels", "classes"],
 )

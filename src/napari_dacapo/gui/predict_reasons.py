@@ -1,7 +1,8 @@
 """Why the predict panel cannot predict with the chosen run and checkpoint, found cheaply
 enough to ask on every refresh of the GUI: the run's metadata read before (in a worker),
-a listing of its checkpoints folder and a look at the chosen checkpoint file's zip
-directory (:meth:`FileStore.checkpoint_problem`), never its tensors.
+whether its config is still stored, a listing of its checkpoints folder and a look at the
+chosen checkpoint file's zip directory (:meth:`FileStore.checkpoint_problem`), never its
+tensors.
 
 Qt-free.
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 from napari_dacapo.checkpoints import criterion_of
 from napari_dacapo.gui.run_info import RunInfo
-from napari_dacapo.store.file_store import CheckpointError, FileStore
+from napari_dacapo.store.file_store import CHECKPOINTS_DIR, CheckpointError, FileStore
 
-__all__ = ["run_reason", "checkpoint_reason"]
+__all__ = ["checkpoint_reason", "gone_reason", "run_reason"]
 
 
 def run_reason(store: FileStore, run: str | None, info: RunInfo | None,
@@ -24,6 +25,8 @@ def run_reason(store: FileStore, run: str | None, info: RunInfo | None,
                 f"training panel, then press Refresh runs.")
     if info is None:
         return f"Reading run '{run}'…"
+    if gone := gone_reason(store, info.name):
+        return gone
     if not info.checkpoints:
         if info.done:  # trained, but its checkpoints are gone
             return (f"Run '{info.name}' has no checkpoint left (pruned or deleted): train it "
@@ -32,11 +35,22 @@ def run_reason(store: FileStore, run: str | None, info: RunInfo | None,
     return checkpoint_reason(store, info, checkpoint) if checkpoint else ""
 
 
+def gone_reason(store: FileStore, run: str) -> str:
+    """Why run ``run``, read before, cannot predict now that its folder (or config) is gone
+    from ``store`` ('' while it is there), said as the runs browser says it, with the fix."""
+    if store.has_run(run):
+        return ""
+    return (f"Run '{run}' is no longer in {store.root}. Pick another run, or press Refresh "
+            f"runs to list the runs stored now.")
+
+
 def checkpoint_reason(store: FileStore, info: RunInfo, checkpoint: str) -> str:
     """Why the checkpoint a predict panel offers for run ``info`` (``latest``,
     ``best:<criterion>`` or an iteration) cannot be loaded ('' when its file looks whole):
     ``latest`` is the newest file now stored, as the prediction will resolve it, and
     ``best:<criterion>`` the best iteration as read with ``info``."""
+    if gone := gone_reason(store, info.name):
+        return gone
     refresh = "Pick another checkpoint, or press Refresh runs to re-read the run."
     criterion = criterion_of(checkpoint)
     if criterion is not None:
@@ -47,8 +61,11 @@ def checkpoint_reason(store: FileStore, info: RunInfo, checkpoint: str) -> str:
     elif checkpoint == "latest":
         try:
             iteration = store.stored_iteration(info.name, "latest")
-        except CheckpointError as e:  # all deleted since the run was read
-            return f"{e} {refresh}"
+        except CheckpointError:  # all deleted since the run was read
+            # Not the store's "Train it first": the run was trained, as it was read.
+            return (f"Run '{info.name}' has no checkpoint left in "
+                    f"{store.run_dir(info.name) / CHECKPOINTS_DIR} (deleted since it was read): "
+                    f"train it again to predict with it, or pick another run.")
         which = ""
     else:
         iteration, which = int(checkpoint), ""

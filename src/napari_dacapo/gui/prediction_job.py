@@ -17,7 +17,16 @@ import numpy as np
 from funlib.geometry import Roi
 
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import voxel_slices
-from napari_dacapo.gui.layer_arrays import layer_data, spatial_dims
+from napari_dacapo.gui.layer_arrays import (
+    MAX_CHANNELS,
+    channels_last,
+    channels_last_problem,
+    first_axis_is_time,
+    frame_split_fix,
+    layer_data,
+    layer_leading_channels,
+    spatial_dims,
+)
 from napari_dacapo.gui.layer_storage import zarr_location
 from napari_dacapo.gui.run_info import RunInfo, read_run_info
 from napari_dacapo.predict import (
@@ -264,30 +273,71 @@ def prediction_events(
 
 def image_mismatch(image: Any, info: RunInfo) -> str:
     """Why ``image`` does not fit the network of run ``info`` ('' when it does): a 2D
-    network takes ``(y, x)`` or ``(channels, y, x)`` images (or RGB), a 3D one likewise."""
+    network takes ``(y, x)`` or ``(channels, y, x)`` images (or RGB), a 3D one likewise.
+
+    Said as the training panel reads the image: a channels-last image such as (Y, X, 2) is
+    refused whatever the network (:func:`.layer_arrays.channels_last`), and a stack with
+    one axis more than the network, whose first axis is not the network's channels, is
+    named as channels of one image or as a volume
+    (:func:`.layer_arrays.layer_leading_channels`), with how to split off a frame.
+    """
     dims, channels = info.dims, info.in_channels
     if dims is None:
         return ""
+    if channels_last(image):
+        return channels_last_problem(image, channels)
     spatial, shape = spatial_dims(image), tuple(layer_data(image).shape)
-    if image.rgb:
-        found = shape[-1]
-    elif spatial in (dims, dims + 1):
-        found = shape[0] if spatial == dims + 1 else 1
-        spatial = dims
-    if spatial != dims:
-        axes = ", ".join("zyx"[-dims:]) if dims <= 3 else f"{dims} axes"
+    stacked = not image.rgb and spatial == dims + 1
+    axes = ", ".join("zyx"[-dims:]) if dims <= 3 else f"{dims} axes"
+    if spatial != dims and not stacked:
         return (f"Image '{image.name}' has shape {shape} but run "
                 f"'{info.name}' predicts {dims}D images, shaped ({axes}) or (channels, "
                 f"{axes}): pick a {dims}D image.")
-    if channels is not None and found != channels:
-        if image.rgb:
-            hint = (" (an RGB image: convert it to grayscale first, e.g. in napari's "
-                    "console, or train a run on RGB images)" if channels == 1 else "")
-        else:
-            hint = " (a stack of images must be predicted one by one)" if channels == 1 else ""
-        return (f"Image '{image.name}' has {found} channel(s) but the network of run "
-                f"'{info.name}' takes {channels}{hint}: pick an image with {channels}.")
-    return ""
+    found = shape[-1] if image.rgb else shape[0] if stacked else 1
+    if channels is None or found == channels:
+        return ""
+    takes = f"the network of run '{info.name}' takes {channels}"
+    if image.rgb:
+        hint = (" (an RGB image: convert it to grayscale first, e.g. in napari's "
+                "console, or train a run on RGB images)" if channels == 1 else "")
+        return (f"Image '{image.name}' has {found} channel(s) but {takes}{hint}: pick an "
+                f"image with {channels}.")
+    if not stacked:
+        return (f"Image '{image.name}' has 1 channel but {takes}: pick an image with "
+                f"{channels} channels, shaped (channels, {axes}).")
+    return _stack_mismatch(image, shape, dims, axes, channels, info.name)
+
+
+def _stack_mismatch(image: Any, shape: tuple[int, ...], dims: int, axes: str, channels: int,
+                    run: str) -> str:
+    """Why a stack ``(n, *spatial)`` with ``dims`` spatial axes (named ``axes``) does not
+    fit run ``run``, whose network takes ``channels`` channels (not ``n``), said as the
+    training panel reads the stack's first axis: channels of one image, or a volume's z."""
+    plural = "s" if channels > 1 else ""
+    what = ("Its first axis is labelled time: split" if first_axis_is_time(image)
+            else f"If its first axis is time or a stack of {dims}D frames, split")
+    split = (f"{what} the frame to predict into its own layer and pick it, "
+             f"{frame_split_fix(image)}.")
+    if layer_leading_channels(image):
+        reading = (f"Image '{image.name}' {shape} is read as {shape[0]} channels of one "
+                   f"{dims}D image, but the network of run '{run}' takes {channels} "
+                   f"channel{plural}")
+        if channels == 1:
+            return f"{reading}: a stack of images must be predicted one by one. {split}"
+        # Channels for a network of other channels: frames only where labelled time.
+        split = f" {split}" if first_axis_is_time(image) else ""
+        return f"{reading}: pick an image with {channels}, shaped (channels, {axes}).{split}"
+    names = image.metadata.get("axis_names")
+    if names and len(names) == len(shape):
+        why = f"its first axis is named '{names[0]}'"
+    elif shape[0] > MAX_CHANNELS:
+        why = f"more than {MAX_CHANNELS} along its first axis, too many for channels"
+    else:
+        why = "its first axis has a scale or translate, as z"
+    return (f"Image '{image.name}' {shape} is read as a {dims + 1}D volume ({why}), as the "
+            f"training panel reads it, but run '{run}' predicts {dims}D images with "
+            f"{channels} channel{plural}: a stack of images must be predicted one by one. "
+            f"{split} A volume needs a run trained in {dims + 1}D.")
 
 
 def read_predict_info(store: FileStore, name: str) -> tuple[RunInfo, list[tuple[float, ...]]]:

@@ -28,7 +28,16 @@ from napari_dacapo.store.file_store import FileStore
 
 from . import config_files
 from .forms import ConfigChoiceForm, ConfigForm, FormError
-from .layer_arrays import MAX_CHANNELS, layer_data, leading_channels
+from .layer_arrays import (
+    channels_last,
+    channels_last_problem,
+    first_axis_is_time,
+    frame_split_fix,
+    layer_data,
+    layer_leading_channels,
+    short_first_axis,
+    stack_as_volume,
+)
 from .presets import PRESETS, fit_to_voxels, task_defaults, task_for_dims
 
 #: The preset box's entry for settings loaded from a file or a run.
@@ -40,47 +49,40 @@ __all__ = ["SettingsPanel", "channels_last", "channels_last_problem", "image_not
 RUN_FIELDS = config_files.RUN_FIELDS
 
 
-def channels_last(layer: Any) -> bool:
-    """Whether ``layer`` (not RGB) looks like channels-last data, e.g. (Y, X, 2): its last
-    axis is short (at most :data:`MAX_CHANNELS`) and shorter than the one before it.
-    napari-dacapo reads channels from the first axis only."""
-    shape = layer_data(layer).shape
-    return (not getattr(layer, "rgb", False) and len(shape) >= 3
-            and shape[-1] <= MAX_CHANNELS and shape[-1] < shape[-2])
-
-
-def channels_last_problem(layer: Any) -> str:
-    """Why a :func:`channels_last` image cannot be trained on as it is, and how to move its
-    channels first."""
-    shape = tuple(layer_data(layer).shape)
-    data = f"viewer.layers['{layer.name}'].data"
-    return (
-        f"The raw image '{layer.name}' has shape {shape}: its last axis looks like "
-        f"{shape[-1]} channels, but napari-dacapo reads channels from the first axis "
-        f"(channels, [z,] y, x). Move them first, e.g. in napari's console (the >_ button): "
-        f"{data} = np.moveaxis({data}, -1, 0); or, to train on one channel, add one layer "
-        f"per channel: viewer.add_image({data}, channel_axis=-1)."
-    )
-
-
 def image_note(layer: Any, dims: int) -> str:
     """What to know about how a ``dims``-D network reads the raw image ``layer`` (empty
-    when nothing): a channels-last image, or a first axis read as channels, which a time
-    series or a stack of 2D frames is not."""
+    when nothing): a channels-last image; a first axis read as channels, which a time
+    series or a stack of 2D frames is not; or a stack read as a volume that may be one."""
     if layer is None or getattr(layer, "rgb", False):
         return ""
     shape = tuple(layer_data(layer).shape)
     if channels_last(layer):
         return (f"'{layer.name}' {shape}: its last axis looks like {shape[-1]} channels, but "
                 f"channels are read from the first axis (see the reason under Train).")
+    time = first_axis_is_time(layer)
+    if len(shape) == dims and dims == 3 and stack_as_volume(layer):
+        why = ("its first axis is labelled time" if time else
+               "its first axis is much shorter than the others and not placed as z")
+        return (
+            f"'{layer.name}' {shape} is read as a 3D volume of {shape[0]} z-slices (the "
+            f"network is 3D), but {why}. If it is time or a stack of 2D frames, split a "
+            f"frame into its own layer and paint labels on that frame (a 2D network learns "
+            f"from single frames), {frame_split_fix(layer)}. If it is a volume, give its "
+            f"first axis the z spacing as scale, or label it z (in napari's console: "
+            f"viewer.layers['{layer.name}'].axis_labels = ('z', 'y', 'x'))."
+        )
     if len(shape) != dims + 1:
         return ""
-    as_3d = ", or train it as a 3D volume (a 3D preset)" if dims == 2 else ""
+    # A 3D network is no answer for a few frames, nor for a first axis labelled time.
+    as_3d = (" Or train it as a 3D volume (a 3D preset)."
+             if dims == 2 and not time and not short_first_axis(shape) else "")
+    lead = ("Its first axis is labelled time: split" if time else
+            f"If its first axis is time or a stack of {dims}D frames, split")
     return (
         f"'{layer.name}' {shape} is read as {shape[0]} channels of one {dims}D image (fmaps "
-        f"in {shape[0]}). If its first axis is time or a stack of {dims}D frames, split it "
-        f"into {dims}D frames (one layer each){as_3d}: a model trained on {shape[0]} "
-        f"channels predicts only {shape[0]}-channel images."
+        f"in {shape[0]}): a model trained on it predicts only {shape[0]}-channel images. "
+        f"{lead} it into {dims}D frames and paint labels on one, {frame_split_fix(layer)}."
+        f"{as_3d}"
     )
 
 
@@ -252,9 +254,7 @@ class SettingsPanel(QWidget):
             return
         # Channels first as the writer saves them (leading_channels): a short first axis
         # placed with a z spacing, or named z by our reader, is a volume, not channels.
-        if layer.ndim == dims + 1 and leading_channels(
-            shape, layer.scale, layer.translate, layer.metadata.get("axis_names")
-        ):
+        if layer.ndim == dims + 1 and layer_leading_channels(layer):
             channels = shape[0]
         elif layer.ndim != dims and layer.ndim in (2, 3):
             name = f"{layer.ndim}D small"

@@ -283,7 +283,8 @@ def test_one_hot_target_and_balanced_weights():
 def test_one_hot_refuses_unknown_class_ids():
     predictor = OneHotPredictor(["bg", "fg"])
     # The panel shows the message as it is: no internal class name in front.
-    with pytest.raises(ValueError, match=r"^gt holds the value 2.*class indices 0..1.*relabel"):
+    with pytest.raises(ValueError, match=r"^The labels hold the value 2.*class indices "
+                       r"0..1: 0 is the first class \(bg\).*add the missing classes"):
         predictor.create_target(np.array([[0, 1, 2]]), V2)
 
 
