@@ -229,6 +229,59 @@ def test_current_view_predicts_what_is_visible(predict_panel, qtbot):
     np.testing.assert_allclose(prediction.scale, (0.5, 0.5))
 
 
+def test_shapes_regions_of_a_volume_cover_what_a_training_mask_covers(
+    make_napari_viewer, qtbot, store
+):
+    """A rectangle drawn in 2D over a volume predicts every slice, one drawn on a slice of
+    it that slice: the voxels the same shapes cover as a training mask or validation
+    region, whichever slice is shown."""
+    from conftest import tiny_config
+
+    from napari_dacapo.gui.box_mask import shape_boxes
+
+    store_random_weights(store, tiny_config(3, name="tiny_3d"))
+    viewer = make_napari_viewer()
+    widget = PredictWidget(viewer, store=store)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.info is not None, timeout=20_000)
+    image = viewer.add_image(np.zeros((20, 48, 48), np.uint8), name="vol")
+    widget.checkpoint_choice.value = "latest"
+    widget.labels_check.value = False
+    viewer.dims.set_current_step(0, 15)
+    drawn_2d = viewer.add_shapes([[[8, 8], [40, 40]]], shape_type="rectangle")
+    on_slice = viewer.add_shapes([[[10, 8, 8], [10, 8, 40], [10, 40, 40], [10, 40, 8]]],
+                                 shape_type="rectangle")
+    prediction = layer_name("tiny_3d", "prediction vol")
+    for shapes, shape, translate in ((drawn_2d, (20, 32, 32), (0, 8, 8)),
+                                     (on_slice, (1, 32, 32), (10, 8, 8))):
+        widget.region_choice.value = shapes
+        run_prediction(widget, qtbot)
+        layer = viewer.layers[prediction]
+        assert layer.data.shape[-3:] == shape
+        np.testing.assert_allclose(layer.translate[-3:], translate)
+        (box,) = shape_boxes(shapes, image, 3)
+        assert tuple(b.stop - b.start for b in box) == shape
+
+
+def test_current_view_in_3d_display_is_the_whole_volume(make_napari_viewer):
+    """napari draws a volume whole in 3D display: 'current view' is all of it (in 2D
+    display, the part of the slice in view)."""
+    from napari_dacapo.gui.layer_arrays import layer_array_config
+    from napari_dacapo.gui.regions import region_roi
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((20, 48, 64), np.uint8), scale=(4, 1, 1))
+    array = layer_array_config(image, "vol", 3, 1).array()
+    viewer.dims.set_current_step(0, 7)
+    viewer.dims.ndisplay = 3
+    image.corner_pixels = np.array([[6, 0, 10], [8, 47, 40]])  # a part of it
+    assert region_roi(viewer, image, None, array) == array.roi
+    viewer.dims.ndisplay = 2
+    image.corner_pixels = np.array([[7, 2, 10], [7, 29, 40]])
+    assert region_roi(viewer, image, None, array).get_begin() == (28, 2, 10)
+    assert region_roi(viewer, image, None, array).get_shape() == (4, 28, 31)
+
+
 def test_images_the_run_cannot_take_disable_predict(predict_panel):
     viewer, widget = predict_panel
     viewer.add_image(np.zeros((4, 40, 40), np.uint8), name="stack")

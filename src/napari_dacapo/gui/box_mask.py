@@ -5,6 +5,14 @@ array.
 :class:`BoxMask` slices like numpy and computes only the requested block, so the trainer's
 samplers, the data checks and the store (which writes in-memory arrays to zarr slab by
 slab) read it like any other array.
+
+Which voxels a shape covers follows one rule, :func:`voxel_box`, also for the predict
+panel's regions (:mod:`.regions`). napari puts voxel centres at whole data coordinates
+(voxel ``i`` spans ``i - 0.5`` to ``i + 0.5``); a voxel is covered when its centre lies
+inside the shape, a centre on the shape's low edge counting and one on its high edge not.
+A rectangle drawn along voxel edges covers the voxels between them; one W voxels wide
+covers W voxels whether its edges lie on voxel edges or on voxel centres; shapes that
+share an edge share no voxel.
 """
 
 from __future__ import annotations
@@ -16,12 +24,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BoxMask", "ShapeRegion", "shape_boxes", "shape_regions"]
+__all__ = ["BoxMask", "ShapeRegion", "shape_boxes", "shape_points", "shape_regions",
+           "voxel_box"]
 
 Box = tuple[slice, ...]
 
 #: Points on the outline of an ellipse, which is filled as this polygon.
 ELLIPSE_POINTS = 128
+
+#: Slack (voxels) for vertices computed through scale and translate: a vertex meant on a
+#: voxel centre or edge counts as lying on it.
+SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ class ShapeRegion:
     number
         The shape's place in its layer, from 1 (as messages name it).
     box
-        The voxel box of the shape's bounding box (voxels whose centres lie inside).
+        The voxel box of the shape's bounding box (:func:`voxel_box`).
     inside
         For a shape that does not fill its box (a rotated rectangle, a polygon, an
         ellipse): which of the box's voxels lie inside it, a boolean array with the box's
@@ -68,9 +81,9 @@ def shape_boxes(shapes: Any, target: Any, dims: int) -> list[Box]:
 
 def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
     """The voxels of ``target``'s grid covered by each shape of the Shapes layer
-    ``shapes`` (in world coordinates; voxels whose centres lie inside count). A shape that
-    is flat along an axis (drawn on one slice of a 3D image) covers the one slice it lies
-    on; a 2D shape over a 3D image covers all slices. Rectangles (rotated or not),
+    ``shapes`` (placed by both layers' transforms; the rule of :func:`voxel_box`). A shape
+    that is flat along an axis (drawn on one slice of a 3D image) covers the one slice it
+    lies on; a 2D shape over a 3D image covers all slices. Rectangles (rotated or not),
     polygons and ellipses are filled; shapes outside ``target`` are left out.
 
     Raises
@@ -79,31 +92,22 @@ def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
         For lines and paths (they enclose nothing) and shapes not drawn on one slice,
         naming the shape and the fix.
     """
-    shape = target.data.shape[-dims:]
-    scale = np.asarray(target.scale[-dims:], dtype=float)
-    translate = np.asarray(target.translate[-dims:], dtype=float)
-    s_scale = np.asarray(shapes.scale, dtype=float)
-    s_translate = np.asarray(shapes.translate, dtype=float)
+    shape = spatial_shape(target, dims)
     kinds = list(getattr(shapes, "shape_type", None) or ["rectangle"] * len(shapes.data))
     regions = []
-    for index, (vertices, kind) in enumerate(zip(shapes.data, kinds, strict=True)):
+    for index, kind in enumerate(kinds):
         where = f"Shape {index + 1} of '{shapes.name}'"
         if kind in ("line", "path"):
             raise ValueError(
                 f"{where} is a {kind}: it encloses no voxels. Draw rectangles, polygons or "
                 f"ellipses around the crops."
             )
-        world = np.asarray(vertices, dtype=float) * s_scale + s_translate
-        # Shapes with fewer axes than the target span the missing leading axes entirely.
-        axes = min(dims, world.shape[1])
-        points = np.full((len(world), dims), np.nan)
-        points[:, dims - axes :] = (world[:, -axes:] - translate[dims - axes :]) / scale[
-            dims - axes :
-        ]
-        box = _bounding_box(points, shape)
+        points = shape_points(shapes, index, target, dims)
+        box = voxel_box(points, shape)
         if box is None:
             continue
-        drawn = [a for a in range(dims - axes, dims) if np.ptp(points[:, a]) > 1e-9]
+        known = ~np.isnan(points[0])
+        drawn = [a for a in range(dims) if known[a] and np.ptp(points[:, a]) > 1e-9]
         if kind == "rectangle" and _axis_aligned(points[:, drawn]):
             regions.append(ShapeRegion(index + 1, box))
             continue
@@ -117,26 +121,51 @@ def shape_regions(shapes: Any, target: Any, dims: int) -> list[ShapeRegion]:
     return regions
 
 
-def _bounding_box(points: np.ndarray, shape: Sequence[int]) -> Box | None:
-    """The voxels whose centres lie in the bounding box of ``points`` (voxel coordinates,
-    NaN on axes the shape spans whole), inside ``shape``; None if there are none."""
+def shape_points(shapes: Any, index: int, target: Any, dims: int) -> np.ndarray:
+    """The vertices of shape ``index`` of the Shapes layer ``shapes``, in voxel coordinates
+    of the last ``dims`` axes of the layer ``target`` (one row per vertex); NaN on the
+    leading axes the Shapes layer lacks (a 2D Shapes layer over a 3D image: the shape spans
+    them whole)."""
+    vertices = np.asarray(shapes.data[index], dtype=float)
+    axes = min(dims, vertices.shape[1])
+    points = np.full((len(vertices), dims), np.nan)
+    for row, vertex in enumerate(vertices):
+        voxel = np.asarray(target.world_to_data(shapes.data_to_world(vertex)), dtype=float)
+        points[row, dims - axes:] = voxel[-axes:]
+    return points
+
+
+def voxel_box(points: np.ndarray, shape: Sequence[int]) -> Box | None:
+    """The voxels of a grid of ``shape`` covered by the bounding box of ``points`` (voxel
+    coordinates, one row per point), clipped to the grid; None if it misses the grid.
+
+    On each axis: the voxels whose centres lie in ``[low, high)`` of the points (see the
+    module docstring); where the points are flat (a shape drawn on one slice) or span less
+    than a voxel and no centre, the one voxel holding their middle; where they are NaN (an
+    axis the Shapes layer lacks), every voxel.
+    """
     box = []
     for axis, size in enumerate(shape):
         column = points[:, axis]
         if np.isnan(column).all():
-            begin, end = 0, size
+            begin, end = 0, int(size)
         else:
-            lo, hi = column.min(), column.max()
-            if lo == hi:  # flat: the one slice it lies on
-                begin = round(lo)
+            low, high = float(np.nanmin(column)), float(np.nanmax(column))
+            begin, end = math.ceil(low - SLACK), math.ceil(high - SLACK)
+            if end <= begin:
+                begin = math.floor((low + high) / 2 + 0.5)
                 end = begin + 1
-            else:
-                begin, end = math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1
-        begin, end = max(begin, 0), min(end, size)
+        begin, end = max(begin, 0), min(end, int(size))
         if end <= begin:
             return None
         box.append(slice(begin, end))
     return tuple(box)
+
+
+def spatial_shape(layer: Any, dims: int) -> tuple[int, ...]:
+    """The shape of ``layer``'s last ``dims`` axes (an RGB layer's colour axis is not one
+    of its axes)."""
+    return tuple(int(n) for n in layer.data.shape[: layer.ndim][-dims:])
 
 
 def _axis_aligned(points: np.ndarray) -> bool:
@@ -156,12 +185,17 @@ def _ellipse_outline(corners: np.ndarray) -> np.ndarray:
 
 def _fill(outline: np.ndarray, box: Box, drawn: list[int], dims: int) -> np.ndarray:
     """Which voxels of ``box`` lie inside the polygon ``outline`` (coordinates on the two
-    ``drawn`` axes), shaped for broadcasting over the box's other axes."""
+    ``drawn`` axes), shaped for broadcasting over the box's other axes.
+
+    A centre on the outline counts where the outline is a low edge, as in
+    :func:`voxel_box`: each centre is tested a little towards higher coordinates, by
+    unequal steps on the two axes so that diagonal edges are decided too. A polygon with
+    its corners on voxel centres then covers as many voxels as its area."""
     from skimage.draw import polygon2mask
 
     begin = np.array([box[a].start for a in drawn], dtype=float)
     plane = tuple(box[a].stop - box[a].start for a in drawn)
-    inside = polygon2mask(plane, outline - begin)
+    inside = polygon2mask(plane, outline - begin - [SLACK, SLACK / 2])
     return inside.reshape([box[a].stop - box[a].start if a in drawn else 1 for a in range(dims)])
 
 
@@ -180,6 +214,11 @@ class BoxMask:
         An array (e.g. a mask Labels layer's data) whose non-zero voxels are annotated.
     exclude
         Boxes that are never annotated (e.g. held out for validation).
+    origin
+        For a mask that is a window of a larger grid (a validation region of the
+        training mask): the voxel of that grid, which ``include``, ``exclude`` and
+        ``base`` are given on, where the mask's first voxel lies. Voxels outside
+        ``base`` are 0.
     """
 
     dtype = np.dtype(np.uint8)
@@ -190,6 +229,7 @@ class BoxMask:
         include: Sequence[Box] | None = None,
         base: Any = None,
         exclude: Sequence[Box] = (),
+        origin: Sequence[int] | None = None,
     ) -> None:
         self.shape = tuple(int(s) for s in shape)
         self.include = None if include is None else [
@@ -197,6 +237,7 @@ class BoxMask:
         ]
         self.base = base
         self.exclude = list(exclude)
+        self.origin = tuple(int(o) for o in origin) if origin is not None else None
 
     @property
     def ndim(self) -> int:
@@ -207,10 +248,16 @@ class BoxMask:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         region = _region(key, self.shape)
+        if self.origin is not None:  # the same block of the larger grid
+            region = tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, self.origin))
+        shape = tuple(s.stop - s.start for s in region)
         if self.base is not None:
-            out = (np.asarray(self.base[region]) != 0).astype(np.uint8)
+            out = np.zeros(shape, np.uint8)
+            grid = tuple(slice(0, n) for n in self.base.shape)
+            if (overlap := _overlap(grid, region)) is not None:
+                local, within = overlap
+                out[local] = np.asarray(self.base[within]) != 0
         else:
-            shape = tuple(s.stop - s.start for s in region)
             out = np.full(shape, 1 if self.include is None else 0, np.uint8)
             for item in self.include or []:
                 if (overlap := _overlap(item.box, region)) is None:

@@ -17,16 +17,11 @@ from magicgui.widgets import ComboBox, Container, Label
 from napari.layers import Image, Labels, Layer, Shapes
 from psygnal import Signal
 
-from napari_dacapo.experiments import (
-    CropArrayConfig,
-    NumpyArrayConfig,
-    RawGTDatasetConfig,
-    TrainValidateDataSplitConfig,
-)
-from napari_dacapo.experiments.datasplits.datasets.arrays.array import default_axis_names
+from napari_dacapo.experiments import RawGTDatasetConfig, TrainValidateDataSplitConfig
 from napari_dacapo.experiments.datasplits.datasets.checks import DataError, overlap_roi
 
-from .box_mask import BoxMask, shape_boxes, shape_regions
+from .box_mask import ShapeRegion, shape_boxes, shape_regions
+from .held_out import region_datasets, region_notes, training_mask
 from .layer_arrays import layer_array_config, layer_geometry_values, world_factor
 from .layers import is_output
 
@@ -70,6 +65,9 @@ class DataSelection:
         Geometry of the training raw, in integer units.
     channels
         Channels of the training raw (1 for a single-channel image).
+    notes
+        What in the validation regions validates, but likely not as meant (shown under
+        the pickers; training is not refused).
     """
 
     dims: int
@@ -80,6 +78,7 @@ class DataSelection:
     voxel_size: Coordinate
     offset: Coordinate
     channels: int
+    notes: tuple[str, ...] = ()
 
 
 class DataPanel:
@@ -96,6 +95,9 @@ class DataPanel:
     def __init__(self, viewer: Any) -> None:
         self.viewer = viewer
         self._nonempty: dict[int, bool] = {}
+        # Per layer: what its voxels under a validation region are (held_out.region_notes).
+        self._region_reads: dict[int, dict[tuple, Any]] = {}
+        self._status, self._notes = "", ()
 
         def picker(label: str, choices: Any, tip: str, nullable: bool = True) -> ComboBox:
             return ComboBox(label=label, choices=choices, nullable=nullable, tooltip=tip)
@@ -196,13 +198,22 @@ class DataPanel:
         if isinstance(layer, Labels):
             layer.events.paint.disconnect(self._on_layer_data)
         self._nonempty.pop(id(layer), None)
+        self._region_reads.pop(id(layer), None)
 
     def _on_layer_data(self, event: Any) -> None:
         self._nonempty.pop(id(event.source), None)
+        self._region_reads.pop(id(event.source), None)
         self.changed.emit()
 
     def show_status(self, text: str) -> None:
-        """Show ``text`` under the pickers (hidden when empty)."""
+        """Show ``text`` under the pickers, followed by the notes of the last
+        :meth:`selection` (hidden when both are empty)."""
+        self._status = text
+        self._show_notes(self._notes)
+
+    def _show_notes(self, notes: tuple[str, ...]) -> None:
+        self._notes = notes
+        text = "\n".join(filter(None, [self._status, *notes]))
         self.status_line.value = text
         self.status_line.visible = bool(text)
 
@@ -217,13 +228,24 @@ class DataPanel:
     # -- the datasplit ---------------------------------------------------------------------
 
     def selection(self, dims: int) -> DataSelection:
-        """The datasplit of the picked layers for a ``dims``-D run.
+        """The datasplit of the picked layers for a ``dims``-D run; its notes are shown
+        under the pickers.
+
+        A validation region is a crop of the training raw and labels with, when a mask is
+        picked, the mask's crop (voxels outside the mask are not scored); the training
+        mask leaves the regions out.
 
         Raises
         ------
         DataProblem
             Naming what is wrong with the picks and how to fix it.
         """
+        self._show_notes(())
+        selection = self._select(dims)
+        self._show_notes(selection.notes)
+        return selection
+
+    def _select(self, dims: int) -> DataSelection:
         raw, labels, mask = self.raw.value, self.labels.value, self.mask.value
         v_raw, v_labels, region = (self.validation_raw.value, self.validation_labels.value,
                                    self.validation_region.value)
@@ -260,18 +282,13 @@ class DataPanel:
                     f"Draw rectangles over labelled parts of the image to hold out for "
                     f"validation, or pick no validation region."
                 )
-            mask_cfg = self._mask_config(mask, labels, region, held_out, gt_cfg, dims, factor)
-            validate = [
-                RawGTDatasetConfig(
-                    name=f"validate_region_{i + 1}",
-                    raw_config=raw_cfg,
-                    gt_config=CropArrayConfig(
-                        name=f"validate_region_{i + 1}_labels", source_array_config=gt_cfg,
-                        roi=_box_roi(box, gt_cfg),
-                    ),
-                )
-                for i, box in enumerate(held_out)
-            ]
+            mask_grid, grid_boxes = None, []
+            if isinstance(mask, Labels):
+                mask_grid = layer_array_config(mask, "train_mask", dims, factor)
+                grid_boxes = shape_boxes(region, mask, dims) if held_out else []
+            annotated = self._annotated(mask, labels, dims)
+            mask_cfg = training_mask(mask_grid, annotated, held_out, grid_boxes, gt_cfg, dims)
+            validate = region_datasets(raw_cfg, gt_cfg, held_out, mask_grid, annotated, dims)
             if v_raw is not None:
                 validate.append(RawGTDatasetConfig(
                     name="validate",
@@ -292,41 +309,35 @@ class DataPanel:
         if isinstance(mask, Labels):
             self._check_content(mask, "Mask", "paint where the labels are complete")
         raw_array = raw_cfg.array()
+        notes = region_notes(region, held_out, validate, labels, mask, dims, self._read)
         return DataSelection(
             dims, factor, raw,
             TrainValidateDataSplitConfig(name=LAYERS_DATASPLIT, train_configs=[train],
                                          validate_configs=validate),
             overlap, raw_array.voxel_size, raw_array.offset, raw_array.num_channels or 1,
+            notes,
         )
 
-    def _mask_config(
-        self, mask: Any, labels: Any, region: Any, held_out: list, gt_cfg: NumpyArrayConfig,
-        dims: int, factor: int,
-    ) -> NumpyArrayConfig | None:
-        """The training mask: the mask layer (Labels, or Shapes on the labels' grid)
-        without the held-out validation regions."""
-        if mask is None and not held_out:
+    def _annotated(self, mask: Any, labels: Any, dims: int) -> list[ShapeRegion] | None:
+        """The voxels of the labels a Shapes mask marks as annotated (None for no mask or
+        a Labels mask)."""
+        if not isinstance(mask, Shapes):
             return None
-        if isinstance(mask, Labels):
-            cfg = layer_array_config(mask, "train_mask", dims, factor)
-            if not held_out:
-                return cfg
-            grid, data = cfg, BoxMask(
-                mask.data.shape, base=mask.data, exclude=shape_boxes(region, mask, dims)
+        regions = shape_regions(mask, labels, dims)
+        if not regions:
+            raise DataProblem(
+                f"Mask '{mask.name}' has no shape over the labels. Draw rectangles, "
+                f"polygons or ellipses around the crops you annotated completely, or "
+                f"pick no mask."
             )
-        else:
-            regions = None if mask is None else shape_regions(mask, labels, dims)
-            if regions is not None and not regions:
-                raise DataProblem(
-                    f"Mask '{mask.name}' has no shape over the labels. Draw rectangles, "
-                    f"polygons or ellipses around the crops you annotated completely, or "
-                    f"pick no mask."
-                )
-            grid, data = gt_cfg, BoxMask(labels.data.shape[-dims:], regions, exclude=held_out)
-        return NumpyArrayConfig(
-            name="train_mask", data=data, voxel_size=grid.voxel_size, offset=grid.offset,
-            axis_names=default_axis_names(dims, channels=False),
-        )
+        return regions
+
+    def _read(self, layer: Any, key: Any, read: Any) -> Any:
+        """``read()``, once per ``key`` until ``layer``'s data change."""
+        seen = self._region_reads.setdefault(id(layer), {})
+        if key not in seen:
+            seen[key] = read()
+        return seen[key]
 
     def _check_content(self, layer: Any, role: str, fix: str) -> None:
         """Refuse labels or a mask that are zero everywhere (in-memory data only; lazy
@@ -377,12 +388,3 @@ def _check_pixel_grid(raw: Any, layers: list[Any], dims: int) -> None:
                 f"trains on. Set its translate to a multiple of its scale, e.g. "
                 f"{shown(np.round(pixels) * scale)}."
             )
-
-
-def _box_roi(box: tuple[slice, ...], array: NumpyArrayConfig) -> Roi:
-    """A voxel box of ``array`` as a world ROI."""
-    begin = Coordinate(s.start for s in box)
-    shape = Coordinate(s.stop - s.start for s in box)
-    voxel_size = array.voxel_size or Coordinate((1,) * len(box))
-    offset = array.offset or Coordinate((0,) * len(box))
-    return Roi(offset + begin * voxel_size, shape * voxel_size)

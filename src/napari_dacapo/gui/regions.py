@@ -1,8 +1,13 @@
 """Regions of an image layer the user points at: the part in view, or the box around the
 shapes of a Shapes layer, as voxel index ranges of the image.
 
-Axes that are not displayed (the slider axes of a 3D volume seen in 2D) contribute the
-current slice, so "current view" of a volume is the visible part of the visible slice.
+Shapes cover voxels by the rule training masks and validation regions follow
+(:func:`.box_mask.voxel_box`): voxels whose centres lie inside; a shape drawn on one slice
+of a volume covers that slice, and a 2D Shapes layer over a volume every slice.
+
+"Current view" in 2D display is the visible part of the slice in view (the axes not
+displayed contribute the current slice); in 3D display napari shows the whole volume, so
+it is the whole extent of the displayed axes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from funlib.geometry import Coordinate, Roi
+
+from .box_mask import shape_points, spatial_shape, voxel_box
 
 
 def region_roi(viewer: Any, image: Any, shapes: Any | None, array: Any) -> Roi:
@@ -51,52 +58,51 @@ def region_box(
     viewer: Any, image: Any, shapes: Any | None, dims: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voxel index box ``[lo, hi)`` of ``image``'s last ``dims`` (spatial) axes: around the
-    (selected, else all) shapes of ``shapes``, or, when it is None, of the field of view.
+    voxels the (selected, else all) shapes of ``shapes`` cover, or, when it is None, of
+    the view (see the module docstring). Clipped to the image; empty if it misses it.
 
-    Clipped to the image; a flat axis (a rectangle drawn on one slice) is one voxel deep.
+    Raises
+    ------
+    ValueError
+        For a Shapes layer without shapes (naming the fix).
     """
-    if shapes is None:
-        lo, hi = _view_box(viewer, image)
-    else:
-        lo, hi = _shapes_box(viewer, image, shapes)
-    lo, hi = np.floor(lo).astype(int), np.ceil(hi).astype(int)
-    hi = np.maximum(hi, lo + 1)
+    if shapes is not None:
+        return _shapes_box(image, shapes, dims)
+    lo, hi = _view_box(viewer, image)
     shape = np.asarray(image.data.shape[: image.ndim])
     lo, hi = np.clip(lo, 0, shape), np.clip(hi, 0, shape)
     return lo[-dims:], hi[-dims:]
 
 
-def _slice_position(viewer: Any, image: Any) -> np.ndarray:
-    """The current slider position, in ``image``'s voxel coordinates (all its axes)."""
-    return np.asarray(image.world_to_data(viewer.dims.point), dtype=float)
-
-
 def _view_box(viewer: Any, image: Any) -> tuple[np.ndarray, np.ndarray]:
-    point = _slice_position(viewer, image)
-    lo, hi = point.copy(), point.copy()
+    """The view's voxel box over all of ``image``'s axes (not clipped)."""
+    point = np.asarray(image.world_to_data(viewer.dims.point), dtype=float)
+    lo = np.floor(point + 0.5).astype(int)  # the slice shown
+    hi = lo + 1
+    full = np.asarray(image.data.shape[: image.ndim])
     corners = np.asarray(image.corner_pixels)
     first = viewer.dims.ndim - image.ndim  # viewer axis of the image's first axis
+    whole = viewer.dims.ndisplay == 3  # a volume is drawn whole, never cropped to the view
     for axis in (a - first for a in viewer.dims.displayed if a >= first):
-        if corners[1, axis] > corners[0, axis]:
+        if not whole and corners[1, axis] > corners[0, axis]:
             lo[axis], hi[axis] = corners[0, axis], corners[1, axis] + 1
-        else:  # never drawn (a hidden viewer): the whole axis is in view
-            lo[axis], hi[axis] = 0, image.data.shape[axis]
+        else:  # 3D display, or never drawn (a hidden viewer): the whole axis is in view
+            lo[axis], hi[axis] = 0, full[axis]
     return lo, hi
 
 
-def _shapes_box(viewer: Any, image: Any, shapes: Any) -> tuple[np.ndarray, np.ndarray]:
+def _shapes_box(image: Any, shapes: Any, dims: int) -> tuple[np.ndarray, np.ndarray]:
     if not len(shapes.data):
         raise ValueError(
             f"Shapes layer '{shapes.name}' has no shapes. Draw a rectangle around the region "
             f"to predict."
         )
+    shape = spatial_shape(image, dims)
     chosen = sorted(shapes.selected_data) or range(len(shapes.data))
-    world = np.asarray(viewer.dims.point, dtype=float)
-    corners = []
-    for index in chosen:
-        for vertex in shapes.data[index]:
-            position = world.copy()
-            position[-shapes.ndim:] = shapes.data_to_world(vertex)
-            corners.append(image.world_to_data(position))
-    corners = np.asarray(corners, dtype=float)
-    return corners.min(axis=0), corners.max(axis=0)
+    boxes = [box for index in chosen
+             if (box := voxel_box(shape_points(shapes, index, image, dims), shape)) is not None]
+    if not boxes:
+        return np.zeros(dims, int), np.zeros(dims, int)
+    lo = np.array([min(box[a].start for box in boxes) for a in range(dims)])
+    hi = np.array([max(box[a].stop for box in boxes) for a in range(dims)])
+    return lo, hi
