@@ -427,3 +427,35 @@ def test_a_run_folder_deleted_while_training_stops_it_at_the_next_write(store):
                        r"'tiny_2d' was being trained or stored .* Train it again"):
         list(events)
     assert not store.run_dir(config.name).exists()
+
+
+@pytest.mark.filterwarnings(
+    "always::napari_dacapo.experiments.datasplits.datasets.checks.DataWarning")
+def test_a_sparse_annotation_is_one_warning_line_of_the_cli(store):
+    """No sample reaching min_masked was logged where batches are made (a worker process
+    or thread): the CLI showed no 'Warning:' line for it (and napari no notification).
+    The training loop warns once per training."""
+    from click.testing import CliRunner
+
+    from napari_dacapo.cli import main
+    from napari_dacapo.experiments import NumpyArrayConfig
+
+    config = tiny_config(2, name="sparse", iterations=3)
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    known = np.zeros(train.gt_config.data.shape, np.uint8)
+    known[tuple(s // 2 for s in known.shape)] = 1  # one annotated voxel
+    mask = NumpyArrayConfig(name="known", data=known, voxel_size=train.gt_config.voxel_size)
+    config = config.replace(
+        trainer_config=config.trainer_config.replace(min_masked=0.5),
+        datasplit_config=split.replace(train_configs=[train.replace(mask_config=mask)],
+                                       validate_configs=[]),
+    )
+    store.store_run_config(config)
+    result = CliRunner().invoke(main, ["train", "--run", "sparse", "--store", str(store.root),
+                                       "--no-validate"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines()
+              if line.startswith("Warning: No location among 50 tries had 50% of its output")]
+    assert len(warned) == 1, result.output
+    assert warned[0].endswith("Annotate more densely or lower min_masked.")

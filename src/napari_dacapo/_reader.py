@@ -26,6 +26,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +107,16 @@ def _read_container(container: Path, dataset: str) -> list[LayerData]:
     """:func:`read_zarr`, except for a zarr container of a run folder opened on its own
     (``snapshots.zarr``, ``data/train_raw.zarr`` ...): placed by the run's world factor,
     and an output container shows its latest iteration, as the run folder would."""
-    from napari_dacapo.store.file_store import CONFIG_FILE, world_factor_of
+    from napari_dacapo.store.file_store import CONFIG_FILE
 
     run_dir = next((folder for folder in container.parents[:2]
                     if (folder / CONFIG_FILE).is_file()), None)
     if run_dir is None:
         return read_zarr(container, dataset)
-    factor = world_factor_of(run_dir)
+    placement = _placement(run_dir)
     if dataset or container.parent.name in RUN_INPUTS:
-        return read_zarr(container, dataset, factor)
-    return _run_container_layers(run_dir, container, factor)
+        return _with_units(read_zarr(container, dataset, placement.factor), placement.units)
+    return _run_container_layers(run_dir, container, placement)
 
 
 def classify(path: str | Path) -> tuple[str, Any] | None:
@@ -140,12 +141,12 @@ def classify(path: str | Path) -> tuple[str, Any] | None:
 def read_run(run_dir: str | Path) -> list[LayerData]:
     """Layers of a run folder's outputs: per zarr container in it (snapshots, validation,
     predictions), the arrays of the latest iteration, or all arrays if not per iteration.
-    They are placed as the layers the run was trained on: divided by the run's world factor
-    (:meth:`~napari_dacapo.store.file_store.FileStore.store_display`)."""
-    from napari_dacapo.store.file_store import world_factor_of
-
+    They are placed as the layers the run was trained on: divided by the run's world factor,
+    in those layers' units (a layer in pixels beside them would make napari drop the
+    units), and the raw crop of a run trained on an RGB image in RGB (see
+    :func:`_placement`)."""
     run_dir = Path(run_dir)
-    factor = world_factor_of(run_dir)
+    placement = _placement(run_dir)
     # Containers directly in the run folder or in a plain subfolder (e.g. predictions/);
     # never a walk through the containers' own chunk files.
     folders = [run_dir] + [
@@ -157,23 +158,83 @@ def read_run(run_dir: str | Path) -> list[LayerData]:
         if _is_zarr_node(p) and not p.name.startswith(".")  # not a write in progress
     ]
     layers = [layer for container in containers
-              for layer in _run_container_layers(run_dir, container, factor)]
+              for layer in _run_container_layers(run_dir, container, placement)]
     if not layers:
         logger.info("Run folder %s holds no snapshots, validation outputs or predictions "
                     "yet.", run_dir)
     return layers
 
 
-def _run_container_layers(run_dir: Path, container: Path, factor: float) -> list[LayerData]:
+@dataclass(frozen=True)
+class _Placement:
+    """How the arrays of a run folder open (its display record, see
+    :meth:`~napari_dacapo.store.file_store.FileStore.store_display`): divided by its world
+    factor, in the units of the layers it was trained on (:func:`run_units`), and, for a
+    run trained on an RGB image (``"rgb"``), its raw crops in RGB."""
+
+    factor: float = 1.0
+    units: tuple[str, ...] = ()
+    rgb: bool = False
+
+
+def _placement(run_dir: str | Path) -> _Placement:
+    from napari_dacapo.store.file_store import read_display
+
+    record = read_display(run_dir)
+    return _Placement(float(record.get("world_factor", 1)), _units_in(record),
+                      bool(record.get("rgb")))
+
+
+def run_units(run_dir: str | Path) -> tuple[str, ...]:
+    """The units of the layers run ``run_dir`` was trained on, per spatial axis, as its
+    display record holds them (``"units"``, recorded where they are not all pixels); ``()``
+    when none are recorded or napari could not read them."""
+    from napari_dacapo.store.file_store import read_display
+
+    return _units_in(read_display(run_dir))
+
+
+def _units_in(record: dict[str, Any]) -> tuple[str, ...]:
+    units = record.get("units")
+    if not isinstance(units, list) or not units:
+        return ()
+    units = [str(u) for u in units]
+    lengths = [u for u in units if u != NO_UNIT]
+    return tuple(units) if len(_length_units(lengths)) == len(lengths) else ()
+
+
+def layer_units(units: Sequence[str], ndim: int) -> tuple[str, ...] | None:
+    """``units`` of the spatial axes for a layer of ``ndim`` axes, matched from the last
+    axis (as napari aligns layers): axes before them (channels) in pixels, units of axes
+    the layer lacks (a 2D layer of a 3D run) left out. None without units."""
+    if not units or ndim <= 0:
+        return None
+    units = tuple(units)[-ndim:]
+    return (NO_UNIT,) * (ndim - len(units)) + units
+
+
+def _with_units(layers: list[LayerData], units: Sequence[str]) -> list[LayerData]:
+    """``layers`` given ``units`` (:func:`layer_units`) where their arrays record none."""
+    for _, meta, _ in layers:
+        if "units" not in meta and (found := layer_units(units, len(meta["scale"]))):
+            meta["units"] = found
+    return layers
+
+
+def _run_container_layers(
+    run_dir: Path, container: Path, placement: _Placement
+) -> list[LayerData]:
     """The layers of one output container of a run folder: the arrays of its latest
-    iteration (or all, if not per iteration), named as the training panel names them."""
+    iteration (or all, if not per iteration), named as the training panel names them and
+    shown as it shows them (:class:`_Placement`)."""
     from napari_dacapo.gui.layers import layer_name
+    from napari_dacapo.store.file_store import SNAPSHOTS_CONTAINER
 
     group = _open(container)
     iterations = [int(k) for k in _child_names(group) if k.isdigit()]
     dataset = str(max(iterations)) if iterations else ""
     try:
-        found = read_zarr(container, dataset, factor)
+        found = read_zarr(container, dataset, placement.factor)
     except ValueError as e:  # e.g. an iteration whose arrays are still being written
         logger.warning("Skipped %s: %s", container, e)
         return []
@@ -188,8 +249,28 @@ def _run_container_layers(run_dir: Path, container: Path, factor: float) -> list
         meta["name"] = layer_name(run_dir.name, " ".join(words))
         if iterations:
             meta["metadata"]["iteration"] = int(dataset)
+        if placement.rgb and container.name == SNAPSHOTS_CONTAINER and parts[-1:] == ["raw"]:
+            data = _as_rgb(data, meta)
         layers.append((data, meta, kind))
-    return layers
+    return _with_units(layers, placement.units)
+
+
+def _as_rgb(data: Any, meta: dict[str, Any]) -> Any:
+    """The raw crop of a run trained on an RGB image, stored channels first (as the
+    network reads it), as an RGB layer again (colour last, lazily); not a channel axis,
+    which would add a slider through the colours to a 2D viewer."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays.array import is_channel_axis
+
+    axis_names = meta["metadata"]["axis_names"]
+    if (meta.get("multiscale") or not axis_names or not is_channel_axis(str(axis_names[0]))
+            or data.shape[0] not in (3, 4)):
+        return data
+    meta["scale"], meta["translate"] = list(meta["scale"][1:]), list(meta["translate"][1:])
+    meta["metadata"]["axis_names"] = list(axis_names[1:])
+    if "units" in meta:
+        meta["units"] = tuple(meta["units"][1:])
+    meta["rgb"] = True
+    return _channels_last(data)
 
 
 def read_zarr(container: str | Path, dataset: str = "", factor: float = 1.0) -> list[LayerData]:

@@ -173,3 +173,72 @@ def test_a_run_locked_by_a_closed_panel_here_is_said_to_be_stopping_here(
     release.set()
     assert closing.shutdown()  # napari quitting still waits for the checkpoint
     reopened.shutdown()
+
+
+def test_continue_says_why_it_is_disabled_while_a_run_trains(panel, qtbot, monkeypatch):
+    """Continue's reason was computed before Train was pressed ("not stored yet: press
+    Train first") and stayed while the run trained: it says that the run trains."""
+    status, controller = panel
+    state = status.state
+    status.set_continue_reason("Run 'run' is not stored yet: press Train first.")
+
+    def events(config, store, stop, live, display, train_until):
+        yield RunStarted("run", 0, 100, "cpu (fp32)")
+        iteration = 0
+        while not stop.is_set():
+            yield IterationDone(iteration, 0.5, 0.01, 10.0)
+            iteration += 1
+            time.sleep(0.005)
+        yield RunStopped(iteration)
+
+    monkeypatch.setattr("napari_dacapo.gui.controller.training_events", events)
+    assert controller.start(SimpleNamespace(name="run", num_iterations=100))
+    qtbot.waitUntil(lambda: state.iteration >= 1, timeout=WAIT_MS)
+    assert not status.continue_button.isEnabled()
+    assert status.continue_button.toolTip() == (
+        "Run 'run' is training in this panel; Continue is enabled when its training has "
+        "ended.")
+    controller.pause()
+    qtbot.waitUntil(lambda: state.phase is Phase.PAUSED, timeout=WAIT_MS)
+    assert "Run 'run' is paused in this panel" in status.continue_button.toolTip()
+    controller.stop()
+    assert status.continue_button.toolTip().startswith(
+        "Stopping: finishing the current iteration and its checkpoint ...; Continue is "
+        "enabled when it has ended.")
+    qtbot.waitUntil(lambda: state.phase is Phase.STOPPED and not controller.running,
+                    timeout=WAIT_MS)
+    # Ended: the panel's own reason again (it refreshes it then).
+    assert status.continue_button.toolTip() == "Run 'run' is not stored yet: press Train first."
+
+
+def test_a_sparse_annotation_is_one_warning_notification_per_training(panel, qtbot,
+                                                                      monkeypatch):
+    """Batches made in a worker process logged 'No location among 50 tries ...' to
+    stderr only: the training loop warns it, once per training, and napari shows it."""
+    import numpy as np
+    from conftest import tiny_config
+
+    from napari_dacapo.experiments import NumpyArrayConfig
+    from napari_dacapo.gui import controller as controller_module
+
+    status, controller = panel
+    state = status.state
+    config = tiny_config(2, name="sparse", iterations=4)
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    known = np.zeros(train.gt_config.data.shape, np.uint8)
+    known[tuple(s // 2 for s in known.shape)] = 1  # one annotated voxel
+    mask = NumpyArrayConfig(name="known", data=known, voxel_size=train.gt_config.voxel_size)
+    config = config.replace(
+        trainer_config=config.trainer_config.replace(min_masked=0.5, prefetch_worker="process"),
+        datasplit_config=split.replace(train_configs=[train.replace(mask_config=mask)],
+                                       validate_configs=[]),
+    )
+    shown: list[str] = []
+    monkeypatch.setattr(controller_module, "show_warning", shown.append)
+    assert controller.start(config)
+    qtbot.waitUntil(lambda: state.phase is Phase.FINISHED and not controller.running,
+                    timeout=WAIT_MS)
+    said = [s for s in shown if s.startswith("No location among 50 tries had 50% of its")]
+    assert len(said) == 1, shown
+    assert said[0].endswith("Annotate more densely or lower min_masked.")

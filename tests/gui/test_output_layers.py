@@ -141,6 +141,18 @@ def test_output_layers_take_the_units_of_the_data_beside_them(make_napari_viewer
     assert not [n for n in notes if "units" in n]
 
 
+def test_an_rgb_output_layer_takes_units_for_its_spatial_axes(make_napari_viewer):
+    """An RGB layer's colours are no axis: counted as one, its units did not fit it and
+    adding it raised (affinities shown as RGB beside an image in nanometres)."""
+    from napari_dacapo.gui.layers import show
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 8)), scale=(4, 4), units=("nm", "nm"))
+    layer = show(viewer, "run · affinities", np.zeros((8, 8, 3), np.float32), rgb=True,
+                 scale=(4, 4))
+    assert layer.rgb and [str(u) for u in layer.units] == ["nanometer", "nanometer"]
+
+
 def test_output_layers_beside_data_in_pixels_stay_in_pixels(make_napari_viewer):
     from napari_dacapo.gui.layers import show
 
@@ -148,3 +160,28 @@ def test_output_layers_beside_data_in_pixels_stay_in_pixels(make_napari_viewer):
     viewer.add_image(np.zeros((8, 8)))
     layer = show(viewer, "run · prediction", np.zeros((8, 8), np.float32))
     assert [str(u) for u in layer.units] == ["pixel", "pixel"]
+
+
+def test_the_raw_crop_of_an_rgb_image_is_shown_as_rgb(make_napari_viewer):
+    """An RGB training image's raw crop came as (3, Y, X) and was shown as three slices:
+    the 2D viewer turned 3D, with a slider through the colours."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((40, 40, 3), np.uint8), rgb=True)
+    outputs = OutputLayers(viewer)
+    outputs.begin("run", 1, 2, False, (0.0, 1.0), raw_rgb=True)
+    arrays = snapshot((10, 20))
+    colours = np.stack([np.full((16, 16), v, np.float32) for v in (0.25, 0.5, 1.0)])
+    arrays["raw"].data = colours  # (channels, y, x), as the network reads them
+    outputs.snapshot(arrays)
+    outputs.flush(None)
+    raw = viewer.layers[layer_name("run", "snapshot raw")]
+    assert raw.rgb and raw.data.shape == (16, 16, 3)
+    np.testing.assert_allclose(raw.data[0, 0], (0.25, 0.5, 1.0))
+    assert viewer.dims.ndim == 2
+    assert places(viewer) == dict.fromkeys(("raw", "target", "prediction"), (10.0, 20.0))
+    # An image that is not RGB keeps its channels as an axis.
+    outputs.begin("run", 1, 2, False, (0.0, 1.0))
+    outputs.snapshot(arrays)
+    outputs.flush(None)
+    raw = viewer.layers[layer_name("run", "snapshot raw")]
+    assert not raw.rgb and raw.data.shape == (3, 16, 16)

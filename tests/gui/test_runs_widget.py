@@ -104,6 +104,29 @@ def test_open_outputs_adds_the_run_layers(browser, qtbot):
     assert len(viewer.layers) == count
 
 
+def test_open_outputs_gives_the_layers_the_units_the_run_was_trained_in(browser, qtbot,
+                                                                        trained_store):
+    """The run's display record says its layers were in nanometres: its outputs opened in
+    pixels beside them (napari: "Inconsistent units across layers")."""
+    import json
+
+    import pint
+
+    viewer, widget = browser
+    display = trained_store.run_dir("tiny_2d") / "display.json"
+    display.write_text(json.dumps({"world_factor": 1, "units": ["nanometer"] * 2}))
+    viewer.add_image(np.zeros((8, 8)), name="trained on", units=("nanometer",) * 2)
+    select(widget, qtbot)
+    widget.open_button.click()
+    name = layer_name("tiny_2d", "validation labels")
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=20_000)
+    qtbot.waitUntil(lambda: not widget.workers, timeout=20_000)
+    nm = pint.get_application_registry().nanometer
+    for layer in viewer.layers:
+        assert tuple(layer.units)[-2:] == (nm, nm), layer.name
+    assert viewer.layers.extent.units is not None  # consistent: napari keeps them
+
+
 class FakePanel:
     """Records what the browser asks of the training panel."""
 
@@ -329,9 +352,10 @@ def test_a_run_trained_with_shapes_continues_once_loaded(
     def world(*voxel):  # a voxel centre in world coordinates
         return [3.5 + 0.5 * v for v in voxel]
 
-    region = viewer.add_shapes([[world(10, 50), world(49, 89)]], shape_type="rectangle",
+    # Along voxel edges: voxels 10..49 x 50..89 (and 0..95 x 0..70).
+    region = viewer.add_shapes([[world(9.5, 49.5), world(49.5, 89.5)]], shape_type="rectangle",
                                name="held out")
-    mask = viewer.add_shapes([[world(0, 0), world(95, 70)]], shape_type="rectangle",
+    mask = viewer.add_shapes([[world(-0.5, -0.5), world(95.5, 70.5)]], shape_type="rectangle",
                              name="annotated") if with_mask else None
     trained = _train_in_panel(viewer, store, qtbot, "shapes", mask, region)
     stored = store.retrieve_run_config("shapes").datasplit_config
@@ -360,13 +384,55 @@ def test_a_run_trained_with_shapes_continues_once_loaded(
     assert layer_name("shapes", "stored validation labels") not in names
     assert panel.data.validation_raw.value is None
     mask_layer = panel.data.mask.value
-    if with_mask:  # stored as labels: annotated, less the held-out region
+    if with_mask:  # as labels: what was annotated, also in the held-out region
         assert isinstance(mask_layer, Labels)
-        assert not mask_layer.data[10:50, 50:90].any() and mask_layer.data[60:, :71].all()
-        assert not mask_layer.data[:, 71:].any()
+        assert mask_layer.data[:, :71].all() and not mask_layer.data[:, 71:].any()
+        # The region's mask is made from it again: its annotated part, not nothing (the
+        # stored training mask leaves the region out).
+        region_mask = panel.data.selection(2).datasplit.validate_configs[0].mask_config
+        stored_mask = validate.mask_config.array()
+        box = tuple(slice(0, n) for n in region_mask.data.shape)
+        np.testing.assert_array_equal(np.asarray(region_mask.data[box]) != 0,
+                                      np.asarray(stored_mask.data) != 0)
+        assert np.asarray(stored_mask.data).any()
     else:  # the mask the panel made for the region alone is made again
         assert mask_layer is None and layer_name("shapes", "stored mask") not in names
     _continue_loaded(panel, qtbot, 2)
+
+
+def test_a_run_trained_in_nanometres_loads_its_data_in_nanometres(make_napari_viewer, qtbot,
+                                                                   tmp_path):
+    """Continue's 'stored raw', 'stored labels' and 'stored validation region' came back in
+    pixels although the run was trained on layers in nanometres (its display record says
+    so): napari dropped the units, and the run continued from them recorded none."""
+    import pint
+
+    from napari_dacapo.examples import synthetic_blobs
+    from napari_dacapo.gui.train_widget import TrainWidget
+    from napari_dacapo.store.file_store import FileStore, read_display
+
+    store = FileStore(tmp_path / "runs")
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    units = ("nanometer", "nanometer")
+    viewer.add_image(raw, name="raw", scale=(4, 4), units=units)
+    viewer.add_labels(labels, name="labels", scale=(4, 4), units=units)
+    region = viewer.add_shapes([[[40, 200], [196, 356]]], shape_type="rectangle",
+                               name="held out", units=units)
+    _train_in_panel(viewer, store, qtbot, "in_nm", region=region)
+    assert read_display(store.run_dir("in_nm"))["units"] == list(units)
+
+    viewer = make_napari_viewer()
+    panel = TrainWidget(viewer, store=store)
+    viewer.window.add_dock_widget(panel)
+    panel.load_run("in_nm")  # as the runs browser's Continue does
+    nm = pint.get_application_registry().nanometer
+    for role in ("raw", "labels", "validation region"):
+        layer = viewer.layers[layer_name("in_nm", f"stored {role}")]
+        assert tuple(layer.units) == (nm, nm), role
+    assert viewer.layers.extent.units == (nm, nm)
+    _continue_loaded(panel, qtbot, 2)
+    assert read_display(store.run_dir("in_nm"))["units"] == list(units)  # still recorded
 
 
 @pytest.mark.parametrize("corners", [

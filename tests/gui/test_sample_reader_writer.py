@@ -136,6 +136,37 @@ def test_a_run_folders_container_opened_on_its_own_opens_as_the_run_shows_it(
     assert list(raw["scale"]) == [v / 10 for v in voxel_size]
 
 
+def test_a_run_folder_opens_in_the_units_its_layers_were_trained_in(
+    make_napari_viewer, trained_runs, tmp_path
+):
+    """display.json records the units of the layers a run was trained on: its outputs
+    opened in pixels beside them (napari then drops the units and warns that they are
+    inconsistent), also a container of the run opened on its own and the run's data."""
+    import json
+
+    import pint
+
+    from napari_dacapo._reader import read
+
+    run_dir = tmp_path / "tiny_2d"
+    shutil.copytree(trained_runs / "tiny_2d", run_dir)
+    (run_dir / "display.json").write_text(json.dumps(
+        {"world_factor": 1, "units": ["micrometer", "micrometer"]}))
+    um = ("micrometer", "micrometer")
+    layers = read(str(run_dir))
+    assert layers
+    for _, meta, _ in layers:
+        channels = len(meta["scale"]) - 2  # a channel axis kept as an axis has no unit
+        assert meta["units"] == ("pixel",) * channels + um, meta["name"]
+    for path in (run_dir / "snapshots.zarr", run_dir / "data" / "blobs_2d_train_raw.zarr"):
+        assert all(meta["units"][-2:] == um for _, meta, _ in read(str(path)))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 8)), name="trained on", units=um)
+    viewer.open(str(run_dir), plugin="napari-dacapo")
+    micrometer = pint.get_application_registry().micrometer
+    assert tuple(viewer.layers.extent.units)[-2:] == (micrometer, micrometer)  # consistent
+
+
 def test_an_rgb_layer_comes_back_rgb(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     colour = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)

@@ -752,3 +752,81 @@ def test_the_layer_warm_up_leaves_no_unit_registry_half_filled():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "UnitRegistry"
+
+
+def test_an_rgb_image_trains_with_its_snapshot_in_rgb(make_napari_viewer, tmp_path, qtbot):
+    """Training on an RGB image added its raw crop as a (3, Y, X) layer: the 2D viewer
+    turned 3D, one colour per slice."""
+    viewer = make_napari_viewer()
+    raw, labels = synthetic_blobs((96, 96), seed=1)
+    grey = np.clip(raw, 0, 255).astype(np.uint8)
+    viewer.add_image(np.stack([grey, 255 - grey, grey // 2], axis=-1), name="rgb", rgb=True)
+    viewer.add_labels(labels, name="labels")
+    panel = make_panel(viewer, tmp_path, iterations=2)
+    network = panel.settings.architecture_form.value()
+    panel.settings.set_settings({"architecture_config": network.replace(fmaps_in=3)})
+    panel.status.live.setChecked(False)
+    qtbot.waitUntil(lambda: panel._refresh_enabled() == "", timeout=WAIT_MS)
+    panel.train_button.click()
+    wait_for(qtbot, panel, Phase.FINISHED, Phase.CRASHED)
+    assert panel.state.phase is Phase.FINISHED, panel.state.message
+    name = layer_name("tiny", "snapshot raw")
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=WAIT_MS)
+    snapshot = viewer.layers[name]
+    assert snapshot.rgb and snapshot.data.shape[-1] == 3 and snapshot.data.ndim == 3
+    assert viewer.dims.ndim == 2
+    # Opened from the run folder (Open outputs, a run followed), the same.
+    (data, meta, _), = [layer for layer in read_run(panel.store.run_dir("tiny"))
+                        if layer[1]["name"] == name]
+    assert meta["rgb"] and data.shape == snapshot.data.shape
+    np.testing.assert_allclose(meta["scale"], snapshot.scale)
+    np.testing.assert_allclose(meta["translate"], snapshot.translate)
+
+
+def test_the_status_shows_the_run_named_in_the_form_not_the_one_trained_before(
+        viewer, tmp_path, qtbot, monkeypatch):
+    """After training one run, a new name typed or another run loaded still showed the
+    trained run's 'iteration 2 / 2', its speed and loss and 'finished at iteration 2'."""
+    from conftest import store_random_weights
+
+    monkeypatch.setattr(train_widget_module, "show_info", lambda message: None)
+    panel = make_panel(viewer, tmp_path, iterations=2, name="first")
+    panel.status.live.setChecked(False)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.phase is Phase.FINISHED
+                    and not panel.controller.running, timeout=WAIT_MS)
+    status = panel.status
+
+    def shown():
+        status.render()
+        panel.plots.redraw()
+        return (status.progress.format(), status.speed.text(), status.message.text(),
+                len(panel.plots._loss_x))
+
+    progress, speed, message, losses = shown()
+    assert progress == "iteration 2 / 2" and "loss" in speed and losses == 2
+    assert message == "finished at iteration 2"
+
+    panel.settings.set_settings({"name": "second"})  # typed: a run not stored
+    panel._refresh_enabled()
+    assert shown() == ("iteration 0 / 0", "", "idle", 0)
+    assert panel.state.phase is Phase.IDLE and panel.state.run == "second"
+
+    store_random_weights(panel.store, tiny_config(2, name="midway"), iteration=3)
+    panel.load_run("midway")  # e.g. the runs browser's Continue
+    assert shown() == ("iteration 3 / 6", "", "idle: run 'midway' is stored at iteration 3 "
+                       "of 6", 0)
+    panel.settings.set_settings({"name": "first"})  # the run trained here, as stored
+    panel._refresh_enabled()
+    assert shown()[:3] == ("iteration 2 / 2", "", "idle: run 'first' is stored at "
+                           "iteration 2 of 2")
+    # While a run trains, its own progress is shown (the form is locked meanwhile).
+    panel.settings.set_settings({"name": "third", "num_iterations": 2})
+    panel._refresh_enabled()
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: panel.state.phase is Phase.FINISHED
+                    and not panel.controller.running, timeout=WAIT_MS)
+    qtbot.wait(4 * train_widget_module.REFRESH_MS)  # the refresh after the run ended
+    progress, speed, message, losses = shown()
+    assert (progress, message, losses) == ("iteration 2 / 2", "finished at iteration 2", 2)
+    assert "loss" in speed and panel.state.run == "third"

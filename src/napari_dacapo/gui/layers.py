@@ -76,7 +76,8 @@ def show(
         viewer.layers.remove(layer)
     from napari.layers import Image, Labels
 
-    if "units" not in kwargs and (units := _units_beside(viewer, np.ndim(data))):
+    ndim = np.ndim(data) - bool(kwargs.get("rgb"))  # colours are no axis of the layer's
+    if "units" not in kwargs and (units := _units_beside(viewer, ndim)):
         kwargs["units"] = units
     layer = (Labels if kind == "labels" else Image)(data, name=name, **kwargs)
     _OUTPUTS[layer] = name  # before it is inserted: the pickers then leave it out

@@ -3,15 +3,16 @@ prediction, positioned by their world offset over the source image.
 
 Arrays arrive from the worker with the run's integer geometry; they are turned into a
 readable view (a single channel squeezed, affinities as RGB of their first three
-channels) and handed to :func:`napari_dacapo.gui.layers.show`, which updates a layer in
-place or creates it once. Updates are coalesced: the outputs of one event (a snapshot's
-raw crop, target and prediction; a validation's prediction and labels) form a group that
-keeps only its latest arrays and is applied as a whole, so its layers always show the
-same sample. A timer applies one group per tick, each group at most once per
-:data:`LAYER_INTERVAL_S` (a napari layer update plus the redraw it causes costs the GUI
-thread tens of milliseconds), so snapshots every iteration never stall the GUI. Adding a
-layer costs about a tenth of a second: a group's first layers are added one per tick,
-hidden, and shown with the rest of their group.
+channels, the raw crop of an RGB image as RGB again) and handed to
+:func:`napari_dacapo.gui.layers.show`, which updates a layer in place or creates it
+once. Updates are coalesced: the outputs of one event (a snapshot's raw crop, target and
+prediction; a validation's prediction and labels) form a group that keeps only its latest
+arrays and is applied as a whole, so its layers always show the same sample. A timer
+applies one group per tick, each group at most once per :data:`LAYER_INTERVAL_S` (a
+napari layer update plus the redraw it causes costs the GUI thread tens of milliseconds),
+so snapshots every iteration never stall the GUI. Adding a layer costs about a tenth of a
+second: a group's first layers are added one per tick, hidden, and shown with the rest of
+their group.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class OutputLayers(QObject):
         self.factor = 1
         self.dims = 2
         self.rgb = False
+        self.raw_rgb = False
         self.value_range: tuple[float, float] | None = None
         # Per group (the outputs shown together), the layers to update: {name: update}.
         self._pending: dict[str, dict[str, _Update]] = {}
@@ -88,15 +90,18 @@ class OutputLayers(QObject):
 
     def begin(
         self, run: str, factor: int, dims: int, rgb: bool,
-        value_range: tuple[float, float] | None,
+        value_range: tuple[float, float] | None, raw_rgb: bool = False,
     ) -> None:
         """Show the outputs of ``run``; ``factor`` maps its integer geometry to the
         viewer's world, ``rgb`` asks for RGB views of multi-channel outputs,
-        ``value_range`` is the range of the task's targets and predictions."""
+        ``value_range`` is the range of the task's targets and predictions, ``raw_rgb``
+        says that the training image is an RGB layer: its raw crops are shown as RGB
+        (colour last), not as a channel axis that would add a slider to the viewer."""
         self._pending.clear()
         self._show_hidden()
         self._ending = False
         self.run, self.factor, self.dims, self.rgb = run, factor, dims, rgb
+        self.raw_rgb = raw_rgb
         self.value_range = value_range
         self._timer.start()
 
@@ -156,7 +161,9 @@ class OutputLayers(QObject):
         if kind == "labels":
             data = data.reshape(data.shape[-self.dims :]) if data.ndim > self.dims else data
         else:
-            data, rgb = readable(data, self.dims, self.rgb and predicted)
+            # The raw crop of an RGB image: its colours as the network reads them (0-1).
+            rgb_view = self.rgb if predicted else self.raw_rgb
+            data, rgb = readable(data, self.dims, rgb_view)
             kwargs["rgb"] = rgb
             if predicted and self.value_range is not None and not rgb:
                 kwargs["contrast_limits"] = self.value_range

@@ -8,11 +8,13 @@ labels come back as one Shapes layer of rectangles, not as a copy of the data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from funlib.geometry import Roi
 
+from napari_dacapo._reader import layer_units
 from napari_dacapo.experiments import CropArrayConfig, IntensitiesArrayConfig
 from napari_dacapo.experiments.datasplits.datasets.arrays.array import Array, SourceArray
 
@@ -28,12 +30,15 @@ LOAD_BYTES = 512 * 2**20
 REGION_STYLE = {"edge_color": "yellow", "face_color": "transparent", "edge_width": 1}
 
 
-def add_run_data(viewer: Any, config: Any, factor: float = 1) -> dict[str, Any]:
+def add_run_data(
+    viewer: Any, config: Any, factor: float = 1, units: Sequence[str] = ()
+) -> dict[str, Any]:
     """Add the first training and validation dataset of ``config`` as layers named
     ``"<run> · stored <role>"``, placed in world units divided by ``factor`` (the run's
-    world factor: where its outputs open); returns ``{panel role: layer}`` for the arrays
-    that could be opened (arrays other than plain arrays are shown only when small enough
-    to read).
+    world factor: where its outputs open) and in ``units`` (of the spatial axes: those of
+    the layers the run was trained on, :func:`~napari_dacapo._reader.run_units`, as its
+    outputs open); returns ``{panel role: layer}`` for the arrays that could be opened
+    (arrays other than plain arrays are shown only when small enough to read).
 
     Validation datasets that are crops of the training labels (the panel's validation
     regions) become one Shapes layer of rectangles, ``"<run> · stored validation region"``,
@@ -76,15 +81,20 @@ def add_run_data(viewer: Any, config: Any, factor: float = 1) -> dict[str, Any]:
         data = array.source if isinstance(array, SourceArray) else None
         if _size(array) <= LOAD_BYTES and (data is None or kind == "labels"):
             data = np.asarray(array.data)
-        if data is None or (role == "mask" and isinstance(data, np.ndarray)
-                            and _only_holds_out(data, array, crops)):
+        if role == "mask" and isinstance(data, np.ndarray):
+            if _only_holds_out(data, array, crops):
+                continue
+            data = _with_region_masks(data, array, crops)
+        if data is None:
             continue
         geometry = napari_geometry(array.voxel_size, array.offset, factor)
         extra = (1.0,) * array.channel_dims
         add = viewer.add_labels if kind == "labels" else viewer.add_image
+        scale = extra + geometry["scale"]
         layers[role] = add(
-            data, name=name, scale=extra + geometry["scale"],
+            data, name=name, scale=scale,
             translate=(0.0,) * len(extra) + geometry["translate"],
+            units=layer_units(units, len(scale)),
         )
     if rectangles is not None:
         name = layer_name(config.name, "stored validation region")
@@ -94,7 +104,8 @@ def add_run_data(viewer: Any, config: Any, factor: float = 1) -> dict[str, Any]:
             axes = rectangles[0].shape[1]
             geometry = napari_geometry(labels.voxel_size[-axes:], labels.offset[-axes:], factor)
             region = viewer.add_shapes(rectangles, shape_type="rectangle", name=name,
-                                       **geometry, **REGION_STYLE)
+                                       units=layer_units(units, axes), **geometry,
+                                       **REGION_STYLE)
         layers["validation_region"] = region
     return layers
 
@@ -111,13 +122,15 @@ def _size(array: Array) -> int:
 
 
 def _is_region(dataset: Any, train: Any) -> bool:
-    """Whether ``dataset`` validates on a crop of ``train``'s labels, with its raw (as the
-    panel makes a validation region)."""
+    """Whether ``dataset`` validates on a crop of ``train``'s labels, with its raw and,
+    with a mask, the crop of the mask made for it (as the panel makes a validation
+    region, see :func:`~.held_out.region_datasets`)."""
     gt = getattr(dataset, "gt_config", None)
+    mask = getattr(dataset, "mask_config", None)
     return (
         train is not None
         and isinstance(gt, CropArrayConfig)
-        and getattr(dataset, "mask_config", None) is None
+        and (mask is None or mask.name == f"{dataset.name}_mask")
         and _same(gt.source_array_config, train.gt_config)
         and _same(dataset.raw_config, train.raw_config)
     )
@@ -170,6 +183,22 @@ def _rectangle(begin: tuple, shape: tuple, flat: Any) -> np.ndarray:
             corner[axis] = high[axis] if upper else low[axis]
         corners.append(corner)
     return np.array(corners, dtype=float)
+
+
+def _with_region_masks(data: np.ndarray, array: Array, crops: list[Any]) -> np.ndarray:
+    """The mask as the user made it, from the stored training mask ``data`` (which leaves
+    the validation regions out) and the regions' own masks: the panel makes both from it
+    again (a mask layer without the regions gave them empty masks: nothing validated)."""
+    masked = [crop for crop in crops if getattr(crop, "mask_config", None) is not None]
+    if not masked or array.channel_dims:
+        return data
+    data = data.copy()
+    for crop in masked:
+        region = crop.mask_config.array()
+        roi = region.roi.intersect(array.roi)
+        if not roi.empty:
+            data[array.to_slices(roi)] = np.asarray(region.data)[region.to_slices(roi)]
+    return data
 
 
 def _only_holds_out(data: np.ndarray, array: Array, crops: list[Any]) -> bool:

@@ -124,6 +124,28 @@ class TrainingState:
         self.message = f"preparing run '{run}' ..."
         self.phase = Phase.TRAINING
 
+    def show_stored(self, run: str, iteration: int = 0, total: int = 0,
+                    message: str = "") -> None:
+        """Show ``run`` as it is stored, not training (the panel now configures it: it was
+        loaded, or its name typed): ``iteration`` of ``total`` trained (0 of 0 for a run
+        not stored), and nothing of the run shown before (its loss, speed, outcome). Only
+        while no worker is alive (then the phase says the training run's state)."""
+        if self.phase.busy:
+            raise RuntimeError(f"Run '{self.run}' is training: its state is shown.")
+        self.preparing = False
+        self.run = run
+        self.start_iteration = self.iteration = iteration
+        self.total = total
+        self.last_loss = None
+        self.iterations_per_second = 0.0
+        self.eta_seconds = None
+        self.device = ""
+        self.best_scores = {}
+        self.finishing = ""
+        self.outcome = None
+        self.message = message
+        self.phase = Phase.IDLE
+
     def apply(self, event: Any, worker_alive: bool = False) -> None:
         """Update the fields from one event of :func:`napari_dacapo.train.train_run`
         (other events are ignored). With ``worker_alive``, the end of the run

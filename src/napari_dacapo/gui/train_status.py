@@ -115,12 +115,22 @@ class StatusPanel(QWidget):
         self._render_message()
 
     def set_continue_reason(self, reason: str) -> None:
-        """Why Continue is disabled (empty: enabled)."""
+        """Why Continue is disabled when no run trains here (empty: enabled)."""
         self.continue_allowed = reason
-        self.continue_button.setToolTip(
-            reason or "Train the stored run further, on the labels as they are now."
-        )
         self._render_buttons()
+
+    def continue_reason(self) -> str:
+        """Why Continue is disabled now: while a run trains here (the panel's reason,
+        computed before it started, no longer says why), that run; else the panel's
+        reason. Empty when enabled."""
+        s = self.state
+        if not s.phase.busy:
+            return self.continue_allowed
+        if s.finishing:
+            doing = "Stopping: finishing" if s.phase is Phase.STOPPING else "Finishing"
+            return f"{doing} {s.finishing} ...; Continue is enabled when it has ended."
+        return (f"Run '{s.run}' is {s.phase.value} in this panel; Continue is enabled when "
+                f"its training has ended.")
 
     def _render_buttons(self, *_: Any) -> None:
         phase = self.state.phase
@@ -130,6 +140,10 @@ class StatusPanel(QWidget):
         self.resume_button.setEnabled(phase is Phase.PAUSED)
         self.stop_button.setEnabled(phase in (Phase.TRAINING, Phase.PAUSED) and not ended)
         self.continue_button.setEnabled(not phase.busy and not self.continue_allowed)
+        self.continue_button.setToolTip(
+            self.continue_reason()
+            or "Train the stored run further, on the labels as they are now."
+        )
         self.more_iterations.setEnabled(not phase.busy)
 
     def _on_progress_changed(self, *_: Any) -> None:

@@ -10,13 +10,14 @@ assembles a :class:`RunConfig` from them and the picked layers, says why it cann
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
-from napari_dacapo._reader import NO_UNIT
+from napari_dacapo._reader import NO_UNIT, run_units
 from napari_dacapo.experiments import (
     AffinitiesTaskConfig,
     ConfigError,
@@ -146,11 +147,13 @@ class TrainWidget(QWidget):
     def set_config(self, run_config: RunConfig) -> None:
         """Fill the forms from ``run_config``; its data are added as layers (and picked)
         when no raw layer is picked yet."""
-        factor = self._stored_world_factor(run_config)
+        run_dir = self._stored_run_dir(run_config)
+        factor = world_factor_of(run_dir) if run_dir is not None else 1.0
         if self.data.raw.value is None and run_config.datasplit_config is not None:
-            # A stored run's data open where its outputs open.
+            # A stored run's data open where its outputs open, in the same units.
             try:
-                layers = add_run_data(self.viewer, run_config, factor)
+                layers = add_run_data(self.viewer, run_config, factor,
+                                      run_units(run_dir) if run_dir is not None else ())
             except (OSError, ValueError, KeyError) as error:  # moved or deleted meanwhile
                 layers = None
                 show_warning(f"The data of run '{run_config.name}' cannot be opened "
@@ -170,14 +173,15 @@ class TrainWidget(QWidget):
         self.settings.set_config(run_config.replace(task_config=task))
         self._refresh_enabled()
 
-    def _stored_world_factor(self, run_config: RunConfig) -> float:
-        """The world factor the run (or, for a new run started from a stored one, that
-        run) was trained with: 1 for a run from elsewhere (a YAML file, the CLI)."""
+    def _stored_run_dir(self, run_config: RunConfig) -> Path | None:
+        """The folder of the run (or, for a new run started from a stored one, of that
+        run), whose display record says the world factor and units it was trained with
+        (none for a run from elsewhere, a YAML file or the CLI); None if not stored."""
         start = getattr(run_config.start_config, "run", None)
         for name in (run_config.name, start):
             if name and self.store.has_run(name):
-                return world_factor_of(self.store.run_dir(name))
-        return 1.0
+                return self.store.run_dir(name)
+        return None
 
     def load_run(self, name: str) -> None:
         """Fill the forms from the stored run ``name``, to continue it (Continue trains it
@@ -233,7 +237,41 @@ class TrainWidget(QWidget):
                           *warnings]))
         self.state.reason_disabled = reason
         self.status.set_continue_reason(continue_reason)
+        self._show_run(self._run_name())
         return reason
+
+    def _run_name(self) -> str:
+        """The run name in the form ("" while it cannot be read)."""
+        try:
+            return str(self.settings.run_form.values().get("name") or "")
+        except (FormError, ConfigError):
+            return ""
+
+    def _show_run(self, name: str) -> None:
+        """Show run ``name`` under Train once the form names another run than the one
+        shown (loaded, or its name typed): its stored progress (latest checkpoint of its
+        stored total), or a blank state for a run not stored, and no curves; never the
+        progress, loss or outcome of the run trained before."""
+        if not name or name == self.state.run or self.state.phase.busy:
+            return
+        iteration = total = 0
+        message = ""
+        try:
+            if self.store.has_run(name):
+                seen = self._checkpoints_seen  # listed by this refresh, if it got that far
+                config = self._config
+                iterations = (seen[0] if seen is not None and config is not None
+                              and config.name == name
+                              else self.store.checkpoint_iterations(name))
+                total = self.store.retrieve_run_config(name).num_iterations
+                iteration = iterations[-1] if iterations else 0
+                message = (f"run '{name}' is stored at iteration {iteration} of {total}"
+                           if iterations else f"run '{name}' is stored, with no checkpoint")
+        except (StoreError, OSError, ValueError):  # e.g. a bad name: Train's reason says so
+            iteration = total = 0
+            message = ""
+        self.state.show_stored(name, iteration, total, message)
+        self.plots.reset()
 
     def _schedule_check_refresh(self) -> None:
         self._refresh_timer.start()  # the data did not change: keep the check's result
@@ -404,10 +442,12 @@ class TrainWidget(QWidget):
         assert selection is not None
         task = config.task_config
         rgb = isinstance(task, AffinitiesTaskConfig)
+        raw_rgb = bool(getattr(selection.raw_layer, "rgb", False))
         value_range = (0.0, 1.0) if isinstance(task, (AffinitiesTaskConfig, OneHotTaskConfig)) \
             else (-1.0, 1.0)
         self.plots.reset()
-        self.outputs.begin(config.name, selection.factor, selection.dims, rgb, value_range)
+        self.outputs.begin(config.name, selection.factor, selection.dims, rgb, value_range,
+                           raw_rgb=raw_rgb)
         self.live.enabled = self.status.live.isChecked()
         self.live.begin(selection.raw_layer, selection.voxel_size, selection.offset,
                         selection.dims)
@@ -415,6 +455,8 @@ class TrainWidget(QWidget):
         units = [str(u) for u in selection.raw_layer.units[-selection.dims:]]
         if any(u != NO_UNIT for u in units):  # physical units: an export says them
             display["units"] = units
+        if raw_rgb:  # the run folder opens its raw crops in RGB, as shown here
+            display["rgb"] = True
         return self.controller.start(config, display, train_until)
 
     def _on_live_toggled(self, on: bool) -> None:

@@ -77,6 +77,11 @@ class Batch:
         Per sample, the mirror-and-transpose steps of its augmentation
         (:func:`~.augments.augment.undo_grid_steps` lines its arrays up with the source
         again), or None when an augment warped it.
+    warning
+        What the user should know about how the batch was sampled (empty: nothing): a
+        sample taken although less of its output was annotated than ``min_masked``. It
+        travels with the batch, which may be made in another thread or process (where a
+        warning or log line would not reach the user); the training loop says it.
     """
 
     raw: np.ndarray
@@ -89,6 +94,7 @@ class Batch:
     input_size: Coordinate
     output_size: Coordinate
     grid_steps: list[list[GridStep] | None] = field(default_factory=list)
+    warning: str = ""
 
     @property
     def nbytes(self) -> int:
@@ -171,7 +177,8 @@ class BatchProvider:
         self.min_masked = min_masked
         self.clip_raw = clip_raw
         self.rng = rng if rng is not None else np.random.default_rng()
-        self._warned_min_masked = False
+        # Why the samples since the last batch are not as asked (see Batch.warning).
+        self._warning = ""
 
         first = self.datasets[0]
         self.raw_voxel_size = first.raw.voxel_size
@@ -418,8 +425,8 @@ class BatchProvider:
 
         A location whose output region is annotated below ``min_masked`` is drawn again
         (checked before augmentation, as DaCapo's ``Reject``, so that a retry costs only a
-        mask read), up to :data:`SAMPLE_TRIES` times; then the last one is used and a
-        warning logged once.
+        mask read), up to :data:`SAMPLE_TRIES` times; then the last one is used, and the
+        batch says so (:attr:`Batch.warning`).
         """
         rng = self.rng
         sources = self.sources
@@ -437,14 +444,11 @@ class BatchProvider:
             if fraction >= self.min_masked:
                 break
         else:
-            if not self._warned_min_masked:
-                logger.warning(
-                    "No location among %d tries had %.0f%% of its output annotated "
-                    "(min_masked); using locations with less (last: %.1f%%). Annotate more "
-                    "densely or lower min_masked. This warning is shown once.",
-                    SAMPLE_TRIES, 100 * self.min_masked, 100 * fraction,
-                )
-                self._warned_min_masked = True
+            self._warning = (
+                f"No location among {SAMPLE_TRIES} tries had {100 * self.min_masked:.0f}% "
+                f"of its output annotated (min_masked); using locations with less (last: "
+                f"{100 * fraction:.1f}%). Annotate more densely or lower min_masked."
+            )
         context = self._context
         read = self._read(source, begin - context, begin + self._input_extent + context)
         return self.pipeline(read, rng), begin
@@ -454,6 +458,7 @@ class BatchProvider:
         stacked: dict[str, np.ndarray] = {}
         begins = np.empty((self.batch_size, self.dims), dtype=np.int64)
         grid_steps: list[list[GridStep] | None] = []
+        self._warning = ""
         # Ground truth may have a leading channel axis: index the spatial axes from the end.
         crop, output = (Ellipsis, *self._label_crop), (Ellipsis, *self._output_in_crop)
         voxel_size = self.output_voxel_size
@@ -474,9 +479,11 @@ class BatchProvider:
                 _place(stacked, key, i, data, self.batch_size)
         for key in ("target", "weight"):
             stacked[key] = stacked[key].astype(np.float32, copy=False)
+        warning, self._warning = self._warning, ""
         return Batch(
             **stacked, input_begins=begins, output_begins=begins + self._margin,
             input_size=self.input_size, output_size=self.output_size, grid_steps=grid_steps,
+            warning=warning,
         )
 
 

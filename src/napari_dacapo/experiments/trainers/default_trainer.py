@@ -9,6 +9,7 @@ import functools
 import math
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..datasplits.datasets.arrays.array import reads_in_process
+from ..datasplits.datasets.checks import DataWarning
 from ..device import (
     PrecisionPlan,
     choose_device,
@@ -303,6 +305,7 @@ class DefaultTrainer(Trainer):
         # where the loss is read every iteration (CPUs); a window of them would hold memory.
         pending: list[tuple[int, torch.Tensor, Batch | None]] = []
         window_start = time.perf_counter()
+        warned = False  # a batch's warning is said once per training (see Batch.warning)
 
         def reported() -> Iterator[TrainingIterationStats]:
             nonlocal pending, window_start
@@ -324,6 +327,11 @@ class DefaultTrainer(Trainer):
                     if pending:
                         yield from reported()
                     return
+                if batch.warning and not warned:
+                    # Here, in the thread that trains (the GUI shows its warnings, the CLI
+                    # prints them), not where the batch was made: a thread or process.
+                    warned = True
+                    warnings.warn(batch.warning, DataWarning, stacklevel=2)
                 loss, prediction = self._step(
                     model, optimizer, tensors, device, plan, memory_format
                 )
