@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -244,7 +247,7 @@ def test_worker_threads(setup):
     assert result.exit_code == 0, result.output
     job = yaml.safe_load(job_file.read_text())
     assert (job["threads"], job["tiles_per_block"]) == (3, 2) and blocks_of(output) == done
-    with pytest.raises(FileExistsError, match="tiles_per_block differ"):
+    with pytest.raises(FileExistsError, match=r"tiles_per_block \(1 here, 2 recorded\) differs"):
         predict_blockwise(name, 0, f"{folder}/in.zarr/raw", output, workers=1,
                           tiles_per_block=1, store=store, **FP32)
 
@@ -409,8 +412,8 @@ def test_replacing_an_output_discards_its_blockwise_records(setup, tmp_path):
     blockwise_stamp = output_stamp(output.parent, output.name)
     assert blockwise_stamp and recorded_job(output.parent, output.name) is not None
     with pytest.raises(FileExistsError,
-                       match="its tiles_per_block differs from the job recorded in .*To "
-                             r"replace it, pass overwrite=True \(--overwrite on the command"):
+                       match=r"its tiles_per_block \(1 here, 3 recorded\) differs from the job "
+                             r"recorded in .*To replace it, pass overwrite=True, or choose"):
         predict_blockwise(name, 0, source, output, workers=1, tiles_per_block=1, store=store,
                           **FP32)
 
@@ -520,7 +523,9 @@ def test_an_interrupted_prediction_is_marked_incomplete_until_finished(setup, tm
     with pytest.raises(KeyboardInterrupt):
         predict_blockwise(name, 0, source, output, workers=2, store=store, **FP32)
     unfinished = incomplete_output(output.parent, output.name)
-    assert unfinished and "rerun the same predict command (with --workers)" in unfinished
+    # With its iteration: a checkpoint named latest or best:<criterion> moves on.
+    assert unfinished and ("rerun the same predict command (with --workers and --checkpoint 0)"
+                           in unfinished)
     result = CliRunner().invoke(main, [
         "predict", "--run", name, "--checkpoint", "0", source, str(output), "--store",
         str(store.root), "--device", "cpu"])
@@ -700,6 +705,7 @@ def test_ctrl_c_ends_a_worker_at_once_without_a_traceback():
 
 
 def test_ctrl_c_during_a_blockwise_command_says_how_to_finish(setup, tmp_path, monkeypatch):
+    """As train: one message that says how to finish, and exit code 128 + the signal's."""
     store, name, folder, _ = setup
 
     def interrupted(*args, **kwargs):
@@ -709,5 +715,237 @@ def test_ctrl_c_during_a_blockwise_command_says_how_to_finish(setup, tmp_path, m
     result = CliRunner().invoke(main, [
         "predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
         f"{tmp_path}/out.zarr/p", "--store", str(store.root), "--workers", "1"])
+    assert result.exit_code == 130, result.output
+    assert result.output.count("Stopped (Ctrl-C)") == 1
+    assert "To finish the job, run the same command again." in result.output
+
+
+STALLED_BLOCKS = """
+import os
+if os.environ.get("NAPARI_DACAPO_TEST_STALL"):
+    import time
+    from napari_dacapo.blockwise import prediction
+
+    def stalled(self, block):
+        # Says it started, then takes long: ended from outside, never finished here.
+        folder = os.environ["NAPARI_DACAPO_TEST_STALL"]
+        open(os.path.join(folder, f"started-{os.getpid()}"), "w").close()
+        time.sleep(300)
+
+    prediction._BlockPredictor.__call__ = stalled
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (an exited process may wait, as a
+    zombie, for its parent to note its end)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize(("signum", "to_group", "worker_command"), [
+    (signal.SIGTERM, False, None),  # a batch system's time limit
+    (signal.SIGINT, True, None),  # Ctrl-C in a terminal: the whole process group
+    # Workers started by a command template (here: the shell), with the command's process.
+    (signal.SIGTERM, False, "exec {command}"),
+    (signal.SIGINT, True, "exec {command}"),
+    (signal.SIGKILL, False, None),  # nothing runs in the parent: its workers follow it
+])
+def test_a_stop_signal_ends_the_workers_before_the_command_exits(
+    setup, tmp_path, signum, to_group, worker_command
+):
+    """Every worker has ended when the command exits (a requeued job must not race with
+    workers of the old one still writing blocks), without a traceback, with one message
+    and exit code 128 + the signal's number."""
+    store, name, folder, _ = setup
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "sitecustomize.py").write_text(STALLED_BLOCKS)
+    started = tmp_path / "started"
+    started.mkdir()
+    env = {**os.environ, "NAPARI_DACAPO_TEST_STALL": str(started), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "hooks"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    output = tmp_path / "out.zarr" / "pred"
+    command = [sys.executable, "-m", "napari_dacapo.cli", "predict", "--run", name,
+               "--checkpoint", "0", f"{folder}/in.zarr/raw", str(output), "--store",
+               str(store.root), "--device", "cpu", "--workers", "2"]
+    if worker_command:
+        command += ["--worker-command", worker_command]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(started.iterdir())) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "the workers did not start their blocks"
+            time.sleep(0.1)
+        workers = [int(p.name.split("-")[1]) for p in started.iterdir()]
+        assert len(workers) == 2, process.communicate()
+        if to_group:
+            os.killpg(process.pid, signum)
+        else:
+            os.kill(process.pid, signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    if signum == signal.SIGKILL:
+        deadline = time.monotonic() + 60  # they notice that their parent is gone
+        while [pid for pid in workers if running(pid)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert not [pid for pid in workers if running(pid)]
+    job_folder = tmp_path / "out.zarr.blocks" / "pred"
+    assert not [p for p in job_folder.iterdir() if p.name.isdigit()]  # no block finished
+    assert incomplete_output(output.parent, output.name)
+    if signum == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+        return
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert err.count("Stopped (") == 1 and "run the same command again" in err, err
+
+
+def interrupt_after_one_block(monkeypatch):
+    """Make the next blockwise prediction stop as a kill after its first block would:
+    one done marker, then KeyboardInterrupt."""
+    import napari_dacapo.blockwise.prediction as prediction
+
+    real_run_step = prediction.run_step
+
+    def killed(job, step, **options):
+        real_run_step(job, step, **{**options, "workers": 1})
+        markers = sorted(p for p in job.folder.iterdir() if p.name.isdigit())
+        for other in markers[1:]:
+            other.unlink()
+        monkeypatch.setattr(prediction, "run_step", real_run_step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prediction, "run_step", killed)
+
+
+def test_an_unfinished_job_of_another_iteration_names_the_one_that_finishes_it(
+    setup, tmp_path, monkeypatch
+):
+    """'latest' and best:<criterion> move on while a run trains: rerunning the same
+    command then names another checkpoint than the job that wrote the output; the refusal
+    names the job's iteration, which finishes it, in the words of the caller."""
+    _, name, folder, raw = setup
+    shutil.copytree(setup[0].root, tmp_path / "runs")
+    store = FileStore(tmp_path / "runs")
+    source, output = f"{folder}/in.zarr/raw", tmp_path / "out.zarr" / "pred"
+    interrupt_after_one_block(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        predict_blockwise(name, "latest", source, output, workers=2, store=store, **FP32)
+    assert "--checkpoint 0" in incomplete_output(output.parent, output.name)
+    # The run trains on: latest is iteration 5 now.
+    shutil.copy(store.checkpoint_path(name, 0), store.checkpoint_path(name, 5))
+
+    with pytest.raises(FileExistsError, match=(
+            r"its iteration \(5 here, 0 recorded\) differs from the job recorded in .*job.yaml"
+            r"\)\. It is incomplete: the prediction writing it was interrupted or is still "
+            r"running\. To finish it, predict with checkpoint=0 \(its finished blocks are "
+            r"kept\)\. To replace it, pass overwrite=True, or choose another output\.$")):
+        predict_blockwise(name, "latest", source, output, workers=2, store=store, **FP32)
+    args = ["predict", "--run", name, "--checkpoint", "latest", source, str(output),
+            "--store", str(store.root), "--device", "cpu", "--precision", "fp32",
+            "--workers", "2"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert "Stopped (Ctrl-C). Run the same command again to finish" in result.output
+    assert ("To finish it, rerun the command with --checkpoint 0 (its finished blocks are "
+            "kept). To replace it, pass --overwrite, or choose another OUTPUT.") in (
+        result.output), result.output
+    assert "overwrite=True" not in result.output and "checkpoint=" not in result.output
+
+    # Its checkpoint pruned since: it cannot be finished, only replaced.
+    kept = shutil.move(store.checkpoint_path(name, 0), tmp_path / "0.pt")
+    with pytest.raises(FileExistsError, match="It cannot be finished: the checkpoint of its "
+                       "iteration 0 is no longer stored. To replace it, pass overwrite=True"):
+        predict_blockwise(name, "latest", source, output, workers=2, store=store, **FP32)
+    shutil.move(kept, store.checkpoint_path(name, 0))
+
+    result = CliRunner().invoke(main, [*args[:4], "0", *args[5:]])
+    assert result.exit_code == 0, result.output
+    assert "1 of 4 blocks were predicted already; predicting the other 3." in result.output
+    assert incomplete_output(output.parent, output.name) is None
+    np.testing.assert_allclose(zarr.open_array(output, mode="r")[:],
+                               predict(name, 0, raw, voxel_size=(1, 1), store=store, **FP32),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_a_rerun_says_how_many_blocks_were_done_already(setup, tmp_path):
+    store, name, folder, _ = setup
+    output = tmp_path / "out.zarr" / "pred"
+    args = ["predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw",
+            str(output), "--store", str(store.root), "--device", "cpu", "--workers", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "block by block with 2 worker(s)\n" in result.output  # nothing done before
+    done = blocks_of(output)
+    for block in sorted(done)[:3]:  # as a job stopped after one block leaves it
+        (tmp_path / "out.zarr.blocks" / "pred" / block).unlink()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert ("block by block with 2 worker(s): 1 of 4 blocks were predicted already; "
+            "predicting the other 3.\n") in result.output
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (f"{output} is complete: all 4 blocks were predicted already; nothing is left to "
+            f"do.\n") in result.output
+    assert "block by block" not in result.output
+
+
+def test_a_worker_command_that_fails_is_reported_once_with_its_output(setup, tmp_path, capfd):
+    """Not a traceback per failed start (daisy's scheduler writes each to standard error:
+    they go to the job's log), and counts that agree: no block was ever tried."""
+    store, name, folder, _ = setup
+    output = tmp_path / "out.zarr" / "pred"
+    result = CliRunner().invoke(main, [
+        "predict", "--run", name, "--checkpoint", "0", f"{folder}/in.zarr/raw", str(output),
+        "--store", str(store.root), "--workers", "1", "--worker-command",
+        "no-such-launcher {command}"])
+    assert result.exit_code == 1
+    found = re.search(
+        r"Error: 2 of 2 blocks of .*out.zarr/pred were not predicted \(write ROIs: .*\): the "
+        r"worker command 'no-such-launcher \{command\}' failed \(exit status 127: [^)]*"
+        r"no-such-launcher: [^)]*not found\); the workers failed (\d+) times in all \(the 1 "
+        r"started first and (\d+) restarts\), and daisy gave up\. Fix the worker command",
+        result.output)
+    assert found and int(found[1]) == 1 + int(found[2]), result.output
+    assert "Traceback" not in result.output + capfd.readouterr().err
+    assert "CalledProcessError" not in result.output and "retries" not in result.output
+    logs = tmp_path / "out.zarr.blocks" / "pred" / "logs"
+    assert f"the scheduler's in {logs / 'daisy.log'}" in result.output
+    assert "Traceback" in (logs / "daisy.log").read_text()  # kept for who needs them
+
+
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.VoxelSizeWarning")
+def test_predict_command_with_workers_takes_the_input_voxel_size_and_records_it(
+    setup, tmp_path, monkeypatch
+):
+    """For an input whose attributes lack the voxel size (or state it wrongly): the job
+    records it, so that workers use it, and a rerun without it is told to give it."""
+    store, name, _, raw = setup
+    zarr.open_array(str(tmp_path / "bare.zarr"), path="raw", mode="w", shape=raw.shape,
+                    dtype=raw.dtype, zarr_format=2)[:] = raw  # no geometry attributes
+    output = tmp_path / "out.zarr" / "pred"
+    args = ["predict", "--run", name, "--checkpoint", "0", f"{tmp_path}/bare.zarr/raw",
+            str(output), "--store", str(store.root), "--device", "cpu", "--workers", "2"]
+    interrupt_after_one_block(monkeypatch)
+    result = CliRunner().invoke(main, [*args, "--voxel-size", "2,2", "--offset", "4,6"])
+    assert result.exit_code == 130, result.output
+    # The voxel size the run was trained on is (1, 1): said, with the option as its fix.
+    assert "Warning: The input's voxel size (2, 2) differs" in result.output
+    assert "give the right one with --voxel-size" in result.output
+    assert "ZarrArrayConfig" not in result.output
+    assert recorded_job(output.parent, output.name).input["voxel_size"] == [2, 2]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert ("To finish it, rerun the command with --voxel-size 2,2 and --offset 4,6 (its "
+            "finished blocks are kept).") in result.output, result.output
+    result = CliRunner().invoke(main, [*args, "--voxel-size", "2,2", "--offset", "4,6"])
+    assert result.exit_code == 0, result.output
+    written = zarr.open_array(output, mode="r")
+    assert written.attrs["voxel_size"] == [2, 2] and written.attrs["offset"] == [4, 6]

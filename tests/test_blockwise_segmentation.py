@@ -221,7 +221,7 @@ def test_connected_components_cross_blocks_and_restart(runs):
     np.testing.assert_array_equal(zarr.open_array(output, mode="r")[:], labels)
 
     # Other parameters over the same output are another job.
-    with pytest.raises(FileExistsError, match="parameters_id differ"):
+    with pytest.raises(FileExistsError, match=r"parameters_id \(3 here, 2 recorded\) differs"):
         segment_blockwise("cc", f"{folder}/cc.zarr/pred", output, criterion="blob__precision",
                           store=store)
 
@@ -478,3 +478,42 @@ def test_segment_writes_into_a_zarr_format_3_container_in_its_format(runs):
     assert (folder / "v3.zarr" / "masks" / "zarr.json").exists()
     np.testing.assert_array_equal(zarr.open_array(folder / "v3.zarr/masks", mode="r")[:],
                                   in_memory(store, "hot", "a__f1_score", prediction))
+
+
+def test_predict_command_refuses_labels_of_another_job_before_predicting(runs, monkeypatch):
+    """The segmentation after the prediction would refuse LABELS: said before predicting
+    (which takes long), with the command that segments into it alone, since --overwrite
+    here would predict the prediction anew too."""
+    store, folder = runs
+    prediction = np.stack([objects() > 0] * 2).astype(np.float32)
+    write_zarr_array(folder / "earlier.zarr", "pred", prediction, voxel_size=(1, 1),
+                     axis_names=["c^", "y", "x"], chunks=(2, BLOCK, BLOCK))
+    stamp_output(folder / "earlier.zarr", "pred")  # as predict does
+    segment_blockwise("cc", f"{folder}/earlier.zarr/pred", f"{folder}/earlier.zarr/labels",
+                      criterion="blob__f1_score", workers=1, store=store)
+    calls = []
+    monkeypatch.setattr(blockwise, "predict_blockwise",
+                        lambda *args, **kwargs: calls.append("predict") or Path(args[3]))
+    monkeypatch.setattr(blockwise, "segment_blockwise",
+                        lambda *args, **kwargs: calls.append("segment") or Path(args[2]))
+    labels = f"{folder}/earlier.zarr/labels"
+    args = ["predict", "--run", "cc", "--checkpoint", "best:blob__f1_score",
+            f"{folder}/in.zarr/raw", f"{folder}/later.zarr/pred", "--store", str(store.root),
+            "--workers", "2", "--segment", labels]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and not calls, result.output
+    assert (f"{labels} (--segment) already exists and was not written by a segmentation of "
+            f"this prediction (it segments another prediction: {folder}/later.zarr/pred is "
+            f"not written yet). Nothing was predicted. To segment the prediction into it "
+            f"anew, run this command without --segment, then: napari-dacapo segment --run cc "
+            f"--criterion blob__f1_score {folder}/later.zarr/pred {labels} --workers 2 "
+            f"--store {store.root} --overwrite. Or give --segment another LABELS array."
+            ) in result.output, result.output
+
+    # The segmentation of the prediction as it is resumes; --overwrite replaces both.
+    calls.clear()
+    result = CliRunner().invoke(main, [*args[:6], f"{folder}/earlier.zarr/pred", *args[7:]])
+    assert result.exit_code == 0 and calls == ["predict", "segment"], result.output
+    calls.clear()
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0 and calls == ["predict", "segment"], result.output

@@ -600,3 +600,46 @@ def test_segment_with_a_criterion_never_validated_says_to_validate_the_run(tmp_p
         rf"validated. Validate it first: napari-dacapo validate --run {name} --iteration "
         rf"latest.\n$", result.output), result.output
     assert "'latest' or an iteration" not in result.output  # segment takes no checkpoint
+
+
+@pytest.mark.filterwarnings("always::napari_dacapo.predict.VoxelSizeWarning")
+def test_predict_takes_the_voxel_size_of_an_input_without_one_and_says_it_once(
+    tmp_path, caplog
+):
+    """An input without geometry attributes: that it has none is said once (the input is
+    opened more than once), with the option that gives them; --voxel-size and --offset
+    place it, and the warning of a voxel size other than the training data's names the
+    option."""
+    import logging
+
+    import numpy as np
+    import zarr
+
+    name, root = _never_validated_run(tmp_path)
+    zarr.open_array(str(tmp_path / "bare.zarr"), path="raw", mode="w", shape=(32, 32),
+                    dtype="float32", zarr_format=2)[:] = np.random.default_rng(0).random((32, 32))
+    args = ["predict", "--store", root, "--run", name, "--checkpoint", "3",
+            f"{tmp_path}/bare.zarr/raw"]
+    caplog.set_level(logging.INFO)
+    result = CliRunner().invoke(main, [*args, f"{tmp_path}/out.zarr/pred"])
+    assert result.exit_code == 0, result.output
+    said = [r.getMessage() for r in caplog.records if "geometry attributes" in r.getMessage()]
+    assert len(said) == 1 and "give --voxel-size and --offset if that is wrong" in said[0]
+
+    caplog.clear()
+    result = CliRunner().invoke(main, [*args, f"{tmp_path}/out.zarr/placed", "--voxel-size",
+                                       "2,2", "--offset", "4,6"])
+    assert result.exit_code == 0, result.output
+    placed = zarr.open_array(str(tmp_path / "out.zarr"), path="placed", mode="r")
+    assert placed.attrs["voxel_size"] == [2, 2] and placed.attrs["offset"] == [4, 6]
+    assert "Warning: The input's voxel size (2, 2) differs" in result.output
+    assert "give the right one with --voxel-size" in result.output
+    assert "ZarrArrayConfig" not in result.output
+    assert not [r for r in caplog.records if "geometry attributes" in r.getMessage()]
+
+    result = CliRunner().invoke(main, [*args, f"{tmp_path}/out.zarr/x", "--voxel-size", "2"])
+    assert result.exit_code == 2
+    assert "--voxel-size: 1 value(s) given, but INPUT has 2 spatial axes (y, x)" in (
+        result.output), result.output
+    result = CliRunner().invoke(main, [*args, f"{tmp_path}/out.zarr/x", "--offset", "a,b"])
+    assert result.exit_code == 2 and "--offset" in result.output

@@ -60,12 +60,21 @@ def main(verbose: bool) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if category.__name__ == "VoxelSizeWarning":  # its fix in the words of the predict command
+        from napari_dacapo.predict.voxel_sizes import VOXEL_SIZE_FIX, VOXEL_SIZE_FIX_COMMAND
+
+        message = str(message).replace(VOXEL_SIZE_FIX, VOXEL_SIZE_FIX_COMMAND)
     _warn(message)
 
 
 def _warn(message: object) -> None:
-    """Say a warning to the user, as one ``Warning:`` line."""
-    click.echo(f"Warning: {message}", err=True)
+    """Say a warning to the user, as one ``Warning:`` line: on a line of its own also
+    while a progress bar is drawn (a warning of the training loop), which is drawn again
+    under it."""
+    from tqdm import tqdm
+
+    with tqdm.external_write_mode(file=sys.stderr):  # a bar is cleared, drawn again after
+        click.echo(f"Warning: {message}", err=True)
 
 
 @main.command()
@@ -315,6 +324,17 @@ def validate(run_name, iteration, device, store) -> None:
     "'stored' (no rescaling) "
     "or LOW,HIGH (LOW becomes 0 and HIGH 1).",
 )
+@click.option(
+    "--voxel-size", default=None, metavar="Z,Y,X",
+    help="INPUT's voxel size, one whole number per spatial axis, comma-separated, for an "
+    "input whose zarr attributes lack it or state it wrongly (default: as they state it, "
+    "else 1).",
+)
+@click.option(
+    "--offset", default=None, metavar="Z,Y,X",
+    help="INPUT's offset (the world position of its first voxel, a multiple of the voxel "
+    "size), for an input whose zarr attributes lack it or state it wrongly.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT array.")
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None,
@@ -336,14 +356,15 @@ def validate(run_name, iteration, device, store) -> None:
 )
 @store_option
 def predict(run_name, checkpoint, input_path, output_path, labels, criterion, device,
-            precision, intensities, overwrite, workers, roi, worker_command, worker_threads,
-            segment_path, store) -> None:
+            precision, intensities, voxel_size, offset, overwrite, workers, roi, worker_command,
+            worker_threads, segment_path, store) -> None:
     """Predict the zarr array INPUT (container.zarr/dataset) with a run's checkpoint and
     write OUTPUT (container.zarr/dataset) with the input's geometry.
 
     The prediction is written tile by tile; with --labels it is post-processed as a whole.
     With --workers, daisy workers predict and write the tiles in parallel, and --segment
-    post-processes the written prediction block by block as well.
+    post-processes the written prediction block by block as well; Ctrl-C or SIGTERM stop
+    them (exit code 130 or 143), and the same command run again finishes the job.
     """
     from tqdm import tqdm
 
@@ -359,9 +380,6 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
         prepare_zarr_array,
         write_zarr_array,
     )
-    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
-        ZarrArrayConfig,
-    )
     from napari_dacapo.predict import (
         NON_FINITE_PREDICTION,
         PredictionStarted,
@@ -375,11 +393,17 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
     in_file, in_dataset = _zarr_path(input_path, "INPUT")
     out_file, out_dataset = _zarr_path(output_path, "OUTPUT")
     rescale = _intensities(intensities)
+    geometry = {
+        "voxel_size": _numbers(voxel_size, "--voxel-size", "positive whole numbers", True),
+        "offset": _numbers(offset, "--offset"),
+    }
     with _user_errors():  # before predicting, which may take long
         check_output_path(output_path, [(in_file, in_dataset)])
         if segment_path is not None:
             check_output_path(segment_path, [(in_file, in_dataset)])
             check_output_path(segment_path, [(out_file, out_dataset)], what="prediction")
+    with _user_errors(), _geometry_said_once(geometry):
+        raw = _input_config(in_file, in_dataset, geometry)
     if workers is None and (roi or worker_command or worker_threads or segment_path):
         raise click.UsageError(
             "--roi, --worker-command, --worker-threads and --segment need --workers N."
@@ -391,17 +415,21 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                 "give --segment LABELS (with --criterion) instead of --labels."
             )
         criterion = criterion or criterion_of(checkpoint)
-        if segment_path is not None:
-            _zarr_path(segment_path, "--segment")
-            with _user_errors():  # an unusable criterion fails before predicting
-                _segmentation_parameters(run_name, criterion, store)
-        rescale = _measured_range(run_name, in_file, in_dataset, rescale, store)
-        _predict_blockwise(run_name, checkpoint, in_file / in_dataset, output_path, workers,
-                           _roi(roi), worker_command, worker_threads, device, precision,
-                           rescale, overwrite, store)
-        if segment_path is not None:
-            _segment_blockwise(run_name, output_path, segment_path, criterion, workers, None,
-                               None, worker_command, worker_threads, overwrite, store)
+        with _stopped_blockwise(checkpoint, output_path), _geometry_said_once(geometry):
+            if segment_path is not None:
+                _zarr_path(segment_path, "--segment")
+                with _user_errors():  # an unusable criterion fails before predicting
+                    _segmentation_parameters(run_name, criterion, store)
+                if not overwrite:  # --overwrite replaces both arrays
+                    _check_segmentation_output(run_name, output_path, segment_path, criterion,
+                                               workers, worker_command, worker_threads, store)
+            rescale = _measured_range(run_name, raw, rescale, store)
+            _predict_blockwise(run_name, checkpoint, raw, output_path, workers, _roi(roi),
+                               worker_command, worker_threads, device, precision, rescale,
+                               overwrite, store)
+            if segment_path is not None:
+                _segment_blockwise(run_name, output_path, segment_path, criterion, workers,
+                                   None, None, worker_command, worker_threads, overwrite, store)
         return
     labels = labels or criterion is not None
     if out_dataset and (out_file / out_dataset).exists() and not overwrite:
@@ -412,9 +440,8 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
             f"{out_file}/{out_dataset} already exists{state}. Pass --overwrite to replace "
             f"it, or choose another OUTPUT."
         )
-    with _user_errors():
+    with _user_errors(), _geometry_said_once(geometry):
         run, file_store = load_run(run_name, FileStore(store))
-        raw = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
         raw_array = raw.array()
         spatial_axes = raw_array.axis_names[raw_array.channel_dims :]
         # Fail on a never-validated criterion before predicting anything.
@@ -422,7 +449,7 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
             post_processing(run, criterion or criterion_of(checkpoint), file_store)
             if labels else None
         )
-        rescale = _measured_range(run, in_file, in_dataset, rescale, file_store)
+        rescale = _measured_range(run, raw, rescale, file_store)
         events = predict_tiles(run, checkpoint, raw, store=file_store, device=device,
                                precision=precision, rescale=rescale)
         start = next(events)
@@ -431,11 +458,11 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                    f"{start.iteration} in {start.num_tiles} tiles", err=True)
         # A fresh stamp (segmentations of an older array notice), and marked incomplete
         # from when it is made until every tile is written (finish_output).
-        geometry = {"voxel_size": start.voxel_size, "offset": start.roi.offset,
-                    "units": raw_array.units, "overwrite": overwrite,
-                    "attributes": fresh_stamp(
-                        "the predict command writing it was interrupted or is still "
-                        "running; to finish it, predict it again with --overwrite")}
+        placed = {"voxel_size": start.voxel_size, "offset": start.roi.offset,
+                  "units": raw_array.units, "overwrite": overwrite,
+                  "attributes": fresh_stamp(
+                      "the predict command writing it was interrupted or is still "
+                      "running; to finish it, predict it again with --overwrite")}
         # The array is replaced: a blockwise job's done markers must not outlive it.
         discard_job(out_file, out_dataset)
         with tqdm(events, total=start.num_tiles, unit="tile", file=sys.stderr) as tiles:
@@ -446,13 +473,13 @@ def predict(run_name, checkpoint, input_path, output_path, labels, criterion, de
                 channels = ["c^"] if segmentation.ndim > len(spatial_axes) else []
                 written = write_zarr_array(
                     out_file, out_dataset, segmentation, axis_names=channels + spatial_axes,
-                    **geometry,
+                    **placed,
                 )
             else:
                 written = prepare_zarr_array(
                     out_file, out_dataset, start.shape, "float32",
                     axis_names=["c^", *spatial_axes],
-                    chunks=(start.num_channels, *start.tile_shape), **geometry,
+                    chunks=(start.num_channels, *start.tile_shape), **placed,
                 ).replace(mode="r+")
                 out = written.array()
                 finite = True
@@ -503,12 +530,16 @@ def segment(run_name, criterion, prediction_path, output_path, workers, roi, blo
     block faces and give exactly the in-memory objects; affinities (mutex watershed,
     watershed) are agglomerated per block with context and merged across faces where the
     mean affinity exceeds the bias, which matches the in-memory result for well-separated
-    objects. Rerunning an interrupted segmentation redoes only the missing blocks.
+    objects. Rerunning an interrupted segmentation redoes only the missing blocks; Ctrl-C
+    or SIGTERM stop it (exit code 130 or 143).
     """
     _zarr_path(prediction_path, "PREDICTION")
     _zarr_path(output_path, "OUTPUT")
-    _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, _roi(roi),
-                       _voxels(block_shape), worker_command, worker_threads, overwrite, store)
+    block_shape = _numbers(block_shape, "--block-shape", "voxel counts", positive=True)
+    with _stopped_blockwise(None, output_path):
+        _segment_blockwise(run_name, prediction_path, output_path, criterion, workers,
+                           _roi(roi), block_shape, worker_command, worker_threads, overwrite,
+                           store)
 
 
 @main.command()
@@ -598,17 +629,47 @@ def _roi(value: str | None):
     return Roi(offset, shape)
 
 
-def _voxels(value: str | None) -> tuple[int, ...] | None:
-    """Comma-separated voxel counts, e.g. ``64,256,256``."""
+def _numbers(value: str | None, option: str, what: str = "whole numbers",
+             positive: bool = False) -> tuple[int, ...] | None:
+    """Comma-separated whole numbers, e.g. ``64,256,256`` (all positive with
+    ``positive``)."""
     if value is None:
         return None
     try:
-        return tuple(int(v) for v in value.split(","))
-    except ValueError as e:
+        numbers = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        numbers = ()
+    if not numbers or (positive and min(numbers) < 1):
         raise click.BadParameter(
-            f"'{value}' is not a comma-separated list of voxel counts, e.g. 64,256,256.",
-            param_hint="--block-shape",
-        ) from e
+            f"'{value}' is not a comma-separated list of {what}, one per spatial axis, "
+            f"e.g. {'64,256,256' if positive else '0,128,128'}.", param_hint=option,
+        )
+    return numbers
+
+
+def _input_config(in_file: Path, in_dataset: str, geometry: dict):
+    """INPUT as a ZarrArrayConfig, with --voxel-size and --offset (``geometry``) in place of
+    what its attributes say, each checked to give one value per spatial axis."""
+    from funlib.geometry import Coordinate
+
+    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
+        ZarrArrayConfig,
+    )
+
+    raw = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
+    given = {key: value for key, value in geometry.items() if value is not None}
+    if not given:
+        return raw
+    array = raw.array()
+    spatial = array.axis_names[array.channel_dims:]
+    for key, value in given.items():
+        if len(value) != len(spatial):
+            raise click.BadParameter(
+                f"{len(value)} value(s) given, but INPUT has {len(spatial)} spatial axes "
+                f"({', '.join(spatial)}); give one per axis, comma-separated.",
+                param_hint="--" + key.replace("_", "-"),
+            )
+    return raw.replace(**{key: Coordinate(value) for key, value in given.items()})
 
 
 def _segmentation_parameters(run_name, criterion, store):
@@ -620,17 +681,45 @@ def _segmentation_parameters(run_name, criterion, store):
     return segmentation_parameters(run, criterion, file_store)
 
 
-#: What Ctrl-C during a blockwise job leaves (the output is marked incomplete meanwhile).
-_STOPPED = ("Stopped (Ctrl-C). Run the same command again to finish the output: the blocks "
-            "already written are kept.")
+def _check_segmentation_output(run_name, prediction_path, labels_path, criterion, workers,
+                               worker_command, worker_threads, store) -> None:
+    """Refuse, before predicting, a --segment LABELS array that the segmentation after it
+    would refuse (another job wrote it), saying how to segment into it alone."""
+    import shlex
+
+    from napari_dacapo.blockwise.segmentation import segmentation_conflict
+    from napari_dacapo.store.file_store import FileStore
+
+    file_store = FileStore(store)
+    with _user_errors():
+        conflict = segmentation_conflict(run_name, prediction_path, labels_path,
+                                         criterion=criterion, store=file_store)
+    if conflict is None:
+        return
+    labels_file, labels_dataset = _zarr_path(labels_path, "--segment")
+    command = ["napari-dacapo", "segment", "--run", run_name]
+    command += ["--criterion", criterion] if criterion else []
+    command += [prediction_path, labels_path, "--workers", str(workers)]
+    command += ["--worker-command", worker_command] if worker_command else []
+    command += ["--worker-threads", str(worker_threads)] if worker_threads else []
+    if file_store.root != FileStore().root:
+        command += ["--store", str(file_store.root)]
+    raise click.ClickException(
+        f"{labels_file.absolute() / labels_dataset} (--segment) already exists and was not "
+        f"written by a segmentation of this prediction ({conflict.why}).{conflict.state} "
+        f"Nothing was predicted. To segment the prediction into it anew, run this command "
+        f"without --segment, then: {shlex.join(command)} --overwrite. Or give --segment "
+        f"another LABELS array. (--overwrite here would predict OUTPUT anew too.)"
+    )
 
 
 def _segment_blockwise(run_name, prediction_path, output_path, criterion, workers, roi,
                        block_shape, worker_command, threads, overwrite, store) -> None:
     from napari_dacapo.blockwise import BlockwiseSegmentationError, segment_blockwise
+    from napari_dacapo.blockwise.scheduler import command_line_messages
     from napari_dacapo.store.file_store import FileStore
 
-    with _user_errors():
+    with _user_errors(), command_line_messages():
         try:
             written = segment_blockwise(
                 run_name, prediction_path, output_path, criterion=criterion, workers=workers,
@@ -640,30 +729,94 @@ def _segment_blockwise(run_name, prediction_path, output_path, criterion, worker
             )
         except BlockwiseSegmentationError as e:
             raise click.ClickException(str(e)) from e
-        except KeyboardInterrupt:
-            raise click.ClickException(_STOPPED) from None
     click.echo(f"Wrote segmentation to {written}")
 
 
-def _predict_blockwise(run_name, checkpoint, input_path, output_path, workers, roi,
+def _predict_blockwise(run_name, checkpoint, input_config, output_path, workers, roi,
                        worker_command, threads, device, precision, rescale, overwrite,
                        store) -> None:
     from napari_dacapo.blockwise import BlockwisePredictionError, predict_blockwise
+    from napari_dacapo.blockwise.scheduler import command_line_messages
     from napari_dacapo.store.file_store import FileStore
 
-    with _user_errors():
+    with _user_errors(), command_line_messages():
         try:
             written = predict_blockwise(
-                run_name, checkpoint, str(input_path), output_path, workers=workers, roi=roi,
+                run_name, checkpoint, input_config, output_path, workers=workers, roi=roi,
                 store=FileStore(store), device=device, precision=precision,
                 worker_command=worker_command, threads=threads, rescale=rescale,
                 overwrite=overwrite, progress=True,
             )
         except BlockwisePredictionError as e:
             raise click.ClickException(str(e)) from e
-        except KeyboardInterrupt:
-            raise click.ClickException(_STOPPED) from None
     click.echo(f"Wrote prediction to {written}")
+
+
+@contextlib.contextmanager
+def _stopped_blockwise(checkpoint: str | None, output_path: str) -> Iterator[None]:
+    """Stop a blockwise command on Ctrl-C or SIGTERM: the job ends its local workers at
+    once (see :mod:`napari_dacapo.blockwise.stopping`; a stop before the workers start
+    needs no more), this says how to finish the job, and the command exits with 128 + the
+    signal's number, as train does, so that job scripts can requeue it."""
+    from napari_dacapo.blockwise.scheduler import recorded_job
+    from napari_dacapo.blockwise.stopping import STOP_SIGNALS, JobStopped
+
+    def stop(signum, frame) -> None:
+        raise JobStopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    except KeyboardInterrupt as e:  # JobStopped, or Ctrl-C before the handler was set
+        signum = e.signum if isinstance(e, JobStopped) else signal.SIGINT
+        for number in STOP_SIGNALS:  # say it once, whatever arrives meanwhile
+            signal.signal(number, signal.SIG_IGN)
+        hint = ""
+        job = recorded_job(*_zarr_path(output_path, "OUTPUT"))
+        iteration = getattr(job, "iteration", None)
+        if iteration is not None and checkpoint is not None and not checkpoint.isdigit():
+            hint = (f" (with --checkpoint {iteration} if the run has trained on since: "
+                    f"{checkpoint} then names a later checkpoint)")
+        click.echo(
+            f"\nStopped ({_signal_name(signum)}): no worker is left running, and the blocks "
+            f"written so far are kept. To finish the job, run the same command again{hint}.",
+            err=True,
+        )
+        raise click.exceptions.Exit(128 + signum) from None
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _geometry_said_once(geometry: dict) -> Iterator[None]:
+    """Meanwhile, say how INPUT's geometry is read from its attributes once (the input is
+    opened several times), with the predict command's options as the fix, and not at all
+    where --voxel-size replaces it."""
+    from napari_dacapo.experiments.datasplits.datasets.arrays import zarr_array, zarr_metadata
+
+    said: set[str] = set()
+
+    def once(record: logging.LogRecord) -> bool:
+        if record.name == zarr_metadata.logger.name and geometry["voxel_size"] is not None:
+            return False
+        text = record.getMessage().replace(
+            "set voxel_size and offset in its ZarrArrayConfig", "give --voxel-size and "
+            "--offset")
+        record.msg, record.args = text, None
+        if text in said:
+            return False
+        said.add(text)
+        return True
+
+    loggers = (zarr_metadata.logger, zarr_array.logger)
+    for log in loggers:
+        log.addFilter(once)
+    try:
+        yield
+    finally:
+        for log in loggers:
+            log.removeFilter(once)
 
 
 def _intensities(value: str) -> bool | str | tuple[float, float]:
@@ -682,13 +835,10 @@ def _intensities(value: str) -> bool | str | tuple[float, float]:
         ) from None
 
 
-def _measured_range(run, in_file, in_dataset, rescale, store):
-    """``rescale`` with an input's own range measured (and said) once, before predicting;
-    any other ``rescale`` as it is."""
+def _measured_range(run, raw, rescale, store):
+    """``rescale`` with the range of the input ``raw`` (a ZarrArrayConfig) measured (and
+    said) once, before predicting; any other ``rescale`` as it is."""
     from napari_dacapo.checkpoints import load_run
-    from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array_config import (
-        ZarrArrayConfig,
-    )
     from napari_dacapo.predict import OWN_RANGE, image_intensity_range
     from napari_dacapo.store.file_store import FileStore
 
@@ -696,9 +846,8 @@ def _measured_range(run, in_file, in_dataset, rescale, store):
         return rescale
     with _user_errors():
         run, _ = load_run(run, store if isinstance(store, FileStore) else FileStore(store))
-        raw = ZarrArrayConfig(name="input", file_name=in_file, dataset=in_dataset)
         measured = image_intensity_range(run, raw)
-    click.echo(f"{measured.describe()[:-1]} of {in_file}/{in_dataset}.", err=True)
+    click.echo(f"{measured.describe()[:-1]} of {raw.file_name}/{raw.dataset}.", err=True)
     return measured.low, measured.high
 
 

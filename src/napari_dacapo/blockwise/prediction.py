@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +43,10 @@ from .scheduler import (
     Step,
     check_worker_options,
     finish_output,
+    phrased,
     prepare_output,
     recorded_job,
+    resume_note,
     run_step,
     threads_per_worker,
 )
@@ -206,7 +209,7 @@ class BlockLayout:
         return Step(
             "predict", "predicted", total_roi=self.roi.grow(context, context),
             read_roi=Roi((0,) * self.roi.dims, self.block_size + context * 2),
-            write_roi=Roi(context, self.block_size),
+            write_roi=Roi(context, self.block_size), doing="predicting",
         )
 
 
@@ -234,14 +237,71 @@ class PredictionJob(BlockwiseJob):
     kind = "predict"
     steps = ("predict",)
     noun = "prediction"
-    rerun = "predict command (with --workers) or predict_blockwise call"
     error_type = BlockwisePredictionError
+
+    @property
+    def rerun(self) -> str:  # type: ignore[override]
+        """With the job's iteration: a checkpoint named ``latest`` or
+        ``best:<criterion>`` moves on while a run trains."""
+        return (f"predict command (with --workers and --checkpoint {self.iteration}) or "
+                f"predict_blockwise call (checkpoint={self.iteration})")
 
     def marker_dir(self, step: str) -> Path:
         return self.folder
 
+    def resume_advice(self, recorded: BlockwiseJob, differ: Sequence[str]) -> str:
+        """Where this job differs from ``recorded`` only in what the caller chooses
+        anyway: the iteration (``latest`` and ``best:<criterion>`` move on while a run
+        trains) and the input's voxel size and offset (see :func:`_geometry_arguments`;
+        the region follows them), the arguments that run ``recorded``."""
+        assert isinstance(recorded, PredictionJob)
+        api: list[str] = []
+        command_line: list[str] = []
+        for name in differ:
+            if name == "iteration":
+                from napari_dacapo.store.file_store import FileStore
+
+                if recorded.iteration not in FileStore(self.store_root).checkpoint_iterations(
+                        self.run):
+                    return (f" It cannot be finished: the checkpoint of its iteration "
+                            f"{recorded.iteration} is no longer stored.")
+                api.append(f"checkpoint={recorded.iteration}")
+                command_line.append(f"--checkpoint {recorded.iteration}")
+            elif name == "input" and (found := _geometry_arguments(self.input, recorded.input)):
+                api += found[0]
+                command_line += found[1]
+            elif name == "roi" and "input" in differ:
+                pass  # a region follows the input's geometry: placed as recorded, it is too
+            else:
+                return ""
+        how = phrased(f"predict with {', '.join(api)}",
+                      f"rerun the command with {' and '.join(command_line)}")
+        return f" To finish it, {how} (its finished blocks are kept)."
+
     def open_step(self, step: str) -> _BlockPredictor:
         return _BlockPredictor(self)
+
+
+def _geometry_arguments(
+    new: dict[str, Any], old: dict[str, Any]
+) -> tuple[list[str], list[str]] | None:
+    """The arguments, for the API and the command line, that give the zarr input
+    ``new`` (a ZarrArrayConfig as ``configs.to_dict`` writes it) the voxel size and offset
+    of ``old``, where those are all that differ (else None)."""
+    keys = [key for key in dict.fromkeys([*new, *old]) if new.get(key) != old.get(key)]
+    if (not keys or not set(keys) <= {"voxel_size", "offset"}
+            or new.get("__type__") != "ZarrArrayConfig"):
+        return None
+    api, command_line = [], []
+    for key in keys:
+        value, option = old.get(key), "--" + key.replace("_", "-")
+        if value is None:
+            api.append(f"no {key} in the input's ZarrArrayConfig")
+            command_line.append(f"no {option}")
+        else:
+            api.append(f"{key}={tuple(value)} in the input's ZarrArrayConfig")
+            command_line.append(f"{option} {','.join(map(str, value))}")
+    return api, command_line
 
 
 class _BlockPredictor:
@@ -403,8 +463,8 @@ def predict_blockwise(
     overwrite
         Replace an existing output that another job wrote (the same job resumes).
     progress
-        Say on stderr what starts, once every check has passed, and show daisy's progress
-        bar.
+        Say on stderr what starts, once every check has passed (and how many blocks a
+        resumed job has done already), and show daisy's progress bar.
 
     Returns
     -------
@@ -415,11 +475,16 @@ def predict_blockwise(
     ------
     BlockwisePredictionError
         If blocks failed on every try; rerunning predicts just those.
+    JobStopped
+        On Ctrl-C or SIGTERM, once the local workers have ended (a KeyboardInterrupt; see
+        :mod:`napari_dacapo.blockwise.stopping`); rerunning finishes the job.
     ValueError, CheckpointError, FileExistsError
         Before anything is written: for an output that is (or holds) the input, a
         checkpoint that cannot be read, a device this machine lacks (local workers), a
         region that is empty, off the voxel grid or not inside the input, or an output
-        that another job wrote (without ``overwrite``); each naming the fix.
+        that another job wrote (without ``overwrite``; where that job was interrupted and
+        differs only in its checkpoint iteration or input geometry, the message names the
+        arguments that finish it); each naming the fix.
 
     Warns
     -----
@@ -496,10 +561,16 @@ def predict_blockwise(
         display_from=(input_config.file_name, input_config.dataset)
         if isinstance(input_config, ZarrArrayConfig) else None,
     )
+    step = layout.step()
     if progress:  # after every check: a refusal is said alone, not after a start
-        print(f"Predicting the {where} block by block with {workers} worker(s)",
-              file=sys.stderr)
-    run_step(job, layout.step(), workers=workers, worker_command=worker_command,
+        missing, _, note = resume_note(job, step)
+        if missing:
+            said = f"Predicting the {where} block by block with {workers} worker(s)" + (
+                f": {note}." if note else "")
+        else:
+            said = f"{job.output} is complete: {note}; nothing is left to do."
+        print(said, file=sys.stderr)
+    run_step(job, step, workers=workers, worker_command=worker_command,
              max_retries=max_retries, progress=progress)
     finish_output(out_file, out_dataset)
     if non_finite := _non_finite_blocks(job):

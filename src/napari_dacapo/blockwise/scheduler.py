@@ -37,15 +37,25 @@ count unless the job names one.
 
 Failures. A block that raises is reported to daisy with its traceback and retried up to
 ``max_retries`` times (by any worker; the worker itself keeps going). Blocks still missing
-afterwards raise the job's :class:`BlockwiseError`, naming them; nothing is silently left
-empty. Worker logs go to ``logs/`` in the job folder.
+afterwards raise the job's :class:`BlockwiseError`, naming them and the cause (a block's
+last error, or a ``worker_command`` that failed to start workers, with its output);
+nothing is silently left empty. Worker logs go to ``logs/`` in the job folder, and so does
+what daisy's scheduler reports along the way (``logs/daisy.log``).
+
+Stopping. Ctrl-C and SIGTERM end the local workers and raise
+:class:`~.stopping.JobStopped` once they are gone (see :mod:`.stopping`).
+
+Messages name the fix in the words of the Python API, or of the command line within
+:func:`command_line_messages`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import dataclasses
+import json
 import logging
 import os
 import shlex
@@ -70,10 +80,24 @@ from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_metadata import (
     INCOMPLETE_ATTR,
 )
 
+from .stopping import (
+    JobStopped,
+    WorkerLink,
+    end_process_group,
+    follow_parent,
+    scheduler_output,
+    stop_signals,
+)
+
 __all__ = [
     "BlockwiseError",
     "BlockwiseJob",
+    "JobStopped",
     "Step",
+    "command_line_messages",
+    "phrased",
+    "job_conflict",
+    "resume_note",
     "job_folder",
     "recorded_job",
     "discard_job",
@@ -92,6 +116,12 @@ __all__ = [
 
 JOB_FILE = "job.yaml"
 LOG_FOLDER = "logs"
+#: The file in ``logs/`` that takes what daisy's scheduler reports during a run.
+SCHEDULER_LOG = "daisy.log"
+#: Starts the line in which a worker reports that its ``worker_command`` failed.
+COMMAND_FAILED = "napari-dacapo worker command failed: "
+#: Lines of a failed ``worker_command``'s error output that its report quotes.
+COMMAND_OUTPUT_LINES = 5
 #: The zarr attribute that holds an output array's stamp (see :func:`stamp_output`).
 STAMP_ATTR = "napari_dacapo_written"
 #: How daisy's own error ends: advice for its Python API, which a CLI user cannot follow.
@@ -101,6 +131,28 @@ _DAISY_ADVICE = "Fix the worker error or increase Task("
 #: done marker, or None for a marker that only says "done".
 Payload = dict[str, np.ndarray] | None
 BlockFunction = Callable[[Any], Payload]
+
+#: True within command_line_messages().
+_COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "napari_dacapo_command_line", default=False
+)
+
+
+@contextlib.contextmanager
+def command_line_messages() -> Iterator[None]:
+    """Within it (in this thread), blockwise jobs name the fixes in their messages in the
+    words of the command line (``--overwrite``, ``--checkpoint 450``), not of the Python
+    API (``overwrite=True``): for the ``predict`` and ``segment`` commands."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def phrased(api: str, command_line: str) -> str:
+    """``command_line`` within :func:`command_line_messages`, else ``api``."""
+    return command_line if _COMMAND_LINE.get() else api
 
 
 class BlockwiseError(RuntimeError):
@@ -184,6 +236,12 @@ class BlockwiseJob(ABC):
         """Where the done markers of ``step`` live."""
         return self.folder / step
 
+    def resume_advice(self, recorded: BlockwiseJob, differ: Sequence[str]) -> str:
+        """How to run ``recorded``, the job that wrote this job's output, instead of this
+        one, which differs from it in the fields ``differ``: a sentence naming the
+        arguments (:func:`phrased`) to give, or '' where there is no such advice."""
+        return ""
+
     @abstractmethod
     def open_step(self, step: str) -> BlockFunction:
         """The worker side of ``step``: open what its blocks need (once per worker) and
@@ -210,6 +268,8 @@ class Step:
         The step's name (its marker folder and daisy task id).
     verb
         What a done block is, for the report ("predicted").
+    doing
+        What the step does to a block, for the report ("predicting").
     total_roi, read_roi, write_roi
         As for ``daisy.Task``; blocks that overhang the output are cut to it by the worker.
     read_write_conflict
@@ -223,6 +283,7 @@ class Step:
     read_roi: Roi
     write_roi: Roi
     read_write_conflict: bool = False
+    doing: str = "processing"
 
     def graph(self, task_id: str) -> Any:
         """daisy's graph of the step's blocks (their ids and ROIs, as the run hands them
@@ -338,6 +399,90 @@ def threads_per_worker(
     return max(1, (cores or 1) // workers)
 
 
+def _differing_fields(job: BlockwiseJob, recorded: BlockwiseJob) -> list[str]:
+    """The fields in which ``job`` is another job than ``recorded``: all but the thread
+    count, which is how a job runs, not what it computes."""
+    return [f.name for f in dataclasses.fields(job) if f.name != "threads"
+            and getattr(recorded, f.name) != getattr(job, f.name)]
+
+
+def _value_text(value: Any) -> str | None:
+    """A field's value as a refusal shows it, or None where it is too long to help."""
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+        text = ":".join(",".join(map(str, part)) for part in value)  # a ROI, as --roi takes it
+    else:
+        text = "none" if value is None else (
+            ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    return text if len(text) <= 40 else None
+
+
+def _differences(job: BlockwiseJob, recorded: BlockwiseJob, differ: Sequence[str]) -> str:
+    """E.g. ``iteration (510 here, 450 recorded)``: the differing fields, with their values
+    where they are short (a config field: its differing entries)."""
+    parts = []
+    for name in differ:
+        new, old = getattr(job, name), getattr(recorded, name)
+        if name in job.field_notes:
+            parts.append(job.field_notes[name])
+            continue
+        pairs = [(name, new, old)]
+        if isinstance(new, dict) and isinstance(old, dict):
+            pairs = [(f"{name} {key}", new.get(key), old.get(key))
+                     for key in dict.fromkeys([*new, *old]) if new.get(key) != old.get(key)]
+        for label, here, there in pairs:
+            texts = (_value_text(here), _value_text(there))
+            parts.append(label if None in texts else
+                         f"{label} ({texts[0]} here, {texts[1]} recorded)")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Why a job cannot write its output, which exists and which it did not write.
+
+    Attributes
+    ----------
+    why
+        E.g. ``its iteration (510 here, 450 recorded) differs from the job recorded in
+        .../job.yaml``.
+    state
+        '' for a complete output, else a sentence saying that it is incomplete.
+    advice
+        A sentence saying how to finish it instead ('' where no run of it can).
+    """
+
+    why: str
+    state: str
+    advice: str
+
+
+def job_conflict(job: BlockwiseJob) -> Conflict | None:
+    """Why ``job`` would refuse its output without ``overwrite``: a :class:`Conflict` if
+    the output exists and another job (or none) wrote it; None if it does not exist, or
+    ``job`` resumes it (its done markers belong to this very job)."""
+    if not job.output.exists():
+        return None
+    recorded = _load_job_if_any(job.job_file)
+    advice = ""
+    unfinished = incomplete_output(job.output_file, job.output_dataset)
+    state = "" if unfinished is None else f" It is incomplete: {unfinished}."
+    if recorded is not None and type(recorded) is type(job):
+        differ = _differing_fields(job, recorded)
+        if not differ:
+            return None
+        verb = "differs" if len(differ) == 1 else "differ"
+        why = (f"its {_differences(job, recorded, differ)} {verb} from the job recorded in "
+               f"{job.job_file}")
+        if unfinished is not None:
+            # The mark says to rerun the same job: that is the recorded one, not this one.
+            state = (f" It is incomplete: the {recorded.noun} writing it was interrupted or is "
+                     f"still running.")
+            advice = job.resume_advice(recorded, differ)
+    else:
+        why = f"no such job is recorded in {job.job_file}"
+    return Conflict(why, state, advice)
+
+
 def prepare_output(
     job: BlockwiseJob,
     *,
@@ -357,33 +502,25 @@ def prepare_output(
     Raises
     ------
     FileExistsError
-        If the output exists and another job (or none) wrote it, unless ``overwrite``.
+        If the output exists and another job (or none) wrote it, unless ``overwrite``
+        (see :func:`job_conflict`); the message says how to finish the job that wrote it
+        where that is known, and how to replace it.
     """
     from napari_dacapo.experiments.datasplits.datasets.arrays.zarr_array import (
         prepare_zarr_array,
     )
 
     if job.output.exists() and not overwrite:
-        recorded = _load_job_if_any(job.job_file)
-        if recorded is not None and type(recorded) is type(job):
-            # The thread count is how the job runs, not what it computes.
-            differ = [f.name for f in dataclasses.fields(job) if f.name != "threads"
-                      and getattr(recorded, f.name) != getattr(job, f.name)]
-            if not differ:  # resume: the done markers belong to this very job
-                if recorded != job:  # the workers read their thread count from job.yaml
-                    _write_job(job)
-                return
-            names = ", ".join(job.field_notes.get(name, name) for name in differ)
-            verb = "differs" if len(differ) == 1 else "differ"
-            why = f"its {names} {verb} from the job recorded in {job.job_file}"
-        else:
-            why = f"no such job is recorded in {job.job_file}"
-        unfinished = incomplete_output(job.output_file, job.output_dataset)
-        state = "" if unfinished is None else f" It is incomplete: {unfinished}."
+        conflict = job_conflict(job)
+        if conflict is None:  # resume
+            if _load_job_if_any(job.job_file) != job:
+                _write_job(job)  # the workers read their thread count from job.yaml
+            return
+        replace = phrased("pass overwrite=True, or choose another output",
+                          "pass --overwrite, or choose another OUTPUT")
         raise FileExistsError(
-            f"{job.output} already exists and was not written by this {job.noun} ({why})."
-            f"{state} To replace it, pass overwrite=True (--overwrite on the command line), "
-            f"or choose another output."
+            f"{job.output} already exists and was not written by this {job.noun} "
+            f"({conflict.why}).{conflict.state}{conflict.advice} To replace it, {replace}."
         )
     discard_job(job.output_file, job.output_dataset)
     job.folder.mkdir(parents=True)
@@ -436,6 +573,20 @@ def missing_blocks(job: BlockwiseJob, step: Step) -> list[Roi]:
     ]
 
 
+def resume_note(job: BlockwiseJob, step: Step) -> tuple[int, int, str]:
+    """``(missing, total, note)`` for ``step``: its blocks without a done marker, all its
+    blocks, and what a report says of them before the step starts, e.g. ``3 of 4 blocks
+    were predicted already; predicting the other 1`` ('' when none is done yet)."""
+    missing, total = len(missing_blocks(job, step)), step.graph(_task_id(job, step)).num_blocks
+    done = total - missing
+    if not done:
+        return missing, total, ""
+    if not missing:
+        return missing, total, f"all {total} blocks were {step.verb} already"
+    return missing, total, (f"{done} of {total} blocks were {step.verb} already; "
+                            f"{step.doing} the other {missing}")
+
+
 def run_step(
     job: BlockwiseJob,
     step: Step,
@@ -453,6 +604,8 @@ def run_step(
     BlockwiseError
         The job's ``error_type``, if blocks failed on every try; rerunning the job does
         just those.
+    JobStopped
+        On SIGINT or SIGTERM, once the local workers have ended (see :mod:`.stopping`).
     """
     import daisy
 
@@ -461,44 +614,104 @@ def run_step(
     marker_dir = job.marker_dir(step.name)
     marker_dir.mkdir(parents=True, exist_ok=True)
     task_id = _task_id(job, step)
+    logs = job.folder / LOG_FOLDER
 
     def is_done(block: Any) -> bool:
         return (marker_dir / str(block.block_id[1])).exists()
 
-    with warnings.catch_warnings():
-        # daisy warns that check_function runs per block on the server; here it is one
-        # stat() of a marker file, and the markers (unlike daisy's tracking store) live
-        # with the output they describe, so a replaced output never inherits them.
-        warnings.filterwarnings("ignore", message=r"Task\(check_function", category=UserWarning)
-        task = daisy.Task(
-            task_id, step.total_roi, step.read_roi, step.write_roi,
-            process_function=_Worker(str(job.job_file.absolute()), step.name, worker_command),
-            check_function=is_done, read_write_conflict=step.read_write_conflict,
-            fit="overhang", max_workers=workers, max_retries=max_retries,
-        )
-    logs = job.folder / LOG_FOLDER
-    with _daisy_logs(logs):
-        try:
-            states = daisy.run_blockwise(
-                task, progress=progress, block_tracking=False, return_states=True,
-                summary=False,
+    with WorkerLink() as link, stop_signals(link) as stop:
+        with warnings.catch_warnings():
+            # daisy warns that check_function runs per block on the server; here it is one
+            # stat() of a marker file, and the markers (unlike daisy's tracking store)
+            # live with the output they describe, so a replaced output never inherits
+            # them.
+            warnings.filterwarnings("ignore", message=r"Task\(check_function",
+                                    category=UserWarning)
+            task = daisy.Task(
+                task_id, step.total_roi, step.read_roi, step.write_roi,
+                process_function=_Worker(str(job.job_file.absolute()), step.name,
+                                         worker_command, link.address),
+                check_function=is_done, read_write_conflict=step.read_write_conflict,
+                fit="overhang", max_workers=workers, max_retries=max_retries,
             )
-            worker_error = states[task_id].last_worker_error
-        except RuntimeError as e:  # daisy gave up on the task (workers kept crashing)
-            worker_error = str(e)
+        stop.check()
+        state = error = None
+        with _daisy_logs(logs), scheduler_output(logs / SCHEDULER_LOG):
+            try:
+                states = daisy.run_blockwise(
+                    task, progress=progress, block_tracking=False, return_states=True,
+                    summary=False,
+                )
+            except KeyboardInterrupt:  # daisy aborts its run on SIGINT
+                link.close()  # before the scheduler's last words go to the terminal
+                raise JobStopped(stop.signum or signal.SIGINT) from None
+            except RuntimeError as e:  # daisy gave up on the task (workers kept crashing)
+                states, error = getattr(e, "daisy_states", None), str(e)
+            state = (states or {}).get(task_id)
+        stop.check()
 
     missing = missing_blocks(job, step)
     if missing:
-        total = step.graph(task_id).num_blocks
-        shown = ", ".join(str(r) for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise job.error_type(
-            f"{len(missing)} of {total} blocks of {job.output} were not {step.verb} after "
-            f"{max_retries} retries (write ROIs: {shown}). Last error: "
-            f"{_worker_error_summary(worker_error)}. The workers' full errors are in "
-            f"{logs / task_id} (worker_*.err). Fix what they report, then rerun the same "
-            f"{job.noun}: only these blocks are redone.",
+            _failure_report(job, step, missing, state, error, workers=workers,
+                            max_retries=max_retries),
             missing,
         )
+
+
+def _failure_report(
+    job: BlockwiseJob, step: Step, missing: list[Roi], state: Any, error: str | None, *,
+    workers: int, max_retries: int,
+) -> str:
+    """What failed in a step that left ``missing`` blocks, from daisy's ``state`` of its
+    task (None if it gave none) or its ``error``, and how to fix it."""
+    task_id = _task_id(job, step)
+    total = step.graph(task_id).num_blocks
+    shown = ", ".join(str(r) for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
+    last = error
+    if state is not None:
+        last = state.last_worker_error or error
+    failed_command = _failed_command(last)
+    failures = getattr(state, "worker_failure_count", 0) or 0
+    restarts = getattr(state, "worker_restart_count", 0) or 0
+    logs = job.folder / LOG_FOLDER
+    rerun = phrased(f"run the same {job.noun} again", "run the same command again")
+    gave_up = (f"the workers failed {failures} times in all (the {workers} started first "
+               f"and {restarts} restarts), and daisy gave up")
+    if failed_command is not None:
+        command, status, output = failed_command
+        quoted = f": {' / '.join(output)}" if output else " (it wrote no error output)"
+        cause = (f"the worker command '{command}' failed (exit status {status}{quoted})"
+                 + (f"; {gave_up}" if getattr(state, "abandoned", False) else ""))
+        fix = (f"Fix the worker command: it must start the worker and wait until it ends "
+               f"(e.g. 'bsub -K -n 1 {{command}}' or 'srun -n 1 {{command}}'); then "
+               f"{rerun}: only the missing blocks are {step.verb}.")
+    else:
+        if getattr(state, "abandoned", False):
+            cause = gave_up
+        elif getattr(state, "failed_count", 0):
+            cause = f"each failed on all {max_retries + 1} tries"
+        else:
+            cause = "the workers stopped before they were done"
+        cause += f". Last error: {_worker_error_summary(last)}"
+        fix = f"Fix what the workers report, then {rerun}: only these blocks are redone."
+    return (
+        f"{len(missing)} of {total} blocks of {job.output} were not {step.verb} (write ROIs:"
+        f" {shown}): {cause}. {fix} The workers' full errors are in {logs / task_id} "
+        f"(worker_*.err), the scheduler's in {logs / SCHEDULER_LOG}."
+    )
+
+
+def _failed_command(error: str | None) -> tuple[str, int, list[str]] | None:
+    """``(command template, exit status, first lines of its error output)`` of a worker
+    whose ``worker_command`` failed, from daisy's report of its exit (None for any other
+    error)."""
+    for line in reversed((error or "").splitlines()):
+        if line.startswith(COMMAND_FAILED):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line[len(COMMAND_FAILED):])
+                return str(record["command"]), int(record["status"]), list(record["output"])
+    return None
 
 
 def _worker_error_summary(error: str | None) -> str:
@@ -569,8 +782,8 @@ def _work(job_path: str | Path, step: str, context: Any = None) -> None:
 def _quiet_on_interrupt() -> None:
     """Make Ctrl-C end this worker process at once and quietly (exit code 130): its block,
     without a marker, is redone when the job is rerun. Ctrl-C in a terminal reaches every
-    process of its group, and each worker's KeyboardInterrupt traceback, printed by daisy,
-    buried the job's own 'Aborted!' under a couple of hundred lines."""
+    process of its group, and each worker's KeyboardInterrupt traceback buried the job's
+    own message under a couple of hundred lines."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
@@ -591,13 +804,18 @@ def _limit_threads(threads: int) -> None:
 class _Worker:
     """daisy's worker function: run :func:`_work` here, or start it with the user's
     command template and wait for it (daisy calls this in a worker process of its own,
-    which it ends)."""
+    which it ends). With ``link`` (a :class:`~.stopping.WorkerLink`'s address), the
+    process ends with the parent's link, and with it the command it started."""
 
     job_path: str
     step: str
     worker_command: str | None = None
+    link: str | None = None
 
     def __call__(self, *, context: Any = None) -> None:
+        launched: list[subprocess.Popen[bytes]] = []
+        if self.link is not None:
+            follow_parent(self.link, lambda: [end_process_group(p) for p in launched])
         if self.worker_command is None:
             _work(self.job_path, self.step, context)
             # Nothing is left to do in daisy's worker process, and daisy waits for it to
@@ -611,7 +829,30 @@ class _Worker:
             sys.executable, "-m", "napari_dacapo.blockwise", self.job_path,
             "--step", self.step, "--context", context.to_env(),
         ])
-        subprocess.run(self.worker_command.format(command=command), shell=True, check=True)
+        # A session of its own: a stopped job ends the launcher and what it started, here
+        # (Ctrl-C in a terminal reaches this process, not the launcher).
+        process = subprocess.Popen(self.worker_command.format(command=command), shell=True,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        launched.append(process)
+
+        def stop(signum: int, frame: object) -> None:
+            end_process_group(process)
+            os._exit(128 + signum)
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, stop)
+        head = []
+        for line in process.stderr:  # passed on to this worker's log as it comes
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+            if len(head) < COMMAND_OUTPUT_LINES and line.strip():
+                head.append(line.decode(errors="replace").strip())
+        if status := process.wait():
+            # One line for the parent's report (daisy hands it the end of this output),
+            # instead of a traceback per failed start.
+            record = {"command": self.worker_command, "status": status, "output": head}
+            print(COMMAND_FAILED + json.dumps(record), file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def check_worker_options(

@@ -65,14 +65,17 @@ from .locations import check_output_path, check_roi, split_zarr_path
 from .scheduler import (
     BlockwiseError,
     BlockwiseJob,
+    Conflict,
     Step,
     check_worker_options,
     finish_output,
     incomplete_output,
+    job_conflict,
     missing_blocks,
     output_stamp,
     prepare_output,
     read_payloads,
+    resume_note,
     run_step,
     threads_per_worker,
 )
@@ -89,6 +92,7 @@ __all__ = [
     "BlockwiseSegmentationError",
     "SegmentationJob",
     "segment_blockwise",
+    "segmentation_conflict",
     "segmentation_parameters",
     "blockwise_method",
     "VOXELWISE",
@@ -213,14 +217,15 @@ class SegmentationJob(BlockwiseJob):
         out, block = self.output_roi, self.block_size
         origin = Coordinate((0,) * out.dims)
         if name == "relabel":
-            return Step(name, "relabelled", out, Roi(origin, block), Roi(origin, block))
+            return Step(name, "relabelled", out, Roi(origin, block), Roi(origin, block),
+                        doing="relabelling")
         context = Coordinate(self.context) * Coordinate(self.voxel_size)
         # Instance blocks read their neighbours' face layers (and affinities their
         # context): daisy must order neighbours.
         return Step(
             name, "segmented", total_roi=out.grow(context, context),
             read_roi=Roi(origin, block + context * 2), write_roi=Roi(context, block),
-            read_write_conflict=method != VOXELWISE,
+            read_write_conflict=method != VOXELWISE, doing="segmenting",
         )
 
 
@@ -442,14 +447,16 @@ def segment_blockwise(
     ------
     BlockwiseSegmentationError
         If blocks failed on every try; rerunning the same segmentation redoes just those.
+    JobStopped
+        On Ctrl-C or SIGTERM, once the local workers have ended; rerunning finishes it.
+    FileExistsError
+        If the output exists and another job (or none) wrote it, unless ``overwrite``
+        (:func:`segmentation_conflict` tells it without running anything).
     ValueError, CheckpointError
         For a run, criterion, prediction or geometry that do not fit, or a prediction that
         is incomplete (its writer was interrupted or is still running); named, with the
         fix.
     """
-    from napari_dacapo.checkpoints import load_run
-    from napari_dacapo.experiments.configs import to_dict
-
     check_worker_options(workers, worker_command, threads)
     pred_file, pred_dataset = split_zarr_path(prediction)
     # Resolved: workers may start in another directory.
@@ -462,6 +469,65 @@ def segment_blockwise(
             f"The prediction {pred_file}/{pred_dataset} is incomplete: {unfinished}. "
             f"Segment it once it is complete."
         )
+    plan = _plan(run, pred_file, pred_dataset, out_file, out_dataset, criterion=criterion,
+                 roi=roi, block_shape=block_shape, context=context, store=store,
+                 threads=threads_per_worker(workers, worker_command, threads))
+    job, method, parameters = plan.job, plan.method, plan.parameters
+    prepare_output(
+        job, shape=(*plan.channels, *(int(s) for s in job.output_roi.shape / plan.voxel_size)),
+        dtype=plan.dtype, voxel_size=plan.voxel_size,
+        axis_names=["c^"] * len(plan.channels) + plan.spatial_axes, units=plan.units,
+        chunks=(*plan.channels, *job.block_shape), overwrite=overwrite,
+        display_from=(pred_file, pred_dataset),
+    )
+    options = dict(workers=workers, worker_command=worker_command, max_retries=max_retries,
+                   progress=progress)
+    segment, relabelling = job.step("segment", method), job.step("relabel", method)
+    if method != VOXELWISE and _has_markers(job, "relabel") and missing_blocks(job, segment):
+        # Relabelled blocks no longer hold the fragment ids that a redone segment block
+        # pairs its own with: segment everything anew.
+        shutil.rmtree(job.marker_dir("segment"), ignore_errors=True)
+        shutil.rmtree(job.marker_dir("relabel"), ignore_errors=True)
+    if progress:  # after every check: a refusal is said alone, not after a start
+        missing, _, note = resume_note(job, segment)
+        if missing or (method != VOXELWISE and missing_blocks(job, relabelling)):
+            print(f"Post-processing {pred_file}/{pred_dataset} block by block with {workers} "
+                  f"worker(s)" + (f": {note}." if note else ""), file=sys.stderr)
+        else:
+            print(f"{job.output} is complete: {note}; nothing is left to do.",
+                  file=sys.stderr)
+    run_step(job, segment, **options)
+    if method != VOXELWISE and missing_blocks(job, relabelling):
+        _merge(job, method, parameters)
+        run_step(job, relabelling, **options)
+    finish_output(out_file, out_dataset)
+    return Path(out_file) / out_dataset
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A segmentation job and what making its output takes."""
+
+    job: SegmentationJob
+    method: str
+    parameters: PostProcessorParameters
+    channels: list[int]  # [n] for an output with n channels, else []
+    dtype: Any
+    voxel_size: Coordinate
+    spatial_axes: list[str]
+    units: list[str]
+
+
+def _plan(
+    run: Run | str, pred_file: Path, pred_dataset: str, out_file: str | Path, out_dataset: str,
+    *, criterion: str | None, roi: Roi | None, block_shape: Sequence[int] | None,
+    context: int | Sequence[int] | None, store: FileStore | None, threads: int | None,
+) -> _Plan:
+    """The job that segments the prediction ``pred_file/pred_dataset`` into
+    ``out_file/out_dataset`` (see :func:`segment_blockwise`), checked against the run."""
+    from napari_dacapo.checkpoints import load_run
+    from napari_dacapo.experiments.configs import to_dict
+
     run, store = load_run(run, store)
     post_processor = run.task.post_processor
     method = blockwise_method(post_processor)
@@ -493,7 +559,6 @@ def segment_blockwise(
         )
     except (ValueError, TypeError) as e:
         raise ValueError(f"The {where} does not fit run '{run.name}': {e}") from e
-    channels = [probe.shape[0]] if probe.ndim > dims else []
     out_roi = check_roi(roi, source.roi, voxel_size, where, source.axis_names[1:])
     job = SegmentationJob(
         output_file=str(Path(out_file).absolute()), output_dataset=out_dataset,
@@ -502,32 +567,51 @@ def segment_blockwise(
         prediction_stamp=output_stamp(pred_file, pred_dataset),
         task=to_dict(run.config.task_config), parameters_id=int(parameters.id),
         voxel_size=list(map(int, voxel_size)), block_shape=list(map(int, block)),
-        context=_context(method, post_processor, context, dims),
-        threads=threads_per_worker(workers, worker_command, threads),
+        context=_context(method, post_processor, context, dims), threads=threads,
     )
-    prepare_output(
-        job, shape=(*channels, *(int(s) for s in out_roi.shape / voxel_size)),
-        dtype=probe.dtype if method == VOXELWISE else np.uint64, voxel_size=voxel_size,
-        axis_names=["c^"] * len(channels) + list(source.axis_names[1:]), units=source.units,
-        chunks=(*channels, *block), overwrite=overwrite, display_from=(pred_file, pred_dataset),
+    return _Plan(
+        job, method, parameters, [probe.shape[0]] if probe.ndim > dims else [],
+        probe.dtype if method == VOXELWISE else np.uint64, voxel_size,
+        list(source.axis_names[1:]), list(source.units),
     )
-    options = dict(workers=workers, worker_command=worker_command, max_retries=max_retries,
-                   progress=progress)
-    segment, relabelling = job.step("segment", method), job.step("relabel", method)
-    if method != VOXELWISE and _has_markers(job, "relabel") and missing_blocks(job, segment):
-        # Relabelled blocks no longer hold the fragment ids that a redone segment block
-        # pairs its own with: segment everything anew.
-        shutil.rmtree(job.marker_dir("segment"), ignore_errors=True)
-        shutil.rmtree(job.marker_dir("relabel"), ignore_errors=True)
-    if progress:  # after every check: a refusal is said alone, not after a start
-        print(f"Post-processing {pred_file}/{pred_dataset} block by block with {workers} "
-              f"worker(s)", file=sys.stderr)
-    run_step(job, segment, **options)
-    if method != VOXELWISE and missing_blocks(job, relabelling):
-        _merge(job, method, parameters)
-        run_step(job, relabelling, **options)
-    finish_output(out_file, out_dataset)
-    return Path(out_file) / out_dataset
+
+
+def segmentation_conflict(
+    run: Run | str,
+    prediction: str | Path,
+    output: str | Path,
+    *,
+    criterion: str | None = None,
+    store: FileStore | None = None,
+) -> Conflict | None:
+    """Why :func:`segment_blockwise` of ``prediction`` into ``output`` (with ``criterion``;
+    whole prediction, default blocks) would refuse ``output`` without ``overwrite``, told
+    before the prediction is (re)written: that takes long, and a segmentation only resumes
+    a job over the prediction as it is now (one written anew has another stamp).
+
+    Returns
+    -------
+    Conflict or None
+        None if ``output`` does not exist, or holds the segmentation of the prediction as
+        it is now (with the same parameters), which resumes.
+
+    Raises
+    ------
+    ValueError, CheckpointError
+        As :func:`segment_blockwise` does for a run, criterion or prediction that do not
+        fit.
+    """
+    out_file, out_dataset = split_zarr_path(output)
+    if not (Path(out_file) / out_dataset).exists():
+        return None
+    pred_file, pred_dataset = split_zarr_path(prediction)
+    pred_file = Path(pred_file).resolve()
+    if not (pred_file / pred_dataset).exists():
+        return Conflict(f"it segments another prediction: {pred_file}/{pred_dataset} is not "
+                        f"written yet", "", "")
+    plan = _plan(run, pred_file, pred_dataset, out_file, out_dataset, criterion=criterion,
+                 roi=None, block_shape=None, context=None, store=store, threads=None)
+    return job_conflict(plan.job)
 
 
 def _has_markers(job: SegmentationJob, step: str) -> bool:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VoxelSizeWarning",
     "VOXEL_SIZE_FIX",
+    "VOXEL_SIZE_FIX_COMMAND",
     "training_voxel_sizes",
     "voxel_size_mismatch",
     "voxel_size_text",
@@ -37,6 +38,13 @@ VOXEL_SIZE_FIX = (
     "Resample the image to that voxel size; or, if the image's voxel size is recorded "
     "wrongly, give the right one (voxel_size= for an array; for a zarr array the "
     "voxel_size of its ZarrArrayConfig, or of its attributes)."
+)
+
+#: VOXEL_SIZE_FIX in the words of the predict command.
+VOXEL_SIZE_FIX_COMMAND = (
+    "Resample the image to that voxel size; or, if the image's voxel size is recorded "
+    "wrongly (or not at all), give the right one with --voxel-size (one whole number per "
+    "spatial axis, comma-separated, in the units of the training data's voxel size)."
 )
 
 #: False where prediction_input leaves the voxel size unchecked (unchecked_voxel_size).
