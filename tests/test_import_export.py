@@ -125,6 +125,18 @@ def test_an_iteration_no_store_records_is_given_or_stored_as_0_with_a_warning(tm
     assert not store.has_run("wrong")
 
 
+def test_the_command_line_gives_an_iteration_with_its_option(tmp_path):
+    """The warning for an unknown iteration names --iteration: the option must exist."""
+    store = FileStore(tmp_path / "runs")
+    config = str(dacapo_yaml(tmp_path, "run_distance_2d.yaml"))
+    weights = str(shutil.copyfile(DACAPO_CHECKPOINT, tmp_path / "weights.bin"))
+    result = CliRunner().invoke(main, ["import-dacapo", config, weights, "--iteration", "7",
+                                       "--store", str(store.root)])
+    assert result.exit_code == 0, result.output
+    assert "(checkpoint of iteration 7)" in result.output
+    assert store.checkpoint_iterations("distance_2d") == [7]
+
+
 @pytest.mark.parametrize("cropped", [False, True], ids=["rescaled", "cropped"])
 def test_export_gives_the_stored_dtype_of_raw_data_it_rescales(tmp_path, cropped):
     """uint8 raw data trained through an IntensitiesArrayConfig (0-255): the export says

@@ -577,8 +577,14 @@ def export(run_name, checkpoint, criterion, output_dir, overwrite, store) -> Non
     help="The DaCapo checkpoint: 'latest' or an iteration.",
 )
 @click.option("--name", default=None, help="Store the run under this name (default: its own).")
+@click.option(
+    "--iteration", type=click.IntRange(min=0), default=None,
+    help="The checkpoint's iteration, for a file whose name or records do not give it "
+    "(default: its name, as DaCapo's checkpoints/iterations/<N> or <N>.pt, or what DaCapo's "
+    "best weights link to or record).",
+)
 @store_option
-def import_dacapo(config, weights, checkpoint, name, store) -> None:
+def import_dacapo(config, weights, checkpoint, name, iteration, store) -> None:
     """Store a run trained with DaCapo: its run YAML (CONFIG, from DaCapo's
     configs/runs/) and a checkpoint of its WEIGHTS (the run's folder under DaCapo's
     runs_base_dir, or one checkpoint file), to predict with it or train it further here."""
@@ -587,7 +593,8 @@ def import_dacapo(config, weights, checkpoint, name, store) -> None:
 
     file_store = FileStore(store)
     with _user_errors():
-        stored, iteration = import_dacapo_run(config, weights, checkpoint, name, file_store)
+        stored, iteration = import_dacapo_run(config, weights, checkpoint, name, file_store,
+                                              iteration=iteration)
     click.echo(f"Imported DaCapo run as '{stored}' (checkpoint of iteration {iteration}) in "
                f"{file_store.run_dir(stored)}.")
 
