@@ -111,16 +111,7 @@ class TrainingState:
         """Reset the per-run fields for a new training of ``run``: nothing of the run
         trained before is shown while this one is prepared."""
         self.preparing = True
-        self.run = run
-        self.start_iteration = self.iteration = 0  # unknown until RunStarted
-        self.total = total
-        self.last_loss = None
-        self.iterations_per_second = 0.0
-        self.eta_seconds = None
-        self.device = ""
-        self.best_scores = {}
-        self.finishing = ""
-        self.outcome = None
+        self._show_only(run, 0, total)  # the iteration is unknown until RunStarted
         self.message = f"preparing run '{run}' ..."
         self.phase = Phase.TRAINING
 
@@ -133,6 +124,12 @@ class TrainingState:
         if self.phase.busy:
             raise RuntimeError(f"Run '{self.run}' is training: its state is shown.")
         self.preparing = False
+        self._show_only(run, iteration, total)
+        self.message = message
+        self.phase = Phase.IDLE
+
+    def _show_only(self, run: str, iteration: int, total: int) -> None:
+        """``run`` at ``iteration`` of ``total``, and nothing of the run shown before."""
         self.run = run
         self.start_iteration = self.iteration = iteration
         self.total = total
@@ -143,8 +140,6 @@ class TrainingState:
         self.best_scores = {}
         self.finishing = ""
         self.outcome = None
-        self.message = message
-        self.phase = Phase.IDLE
 
     def apply(self, event: Any, worker_alive: bool = False) -> None:
         """Update the fields from one event of :func:`napari_dacapo.train.train_run`
