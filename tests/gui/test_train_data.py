@@ -290,6 +290,27 @@ def test_a_validation_region_that_would_score_unlabelled_voxels_is_noted(
     panel.close()
 
 
+def test_the_region_note_reads_no_more_than_its_bound_on_the_gui_thread(
+    make_napari_viewer, monkeypatch
+):
+    """The note is read again after every paint stroke, on the GUI thread: labels under
+    a region beyond NOTE_BYTES are not read for it (no note, no stall)."""
+    from napari_dacapo.gui import held_out
+
+    viewer = make_napari_viewer()
+    raw, _ = synthetic_blobs((20, 48, 48), seed=3)
+    viewer.add_image(raw, name="em")
+    viewer.add_labels(np.pad(np.ones((4, 8, 8), np.uint8), ((8, 8), (20, 20), (20, 20))),
+                      name="gt")
+    panel = DataPanel(viewer)
+    panel.validation_region.value = viewer.add_shapes([[[8, 8], [40, 40]]], name="val")
+    assert len(panel.selection(3).notes) == 1  # 20 slices of 32² uint8: 20 KiB
+    monkeypatch.setattr(held_out, "NOTE_BYTES", 10_000)
+    panel.labels.value.data = panel.labels.value.data.copy()  # read again, as after painting
+    assert panel.selection(3).notes == ()
+    panel.close()
+
+
 def test_state_follows_the_training_events():
     state = TrainingState()
     state.begin("run", 10)

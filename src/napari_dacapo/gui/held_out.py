@@ -22,6 +22,9 @@ from .box_mask import Box, BoxMask, ShapeRegion
 
 __all__ = ["box_roi", "region_datasets", "region_notes", "training_mask"]
 
+#: Most bytes of labels under a region that :func:`region_notes` reads (GUI thread).
+NOTE_BYTES = 64 * 2**20
+
 #: Reads a layer's voxels under a region once: ``read(layer, key, compute)``.
 Read = Callable[[Any, Hashable, Callable[[], Any]], Any]
 
@@ -103,7 +106,9 @@ def region_notes(
         where = f"Validation region {number} of '{region.name}'"
         key = tuple((s.start, s.stop) for s in box)  # slices are not hashable
         if dataset.mask_config is None:
-            if not isinstance(labels.data, np.ndarray):
+            # Read on the GUI thread, again after each paint stroke: in memory and small
+            # only (a note is not worth a stalled brush).
+            if not isinstance(labels.data, np.ndarray) or labels.data[box].nbytes > NOTE_BYTES:
                 continue
             empty = read(labels, key, lambda box=box: _empty_slices(labels.data[box], dims))
             if empty and dims == 2:
@@ -137,8 +142,10 @@ def box_roi(box: Box, array: NumpyArrayConfig) -> Roi:
 def _empty_slices(labels: np.ndarray, dims: int) -> list[int]:
     """The slices of ``labels`` (along its first axis; in 2D the one plane, slice 0)
     without any label."""
-    planes = labels.reshape(labels.shape[0], -1) if dims > 2 else labels.reshape(1, -1)
-    return [int(z) for z in np.flatnonzero(~planes.any(axis=1))]
+    if dims == 2:
+        return [] if labels.any() else [0]
+    labelled = labels.any(axis=tuple(range(1, labels.ndim)))  # no copy of a cropped view
+    return [int(z) for z in np.flatnonzero(~labelled)]
 
 
 def _ranges(values: list[int]) -> str:
