@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import FIXTURES, dacapo_yaml, store_random_weights, tiny_config
 
+from napari_dacapo.checkpoints import load_run
 from napari_dacapo.cli import main
 from napari_dacapo.dacapo_import import import_dacapo_run
 from napari_dacapo.experiments.starts.dacapo_weights import DaCapoWeightsError
@@ -123,6 +124,21 @@ def test_an_iteration_no_store_records_is_given_or_stored_as_0_with_a_warning(tm
         import_dacapo_run(config, dacapo_run_at(tmp_path, 300), name="wrong", store=store,
                           iteration=250)
     assert not store.has_run("wrong")
+
+
+def test_an_imported_run_records_its_training_data_for_prediction(tmp_path):
+    """As a trained run does: an imported DaCapo run, predicted where its data is not
+    reachable, still knows the voxel size and dtype to check inputs against."""
+    from napari_dacapo.predict import training_raws
+    from napari_dacapo.store.file_store import read_training_data
+
+    store = FileStore(tmp_path / "runs")
+    name, _ = import_dacapo_run(dacapo_yaml(tmp_path, "run_distance_2d.yaml"),
+                                dacapo_run_at(tmp_path, 4), store=store)
+    recorded = read_training_data(store.run_dir(name))["raw"]
+    run = load_run(name, store)[0]
+    assert [(list(r.voxel_size), r.dtype.str) for r in training_raws(run)] == [
+        (r["voxel_size"], r["dtype"]) for r in recorded]
 
 
 def test_the_command_line_gives_an_iteration_with_its_option(tmp_path):

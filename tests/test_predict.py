@@ -361,9 +361,12 @@ def test_a_run_predicts_with_its_training_datas_facts_where_that_data_is_gone(tm
         prediction_input(run, raw)
 
     # A damaged record is ignored (logged); without the data nothing is known again.
-    (store.run_dir("elsewhere") / TRAINING_DATA_FILE).write_text('{"raw": [{"dtype": 1}]}')
-    assert training_raws(load_run("elsewhere", store)[0]) == []
-    assert "Ignored the training data recorded for run elsewhere" in caplog.text
+    for damaged in ('{"raw": [{"dtype": 1}]}',
+                    '{"raw": [{"voxel_size": [2], "dtype": "<u2"}]}'):  # not the network's
+        caplog.clear()
+        (store.run_dir("elsewhere") / TRAINING_DATA_FILE).write_text(damaged)
+        assert training_raws(load_run("elsewhere", store)[0]) == []
+        assert "Ignored the training data recorded for run elsewhere" in caplog.text
     with pytest.raises(ValueError, match="cannot be opened to read the voxel size"):
         prediction_input(load_run("elsewhere", store)[0], image)
 

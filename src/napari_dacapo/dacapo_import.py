@@ -74,6 +74,7 @@ def import_dacapo_run(
     from napari_dacapo.experiments.run_config import RunConfig
     from napari_dacapo.experiments.starts.dacapo_weights import DaCapoWeightsError, dacapo_state
     from napari_dacapo.experiments.starts.start import StartError, load_matching_weights
+    from napari_dacapo.predict import training_data_record
     from napari_dacapo.store.file_store import FileStore, StoreError
 
     if iteration is not None and (isinstance(iteration, bool) or int(iteration) < 0):
@@ -127,8 +128,12 @@ def import_dacapo_run(
             f"{iteration}).",
             stacklevel=2,
         )
-    store.store_run_config(run.config)
+    run.config = store.store_run_config(run.config)
     store.store_checkpoint(config.name, iteration, run.model, run.optimizer, run.lr_scheduler)
+    # As training records it: what prediction checks inputs against, where the DaCapo
+    # run's data may not be reachable later (a cluster's).
+    if record := training_data_record(run):
+        store.store_training_data(config.name, record)
     store.store_training_stats(config.name, run.training_stats)
     return config.name, iteration
 

@@ -190,7 +190,8 @@ def prediction_input(
             )
         if voxel_size is None:
             known = training_raws(run)
-            voxel_size = (known[0] if known else training_raw(run, "the voxel size")).voxel_size
+            voxel_size = (known[0] if known else training_raw(
+                run, "the voxel size", "Pass voxel_size= explicitly (the input's).")).voxel_size
             checked = False  # the training data's: nothing to compare
         config = NumpyArrayConfig(
             name="input",

@@ -88,8 +88,12 @@ def training_raws(run: Run | RunConfig) -> list[TrainingRaw]:
         recorded = read_training_data(run.store.run_dir(run.name)).get("raw")
     if recorded:
         try:
-            return [TrainingRaw(Coordinate(r["voxel_size"]), np.dtype(r["dtype"]))
+            raws = [TrainingRaw(Coordinate(r["voxel_size"]), np.dtype(r["dtype"]))
                     for r in recorded]
+            dims = run.architecture.dims
+            if any(len(raw.voxel_size) != dims for raw in raws):
+                raise ValueError(f"a voxel size has not the network's {dims} axes")
+            return raws
         except (KeyError, TypeError, ValueError) as e:
             logger.warning("Ignored the training data recorded for run %s: %r", run.name, e)
     return [TrainingRaw(Coordinate(a.voxel_size), np.dtype(a.dtype))
