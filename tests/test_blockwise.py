@@ -868,7 +868,7 @@ def test_an_unfinished_job_of_another_iteration_names_the_one_that_finishes_it(
 
     result = CliRunner().invoke(main, [*args[:4], "0", *args[5:]])
     assert result.exit_code == 0, result.output
-    assert "1 of 4 blocks were predicted already; predicting the other 3." in result.output
+    assert "1 of 4 blocks was predicted already; predicting the other 3." in result.output
     assert incomplete_output(output.parent, output.name) is None
     np.testing.assert_allclose(zarr.open_array(output, mode="r")[:],
                                predict(name, 0, raw, voxel_size=(1, 1), store=store, **FP32),
@@ -888,7 +888,7 @@ def test_a_rerun_says_how_many_blocks_were_done_already(setup, tmp_path):
         (tmp_path / "out.zarr.blocks" / "pred" / block).unlink()
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert ("block by block with 2 worker(s): 1 of 4 blocks were predicted already; "
+    assert ("block by block with 2 worker(s): 1 of 4 blocks was predicted already; "
             "predicting the other 3.\n") in result.output
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -583,7 +583,8 @@ def resume_note(job: BlockwiseJob, step: Step) -> tuple[int, int, str]:
         return missing, total, ""
     if not missing:
         return missing, total, f"all {total} blocks were {step.verb} already"
-    return missing, total, (f"{done} of {total} blocks were {step.verb} already; "
+    were = "was" if done == 1 else "were"
+    return missing, total, (f"{done} of {total} blocks {were} {step.verb} already; "
                             f"{step.doing} the other {missing}")
 
 
