@@ -328,9 +328,10 @@ def _continue_loaded(panel, qtbot, iterations):
     assert panel.store.latest_iteration(panel._continue.name) == iterations + 2
 
 
-@pytest.mark.parametrize("with_mask", [False, True], ids=["region", "region_and_mask"])
+@pytest.mark.parametrize("mask_end", [None, 71, 96],
+                         ids=["region", "region_and_mask", "region_and_whole_mask"])
 def test_a_run_trained_with_shapes_continues_once_loaded(
-    make_napari_viewer, qtbot, tmp_path, with_mask
+    make_napari_viewer, qtbot, tmp_path, mask_end
 ):
     """A run trained with a Shapes validation region (and mask) comes back as the region's
     rectangles (no copy of the data), so the panel builds the stored datasplit again and
@@ -352,11 +353,14 @@ def test_a_run_trained_with_shapes_continues_once_loaded(
     def world(*voxel):  # a voxel centre in world coordinates
         return [3.5 + 0.5 * v for v in voxel]
 
-    # Along voxel edges: voxels 10..49 x 50..89 (and 0..95 x 0..70).
+    # Along voxel edges: voxels 10..49 x 50..89 (and 0..95 x 0..mask_end - 1). A mask over
+    # everything was taken for none once loaded (its training mask looks alike) and the
+    # run refused as of another config.
+    with_mask = mask_end is not None
     region = viewer.add_shapes([[world(9.5, 49.5), world(49.5, 89.5)]], shape_type="rectangle",
                                name="held out")
-    mask = viewer.add_shapes([[world(-0.5, -0.5), world(95.5, 70.5)]], shape_type="rectangle",
-                             name="annotated") if with_mask else None
+    mask = viewer.add_shapes([[world(-0.5, -0.5), world(95.5, mask_end - 0.5)]],
+                             shape_type="rectangle", name="annotated") if with_mask else None
     trained = _train_in_panel(viewer, store, qtbot, "shapes", mask, region)
     stored = store.retrieve_run_config("shapes").datasplit_config
     (validate,) = stored.validate_configs
@@ -386,7 +390,7 @@ def test_a_run_trained_with_shapes_continues_once_loaded(
     mask_layer = panel.data.mask.value
     if with_mask:  # as labels: what was annotated, also in the held-out region
         assert isinstance(mask_layer, Labels)
-        assert mask_layer.data[:, :71].all() and not mask_layer.data[:, 71:].any()
+        assert mask_layer.data[:, :mask_end].all() and not mask_layer.data[:, mask_end:].any()
         # The region's mask is made from it again: its annotated part, not nothing (the
         # stored training mask leaves the region out).
         region_mask = panel.data.selection(2).datasplit.validate_configs[0].mask_config

@@ -203,8 +203,11 @@ def _with_region_masks(data: np.ndarray, array: Array, crops: list[Any]) -> np.n
 
 def _only_holds_out(data: np.ndarray, array: Array, crops: list[Any]) -> bool:
     """Whether the stored training mask ``data`` is what the panel makes for validation
-    regions without a mask layer: 1 everywhere but in the regions."""
-    if not crops or array.channel_dims:
+    regions without a mask layer: 1 everywhere but in the regions. Never where a region
+    carries a mask's crop: a mask was picked then (painted everywhere, it looks alike)."""
+    if not crops or array.channel_dims or any(
+        getattr(crop, "mask_config", None) is not None for crop in crops
+    ):
         return False
     expected = np.ones(array.spatial_shape, dtype=bool)
     for crop in crops:
