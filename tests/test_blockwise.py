@@ -949,3 +949,24 @@ def test_predict_command_with_workers_takes_the_input_voxel_size_and_records_it(
     assert result.exit_code == 0, result.output
     written = zarr.open_array(output, mode="r")
     assert written.attrs["voxel_size"] == [2, 2] and written.attrs["offset"] == [4, 6]
+
+
+def test_the_workers_link_binds_where_the_temporary_folder_is_too_long_for_a_socket(
+    tmp_path, monkeypatch
+):
+    """A batch system's TMPDIR may be longer than a Unix socket's path allows: binding
+    the workers' link there failed, and no blockwise job could start."""
+    import socket
+    import tempfile
+
+    from napari_dacapo.blockwise.stopping import WorkerLink
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with WorkerLink() as link:
+        assert len(link.address.encode()) <= 100
+        worker = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        worker.connect(link.address)  # as a local worker follows its parent
+        worker.close()
+    assert not any(deep.iterdir())  # nothing left behind in the long folder

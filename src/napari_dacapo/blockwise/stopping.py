@@ -51,6 +51,8 @@ __all__ = [
 
 #: The signals that stop a job: Ctrl-C, and the SIGTERM of a batch system.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Longest socket path to bind (Linux allows 107 bytes, macOS 103).
+MAX_SOCKET_PATH = 100
 #: Seconds the parent waits for its workers to end once told to.
 WORKERS_END_S = 10.0
 #: Seconds a worker's launcher gets to end after SIGTERM before it is killed.
@@ -91,7 +93,7 @@ class WorkerLink:
     waits until they are gone; a worker that connects once it is closed ends at once."""
 
     def __init__(self) -> None:
-        self._folder = tempfile.mkdtemp(prefix="napari-dacapo-")
+        self._folder = _link_folder()
         #: Where workers connect (a short path: Unix sockets allow about 100 characters).
         self.address = os.path.join(self._folder, "link")
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -153,6 +155,18 @@ class WorkerLink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _link_folder() -> str:
+    """A private folder for the link's socket: in the temporary folder, or in /tmp where
+    that path is too long for a Unix socket (107 bytes; a batch system's TMPDIR may be)."""
+    folder = tempfile.mkdtemp(prefix="napari-dacapo-")
+    if len(os.path.join(folder, "link").encode()) <= MAX_SOCKET_PATH or not os.path.isdir(
+        "/tmp"
+    ):
+        return folder
+    os.rmdir(folder)
+    return tempfile.mkdtemp(prefix="napari-dacapo-", dir="/tmp")
 
 
 def follow_parent(address: str, before_exit: Callable[[], None] = lambda: None) -> None:
