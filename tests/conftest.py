@@ -50,6 +50,27 @@ def tiny_config(dims: int = 2, **overrides):
     return example_run_config(dims, **kwargs)
 
 
+def sparse_config(name: str, iterations: int, **trainer):
+    """The tiny 2D run config with one annotated voxel (its mask) and ``min_masked`` 0.5:
+    no sample reaches it, so training warns of sparse annotation. ``trainer`` sets more
+    trainer fields."""
+    import numpy as np
+
+    from napari_dacapo.experiments import NumpyArrayConfig
+
+    config = tiny_config(2, name=name, iterations=iterations)
+    split = config.datasplit_config
+    train = split.train_configs[0]
+    known = np.zeros(train.gt_config.data.shape, np.uint8)
+    known[tuple(s // 2 for s in known.shape)] = 1  # one annotated voxel
+    mask = NumpyArrayConfig(name="known", data=known, voxel_size=train.gt_config.voxel_size)
+    return config.replace(
+        trainer_config=config.trainer_config.replace(min_masked=0.5, **trainer),
+        datasplit_config=split.replace(train_configs=[train.replace(mask_config=mask)],
+                                       validate_configs=[]),
+    )
+
+
 def store_random_weights(store: FileStore, config, iteration: int = 0) -> str:
     """Store ``config`` with a checkpoint at ``iteration`` of large random weights (seeded):
     their output varies strongly in space, which a barely trained tiny model's, or a

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import sparse_config, tiny_config
 
 from napari_dacapo.experiments.run import Run
 from napari_dacapo.train import (
@@ -438,19 +438,8 @@ def test_a_sparse_annotation_is_one_warning_line_of_the_cli(store):
     from click.testing import CliRunner
 
     from napari_dacapo.cli import main
-    from napari_dacapo.experiments import NumpyArrayConfig
 
-    config = tiny_config(2, name="sparse", iterations=3)
-    split = config.datasplit_config
-    train = split.train_configs[0]
-    known = np.zeros(train.gt_config.data.shape, np.uint8)
-    known[tuple(s // 2 for s in known.shape)] = 1  # one annotated voxel
-    mask = NumpyArrayConfig(name="known", data=known, voxel_size=train.gt_config.voxel_size)
-    config = config.replace(
-        trainer_config=config.trainer_config.replace(min_masked=0.5),
-        datasplit_config=split.replace(train_configs=[train.replace(mask_config=mask)],
-                                       validate_configs=[]),
-    )
+    config = sparse_config("sparse", 3)
     store.store_run_config(config)
     result = CliRunner().invoke(main, ["train", "--run", "sparse", "--store", str(store.root),
                                        "--no-validate"])

@@ -215,25 +215,13 @@ def test_a_sparse_annotation_is_one_warning_notification_per_training(panel, qtb
                                                                       monkeypatch):
     """Batches made in a worker process logged 'No location among 50 tries ...' to
     stderr only: the training loop warns it, once per training, and napari shows it."""
-    import numpy as np
-    from conftest import tiny_config
+    from conftest import sparse_config
 
-    from napari_dacapo.experiments import NumpyArrayConfig
     from napari_dacapo.gui import controller as controller_module
 
     status, controller = panel
     state = status.state
-    config = tiny_config(2, name="sparse", iterations=4)
-    split = config.datasplit_config
-    train = split.train_configs[0]
-    known = np.zeros(train.gt_config.data.shape, np.uint8)
-    known[tuple(s // 2 for s in known.shape)] = 1  # one annotated voxel
-    mask = NumpyArrayConfig(name="known", data=known, voxel_size=train.gt_config.voxel_size)
-    config = config.replace(
-        trainer_config=config.trainer_config.replace(min_masked=0.5, prefetch_worker="process"),
-        datasplit_config=split.replace(train_configs=[train.replace(mask_config=mask)],
-                                       validate_configs=[]),
-    )
+    config = sparse_config("sparse", 4, prefetch_worker="process")
     shown: list[str] = []
     monkeypatch.setattr(controller_module, "show_warning", shown.append)
     assert controller.start(config)
